@@ -1,0 +1,3 @@
+//! ChronosDB: a small distributed SQL database for edge gateways and IoT.
+pub mod sql;
+pub mod storage;

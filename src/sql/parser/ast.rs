@@ -1,0 +1,283 @@
+//! The abstract syntax tree: what the parser produces and the planner
+//! consumes. Names are already case-folded (bare identifiers to lower case).
+
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Statement {
+    CreateTable(CreateTable),
+    DropTable {
+        name: String,
+        if_exists: bool,
+    },
+    CreateIndex {
+        name: String,
+        table: String,
+        columns: Vec<String>,
+        unique: bool,
+        if_not_exists: bool,
+    },
+    DropIndex {
+        name: String,
+        if_exists: bool,
+    },
+    Insert {
+        table: String,
+        columns: Option<Vec<String>>,
+        rows: Vec<Vec<Expr>>,
+    },
+    Update {
+        table: String,
+        set: Vec<(String, Expr)>,
+        filter: Option<Expr>,
+    },
+    Delete {
+        table: String,
+        filter: Option<Expr>,
+    },
+    Select(Box<Select>),
+    Explain(Box<Statement>),
+    Begin,
+    Commit,
+    Rollback,
+}
+
+impl Statement {
+    /// The statement kind as reported to clients, e.g. "INSERT".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Statement::CreateTable(_) => "CREATE TABLE",
+            Statement::DropTable { .. } => "DROP TABLE",
+            Statement::CreateIndex { .. } => "CREATE INDEX",
+            Statement::DropIndex { .. } => "DROP INDEX",
+            Statement::Insert { .. } => "INSERT",
+            Statement::Update { .. } => "UPDATE",
+            Statement::Delete { .. } => "DELETE",
+            Statement::Select(_) => "SELECT",
+            Statement::Explain(_) => "EXPLAIN",
+            Statement::Begin => "BEGIN",
+            Statement::Commit => "COMMIT",
+            Statement::Rollback => "ROLLBACK",
+        }
+    }
+
+    /// True for statements that return rows (and change nothing).
+    pub fn is_query(&self) -> bool {
+        matches!(self, Statement::Select(_) | Statement::Explain(_))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreateTable {
+    pub name: String,
+    pub if_not_exists: bool,
+    pub columns: Vec<ColumnDef>,
+    /// From a table-level `PRIMARY KEY (a, b)`.
+    pub primary_key: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColumnDef {
+    pub name: String,
+    pub type_name: String,
+    pub type_length: Option<u32>,
+    pub primary_key: bool,
+    /// Some(false) for NOT NULL, Some(true) for an explicit NULL.
+    pub nullable: Option<bool>,
+    pub default: Option<Expr>,
+    pub unique: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Select {
+    pub distinct: bool,
+    pub items: Vec<SelectItem>,
+    pub from: Option<From>,
+    pub filter: Option<Expr>,
+    pub group_by: Vec<Expr>,
+    pub having: Option<Expr>,
+    pub order_by: Vec<OrderItem>,
+    pub limit: Option<Expr>,
+    pub offset: Option<Expr>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SelectItem {
+    Wildcard,
+    QualifiedWildcard(String),
+    Expr { expr: Expr, alias: Option<String> },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct From {
+    pub table: TableRef,
+    pub joins: Vec<Join>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableRef {
+    pub name: String,
+    pub alias: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Join {
+    pub kind: JoinKind,
+    pub table: TableRef,
+    pub on: Option<Expr>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrderItem {
+    pub expr: Expr,
+    pub descending: bool,
+    /// Some(true) for NULLS FIRST, Some(false) for NULLS LAST; by default
+    /// NULLs sort first ascending and last descending (as in SQLite).
+    pub nulls_first: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Literal {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    Literal(Literal),
+    Column {
+        table: Option<String>,
+        name: String,
+    },
+    Unary {
+        op: UnaryOp,
+        expr: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    IsNull {
+        expr: Box<Expr>,
+        negated: bool,
+    },
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
+    Between {
+        expr: Box<Expr>,
+        low: Box<Expr>,
+        high: Box<Expr>,
+        negated: bool,
+    },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        negated: bool,
+    },
+    Function {
+        name: String,
+        args: Vec<Expr>,
+        /// `count(*)`
+        star: bool,
+        distinct: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    Not,
+    Minus,
+    Plus,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Or,
+    And,
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Concat,
+}
+
+impl BinaryOp {
+    fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Or => "OR",
+            BinaryOp::And => "AND",
+            BinaryOp::Eq => "=",
+            BinaryOp::NotEq => "<>",
+            BinaryOp::Lt => "<",
+            BinaryOp::LtEq => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::GtEq => ">=",
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::Mod => "%",
+            BinaryOp::Concat => "||",
+        }
+    }
+}
+
+/// Renders an expression back to SQL; used to name result columns that
+/// have no alias, e.g. `count(*)` or `avg(balance)`.
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Literal(Literal::Null) => write!(f, "NULL"),
+            Expr::Literal(Literal::Bool(b)) => write!(f, "{}", if *b { "TRUE" } else { "FALSE" }),
+            Expr::Literal(Literal::Int(i)) => write!(f, "{i}"),
+            Expr::Literal(Literal::Float(x)) => write!(f, "{x}"),
+            Expr::Literal(Literal::String(s)) => write!(f, "'{}'", s.replace('\'', "''")),
+            Expr::Column { table: Some(t), name } => write!(f, "{t}.{name}"),
+            Expr::Column { table: None, name } => write!(f, "{name}"),
+            Expr::Unary { op: UnaryOp::Not, expr } => write!(f, "NOT {expr}"),
+            Expr::Unary { op: UnaryOp::Minus, expr } => write!(f, "-{expr}"),
+            Expr::Unary { op: UnaryOp::Plus, expr } => write!(f, "+{expr}"),
+            Expr::Binary { op, left, right } => write!(f, "{left} {} {right}", op.symbol()),
+            Expr::IsNull { expr, negated } => {
+                write!(f, "{expr} IS {}NULL", if *negated { "NOT " } else { "" })
+            }
+            Expr::InList { expr, list, negated } => {
+                let items: Vec<String> = list.iter().map(|e| e.to_string()).collect();
+                write!(f, "{expr} {}IN ({})", if *negated { "NOT " } else { "" }, items.join(", "))
+            }
+            Expr::Between { expr, low, high, negated } => write!(
+                f,
+                "{expr} {}BETWEEN {low} AND {high}",
+                if *negated { "NOT " } else { "" }
+            ),
+            Expr::Like { expr, pattern, negated } => {
+                write!(f, "{expr} {}LIKE {pattern}", if *negated { "NOT " } else { "" })
+            }
+            Expr::Function { name, args, star, distinct } => {
+                let args: Vec<String> = args.iter().map(|e| e.to_string()).collect();
+                let inner = if *star { "*".to_string() } else { args.join(", ") };
+                write!(f, "{name}({}{inner})", if *distinct { "DISTINCT " } else { "" })
+            }
+        }
+    }
+}

@@ -1,0 +1,598 @@
+//! Translation of pest's parse tree into the AST.
+
+use super::Rule;
+use super::ast::*;
+use crate::sql::error::{Result, SqlError};
+use pest::iterators::Pair;
+
+type P<'a> = Pair<'a, Rule>;
+
+fn invalid(pair: &P, message: String) -> SqlError {
+    let (line, column) = pair.line_col();
+    SqlError::Syntax {
+        line,
+        column,
+        message,
+    }
+}
+
+/// The next child, which the grammar guarantees is there.
+fn next<'a>(pairs: &mut impl Iterator<Item = P<'a>>, parent: &str) -> Result<P<'a>> {
+    pairs
+        .next()
+        .ok_or_else(|| SqlError::Invalid(format!("malformed {parent}")))
+}
+
+pub fn statement(pair: P) -> Result<Statement> {
+    let inner = next(&mut pair.into_inner(), "statement")?;
+    Ok(match inner.as_rule() {
+        Rule::explain => {
+            let target = next(&mut inner.into_inner().skip(1), "EXPLAIN")?;
+            Statement::Explain(Box::new(statement_of(target)?))
+        }
+        _ => statement_of(inner)?,
+    })
+}
+
+fn statement_of(pair: P) -> Result<Statement> {
+    match pair.as_rule() {
+        Rule::select => Ok(Statement::Select(Box::new(select(pair)?))),
+        Rule::insert => insert(pair),
+        Rule::update => update(pair),
+        Rule::delete => delete(pair),
+        Rule::create_table => create_table(pair),
+        Rule::create_index => create_index(pair),
+        Rule::drop_table | Rule::drop_index => {
+            let is_table = pair.as_rule() == Rule::drop_table;
+            let mut if_exists = false;
+            let mut name = String::new();
+            for p in pair.into_inner() {
+                match p.as_rule() {
+                    Rule::if_exists => if_exists = true,
+                    Rule::ident => name = ident(p),
+                    _ => {}
+                }
+            }
+            Ok(if is_table {
+                Statement::DropTable { name, if_exists }
+            } else {
+                Statement::DropIndex { name, if_exists }
+            })
+        }
+        Rule::begin => Ok(Statement::Begin),
+        Rule::commit => Ok(Statement::Commit),
+        Rule::rollback => Ok(Statement::Rollback),
+        r => Err(SqlError::Invalid(format!("unexpected {r:?}"))),
+    }
+}
+
+/// An identifier: bare ones fold to lower case, quoted ones keep their case.
+fn ident(pair: P) -> String {
+    let s = pair.as_str();
+    if let Some(q) = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        q.replace("\"\"", "\"")
+    } else {
+        s.to_ascii_lowercase()
+    }
+}
+
+fn ident_list(pair: P) -> Vec<String> {
+    pair.into_inner().map(ident).collect()
+}
+
+fn create_table(pair: P) -> Result<Statement> {
+    let mut t = CreateTable {
+        name: String::new(),
+        if_not_exists: false,
+        columns: Vec::new(),
+        primary_key: Vec::new(),
+    };
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::if_not_exists => t.if_not_exists = true,
+            Rule::ident => t.name = ident(p),
+            Rule::table_primary_key => {
+                if !t.primary_key.is_empty() {
+                    return Err(invalid(&p, "more than one PRIMARY KEY clause".into()));
+                }
+                for q in p.into_inner() {
+                    if q.as_rule() == Rule::ident_list {
+                        t.primary_key = ident_list(q);
+                    }
+                }
+            }
+            Rule::column_def => t.columns.push(column_def(p)?),
+            _ => {}
+        }
+    }
+    Ok(Statement::CreateTable(t))
+}
+
+fn column_def(pair: P) -> Result<ColumnDef> {
+    let mut c = ColumnDef {
+        name: String::new(),
+        type_name: String::new(),
+        type_length: None,
+        primary_key: false,
+        nullable: None,
+        default: None,
+        unique: false,
+    };
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::ident => c.name = ident(p),
+            Rule::data_type => {
+                for q in p.into_inner() {
+                    match q.as_rule() {
+                        Rule::type_name => c.type_name = q.as_str().to_ascii_uppercase(),
+                        Rule::integer => {
+                            c.type_length = Some(q.as_str().parse().map_err(|_| {
+                                invalid(&q, format!("type length {} is too large", q.as_str()))
+                            })?)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Rule::primary_key => c.primary_key = true,
+            Rule::not_null => c.nullable = Some(false),
+            Rule::nullable => c.nullable = Some(true),
+            Rule::unique => c.unique = true,
+            Rule::default_value => {
+                let e = next(&mut p.into_inner().skip(1), "DEFAULT")?;
+                c.default = Some(expr(e)?);
+            }
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
+fn create_index(pair: P) -> Result<Statement> {
+    let mut unique = false;
+    let mut if_not_exists = false;
+    let mut names = Vec::new();
+    let mut columns = Vec::new();
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::unique => unique = true,
+            Rule::if_not_exists => if_not_exists = true,
+            Rule::ident => names.push(ident(p)),
+            Rule::ident_list => columns = ident_list(p),
+            _ => {}
+        }
+    }
+    let mut names = names.into_iter();
+    Ok(Statement::CreateIndex {
+        name: names.next().unwrap_or_default(),
+        table: names.next().unwrap_or_default(),
+        columns,
+        unique,
+        if_not_exists,
+    })
+}
+
+fn insert(pair: P) -> Result<Statement> {
+    let mut table = String::new();
+    let mut columns = None;
+    let mut rows = Vec::new();
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::ident => table = ident(p),
+            Rule::ident_list => columns = Some(ident_list(p)),
+            Rule::values_row => rows.push(p.into_inner().map(expr).collect::<Result<Vec<_>>>()?),
+            _ => {}
+        }
+    }
+    Ok(Statement::Insert {
+        table,
+        columns,
+        rows,
+    })
+}
+
+fn where_clause(pair: P) -> Result<Expr> {
+    expr(next(&mut pair.into_inner().skip(1), "WHERE")?)
+}
+
+fn update(pair: P) -> Result<Statement> {
+    let mut table = String::new();
+    let mut set = Vec::new();
+    let mut filter = None;
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::ident => table = ident(p),
+            Rule::assignment => {
+                let mut inner = p.into_inner();
+                let column = ident(next(&mut inner, "SET")?);
+                set.push((column, expr(next(&mut inner, "SET")?)?));
+            }
+            Rule::where_clause => filter = Some(where_clause(p)?),
+            _ => {}
+        }
+    }
+    Ok(Statement::Update { table, set, filter })
+}
+
+fn delete(pair: P) -> Result<Statement> {
+    let mut table = String::new();
+    let mut filter = None;
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::ident => table = ident(p),
+            Rule::where_clause => filter = Some(where_clause(p)?),
+            _ => {}
+        }
+    }
+    Ok(Statement::Delete { table, filter })
+}
+
+fn select(pair: P) -> Result<Select> {
+    let mut s = Select {
+        distinct: false,
+        items: Vec::new(),
+        from: None,
+        filter: None,
+        group_by: Vec::new(),
+        having: None,
+        order_by: Vec::new(),
+        limit: None,
+        offset: None,
+    };
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::distinct => s.distinct = true,
+            Rule::select_item => s.items.push(select_item(p)?),
+            Rule::from_clause => s.from = Some(from_clause(p)?),
+            Rule::where_clause => s.filter = Some(where_clause(p)?),
+            Rule::group_by => {
+                s.group_by = p
+                    .into_inner()
+                    .filter(|q| q.as_rule() == Rule::expr)
+                    .map(expr)
+                    .collect::<Result<_>>()?
+            }
+            Rule::having => s.having = Some(expr(next(&mut p.into_inner().skip(1), "HAVING")?)?),
+            Rule::order_by => {
+                for q in p.into_inner().filter(|q| q.as_rule() == Rule::order_item) {
+                    s.order_by.push(order_item(q)?);
+                }
+            }
+            Rule::limit_clause => {
+                let mut pending: Option<Rule> = None;
+                for q in p.into_inner() {
+                    match q.as_rule() {
+                        Rule::kw_limit | Rule::kw_offset => pending = Some(q.as_rule()),
+                        Rule::expr if pending == Some(Rule::kw_limit) => s.limit = Some(expr(q)?),
+                        Rule::expr => s.offset = Some(expr(q)?),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(s)
+}
+
+fn select_item(pair: P) -> Result<SelectItem> {
+    let mut inner = pair.into_inner();
+    let first = next(&mut inner, "select item")?;
+    Ok(match first.as_rule() {
+        Rule::wildcard => SelectItem::Wildcard,
+        Rule::qualified_wildcard => {
+            SelectItem::QualifiedWildcard(ident(next(&mut first.into_inner(), "table.*")?))
+        }
+        _ => SelectItem::Expr {
+            expr: expr(first)?,
+            alias: inner.next().map(alias).transpose()?,
+        },
+    })
+}
+
+fn alias(pair: P) -> Result<String> {
+    let id = pair
+        .into_inner()
+        .find(|p| p.as_rule() == Rule::ident)
+        .ok_or_else(|| SqlError::Invalid("malformed alias".into()))?;
+    Ok(ident(id))
+}
+
+fn table_ref(pair: P) -> Result<TableRef> {
+    let mut inner = pair.into_inner();
+    Ok(TableRef {
+        name: ident(next(&mut inner, "table")?),
+        alias: inner.next().map(alias).transpose()?,
+    })
+}
+
+fn from_clause(pair: P) -> Result<From> {
+    let mut inner = pair.into_inner().skip(1);
+    let table = table_ref(next(&mut inner, "FROM")?)?;
+    let mut joins = Vec::new();
+    for p in inner {
+        match p.as_rule() {
+            Rule::comma_join => joins.push(Join {
+                kind: JoinKind::Inner,
+                table: table_ref(next(&mut p.into_inner(), "join")?)?,
+                on: None,
+            }),
+            Rule::join => {
+                let mut j = p.into_inner();
+                let kind_pair = next(&mut j, "join")?;
+                let kind_rule = next(&mut kind_pair.into_inner(), "join")?.as_rule();
+                let table = table_ref(next(&mut j, "join")?)?;
+                let on = j.find(|q| q.as_rule() == Rule::expr).map(expr).transpose()?;
+                let kind = match kind_rule {
+                    Rule::left_join => JoinKind::Left,
+                    _ => JoinKind::Inner,
+                };
+                if kind == JoinKind::Left && on.is_none() {
+                    return Err(SqlError::Invalid(format!(
+                        "LEFT JOIN {} needs an ON condition",
+                        table.name
+                    )));
+                }
+                joins.push(Join { kind, table, on });
+            }
+            _ => {}
+        }
+    }
+    Ok(From { table, joins })
+}
+
+fn order_item(pair: P) -> Result<OrderItem> {
+    let mut item = OrderItem {
+        expr: Expr::Literal(Literal::Null),
+        descending: false,
+        nulls_first: None,
+    };
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::expr => item.expr = expr(p)?,
+            Rule::desc => item.descending = true,
+            Rule::nulls_first => item.nulls_first = Some(true),
+            Rule::nulls_last => item.nulls_first = Some(false),
+            _ => {}
+        }
+    }
+    Ok(item)
+}
+
+fn binary(op: BinaryOp, left: Expr, right: Expr) -> Expr {
+    Expr::Binary {
+        op,
+        left: Box::new(left),
+        right: Box::new(right),
+    }
+}
+
+pub fn expr(pair: P) -> Result<Expr> {
+    let rule = pair.as_rule();
+    match rule {
+        Rule::expr => expr(next(&mut pair.into_inner(), "expression")?),
+        Rule::or_expr | Rule::and_expr => {
+            let op = if rule == Rule::or_expr {
+                BinaryOp::Or
+            } else {
+                BinaryOp::And
+            };
+            let mut operands = pair
+                .into_inner()
+                .filter(|p| !matches!(p.as_rule(), Rule::kw_or | Rule::kw_and));
+            let first = operands
+                .next()
+                .ok_or_else(|| SqlError::Invalid("malformed expression".into()))?;
+            let mut acc = expr(first)?;
+            for p in operands {
+                acc = binary(op, acc, expr(p)?);
+            }
+            Ok(acc)
+        }
+        Rule::not_expr => {
+            let mut nots = 0;
+            let mut operand = None;
+            for p in pair.into_inner() {
+                match p.as_rule() {
+                    Rule::not_op => nots += 1,
+                    _ => operand = Some(expr(p)?),
+                }
+            }
+            let mut e = operand.ok_or_else(|| SqlError::Invalid("malformed NOT".into()))?;
+            for _ in 0..nots {
+                e = Expr::Unary {
+                    op: UnaryOp::Not,
+                    expr: Box::new(e),
+                };
+            }
+            Ok(e)
+        }
+        Rule::cmp_expr => {
+            let mut inner = pair.into_inner();
+            let mut acc = expr(next(&mut inner, "comparison")?)?;
+            for suffix in inner {
+                acc = comparison_suffix(acc, suffix)?;
+            }
+            Ok(acc)
+        }
+        Rule::add_expr | Rule::mul_expr | Rule::concat_expr => {
+            let mut inner = pair.into_inner();
+            let mut acc = expr(next(&mut inner, "operand")?)?;
+            while let Some(op) = inner.next() {
+                let right = expr(next(&mut inner, "operand")?)?;
+                let op = match op.as_str() {
+                    "+" => BinaryOp::Add,
+                    "-" => BinaryOp::Sub,
+                    "*" => BinaryOp::Mul,
+                    "/" => BinaryOp::Div,
+                    "%" => BinaryOp::Mod,
+                    _ => BinaryOp::Concat,
+                };
+                acc = binary(op, acc, right);
+            }
+            Ok(acc)
+        }
+        Rule::unary_expr => {
+            let parts: Vec<P> = pair.into_inner().collect();
+            let (ops, operand) = parts.split_at(parts.len().saturating_sub(1));
+            let operand = operand
+                .first()
+                .cloned()
+                .ok_or_else(|| SqlError::Invalid("malformed unary expression".into()))?;
+            // `-9223372036854775808` is a literal, not the negation of a
+            // number too large for BIGINT.
+            let mut e = match (ops.last(), operand.as_rule()) {
+                (Some(op), Rule::number) if op.as_str() == "-" => {
+                    let negated = format!("-{}", operand.as_str());
+                    let e = number_literal(&operand, &negated)?;
+                    return wrap_unary(&ops[..ops.len() - 1], e);
+                }
+                _ => expr(operand)?,
+            };
+            e = wrap_unary(ops, e)?;
+            Ok(e)
+        }
+        Rule::number => number_literal(&pair, pair.as_str()),
+        Rule::string => {
+            let s = pair.as_str();
+            let inner = &s[1..s.len() - 1];
+            Ok(Expr::Literal(Literal::String(inner.replace("''", "'"))))
+        }
+        Rule::null => Ok(Expr::Literal(Literal::Null)),
+        Rule::boolean => Ok(Expr::Literal(Literal::Bool(
+            pair.as_str().eq_ignore_ascii_case("true"),
+        ))),
+        Rule::column_ref => {
+            let mut parts: Vec<String> = pair.into_inner().map(ident).collect();
+            let name = parts.pop().unwrap_or_default();
+            Ok(Expr::Column {
+                table: parts.pop(),
+                name,
+            })
+        }
+        Rule::function_call => {
+            let mut inner = pair.into_inner();
+            let name = ident(next(&mut inner, "function")?);
+            let mut args = Vec::new();
+            let mut star = false;
+            let mut distinct = false;
+            for p in inner {
+                match p.as_rule() {
+                    Rule::star => star = true,
+                    Rule::distinct => distinct = true,
+                    _ => args.push(expr(p)?),
+                }
+            }
+            Ok(Expr::Function {
+                name,
+                args,
+                star,
+                distinct,
+            })
+        }
+        _ => Err(invalid(
+            &pair,
+            format!("unexpected {:?} in expression", pair.as_rule()),
+        )),
+    }
+}
+
+fn wrap_unary(ops: &[P], mut e: Expr) -> Result<Expr> {
+    for op in ops.iter().rev() {
+        let op = if op.as_str() == "-" {
+            UnaryOp::Minus
+        } else {
+            UnaryOp::Plus
+        };
+        e = Expr::Unary {
+            op,
+            expr: Box::new(e),
+        };
+    }
+    Ok(e)
+}
+
+fn number_literal(pair: &P, text: &str) -> Result<Expr> {
+    let is_float = text.contains(['.', 'e', 'E']);
+    if !is_float {
+        if let Ok(i) = text.parse::<i64>() {
+            return Ok(Expr::Literal(Literal::Int(i)));
+        }
+    }
+    match text.parse::<f64>() {
+        Ok(f) if f.is_finite() && is_float => Ok(Expr::Literal(Literal::Float(f))),
+        _ if !is_float => Err(invalid(
+            pair,
+            format!("integer {text} is out of range for BIGINT"),
+        )),
+        _ => Err(invalid(pair, format!("number {text} is out of range"))),
+    }
+}
+
+/// Applies one comparison suffix (`= x`, `IS NULL`, `IN (...)`, `BETWEEN`,
+/// `LIKE`) to its left operand.
+fn comparison_suffix(left: Expr, suffix: P) -> Result<Expr> {
+    let rule = suffix.as_rule();
+    let mut negated = false;
+    let mut operands = Vec::new();
+    let mut op_text = "";
+    for p in suffix.into_inner() {
+        match p.as_rule() {
+            Rule::not_op => negated = true,
+            Rule::cmp_op => op_text = p.as_str(),
+            r if format!("{r:?}").starts_with("kw_") => {}
+            _ => operands.push(expr(p)?),
+        }
+    }
+    let left = Box::new(left);
+    let mut operands = operands.into_iter();
+    let mut operand = || {
+        operands
+            .next()
+            .map(Box::new)
+            .ok_or_else(|| SqlError::Invalid("malformed comparison".into()))
+    };
+    Ok(match rule {
+        Rule::is_null => Expr::IsNull {
+            expr: left,
+            negated,
+        },
+        Rule::between => Expr::Between {
+            expr: left,
+            low: operand()?,
+            high: operand()?,
+            negated,
+        },
+        Rule::like => Expr::Like {
+            expr: left,
+            pattern: operand()?,
+            negated,
+        },
+        Rule::in_list => {
+            let mut list = Vec::new();
+            while let Ok(e) = operand() {
+                list.push(*e);
+            }
+            Expr::InList {
+                expr: left,
+                list,
+                negated,
+            }
+        }
+        _ => {
+            let op = match op_text {
+                "=" | "==" => BinaryOp::Eq,
+                "<>" | "!=" => BinaryOp::NotEq,
+                "<" => BinaryOp::Lt,
+                "<=" => BinaryOp::LtEq,
+                ">" => BinaryOp::Gt,
+                _ => BinaryOp::GtEq,
+            };
+            Expr::Binary {
+                op,
+                left,
+                right: operand()?,
+            }
+        }
+    })
+}

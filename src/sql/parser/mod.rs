@@ -1,0 +1,209 @@
+//! The SQL parser: a pest grammar (grammar.pest) and the translation of its
+//! parse tree into the AST. It knows no tables or types; the planner checks
+//! names and meaning.
+
+pub mod ast;
+mod build;
+
+use crate::sql::error::{Result, SqlError};
+use pest::Parser as _;
+use pest_derive::Parser;
+
+#[derive(Parser)]
+#[grammar = "sql/parser/grammar.pest"]
+struct SqlParser;
+
+/// One statement of a script and the text it was parsed from.
+#[derive(Clone, Debug)]
+pub struct ParsedStatement {
+    pub statement: ast::Statement,
+    pub text: String,
+}
+
+/// Parses a script of statements separated by `;`.
+pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
+    Ok(parse_script(sql)?
+        .into_iter()
+        .map(|p| p.statement)
+        .collect())
+}
+
+/// Parses a script, keeping each statement's source text.
+pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>> {
+    let mut pairs = SqlParser::parse(Rule::script, sql).map_err(syntax_error)?;
+    let script = pairs.next().ok_or_else(|| SqlError::Syntax {
+        line: 1,
+        column: 1,
+        message: "empty input".into(),
+    })?;
+    script
+        .into_inner()
+        .filter(|p| p.as_rule() == Rule::statement)
+        .map(|p| {
+            let text = p.as_str().trim().to_string();
+            Ok(ParsedStatement {
+                statement: build::statement(p)?,
+                text,
+            })
+        })
+        .collect()
+}
+
+/// Parses exactly one statement.
+pub fn parse_one(sql: &str) -> Result<ast::Statement> {
+    let mut statements = parse(sql)?;
+    match statements.len() {
+        1 => Ok(statements.remove(0)),
+        0 => Err(SqlError::Invalid("no statement given".into())),
+        n => Err(SqlError::Invalid(format!("expected one statement, got {n}"))),
+    }
+}
+
+/// Turns pest's error into "syntax error at line L, column C: expected X,
+/// found Y", naming grammar rules the way a user writes them.
+fn syntax_error(e: pest::error::Error<Rule>) -> SqlError {
+    let (line, column) = match e.line_col {
+        pest::error::LineColLocation::Pos(p) => p,
+        pest::error::LineColLocation::Span(p, _) => p,
+    };
+    let found = {
+        let rest = match e.location {
+            pest::error::InputLocation::Pos(p) => p,
+            pest::error::InputLocation::Span((p, _)) => p,
+        };
+        let line_text = e.line();
+        // The offending token: the text at the error position up to a space.
+        let at = line_text.chars().skip(column.saturating_sub(1)).collect::<String>();
+        let token: String = at
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(20)
+            .collect();
+        if token.is_empty() || rest == usize::MAX {
+            "end of input".to_string()
+        } else {
+            format!("'{token}'")
+        }
+    };
+    let message = match &e.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => {
+            let mut names: Vec<String> = positives.iter().filter_map(|r| rule_name(*r)).collect();
+            names.sort();
+            names.dedup();
+            if names.is_empty() {
+                format!("unexpected {found}")
+            } else if names.len() > 8 {
+                format!("unexpected {found}")
+            } else {
+                format!("expected {}, found {found}", names.join(", "))
+            }
+        }
+        pest::error::ErrorVariant::CustomError { message } => message.clone(),
+    };
+    SqlError::Syntax {
+        line,
+        column,
+        message,
+    }
+}
+
+/// A user-facing name for a grammar rule, or None to leave it out.
+fn rule_name(rule: Rule) -> Option<String> {
+    let name = format!("{rule:?}");
+    if let Some(kw) = name.strip_prefix("kw_") {
+        return Some(kw.to_uppercase());
+    }
+    Some(
+        match rule {
+            Rule::EOI => "end of input",
+            Rule::ident | Rule::bare_ident | Rule::quoted_ident => "a name",
+            Rule::expr | Rule::or_expr | Rule::and_expr | Rule::not_expr | Rule::cmp_expr | Rule::add_expr | Rule::mul_expr | Rule::concat_expr | Rule::unary_expr => "an expression",
+            Rule::statement => "a statement",
+            Rule::number | Rule::integer => "a number",
+            Rule::string => "a string",
+            Rule::data_type | Rule::type_name => "a type",
+            Rule::cmp_op => "a comparison",
+            Rule::add_op | Rule::mul_op | Rule::concat_op => "an operator",
+            Rule::select_item | Rule::wildcard => "a select item",
+            Rule::values_row => "'('",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ast::*;
+
+    #[test]
+    fn parses_a_script_with_comments() {
+        let s = parse_script(
+            "-- make a table\nCREATE TABLE t (id INT PRIMARY KEY, name STRING NOT NULL);\n\
+             insert into T values (1, 'a''b'); ; SELECT * FROM t",
+        )
+        .unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[1].text, "insert into T values (1, 'a''b')");
+        match &s[1].statement {
+            Statement::Insert { table, rows, .. } => {
+                assert_eq!(table, "t");
+                assert_eq!(rows[0][1], Expr::Literal(Literal::String("a'b".into())));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn precedence_of_and_or_not() {
+        let s = parse_one("SELECT a FROM t WHERE NOT a = 1 OR b = 2 AND c = 3").unwrap();
+        let Statement::Select(sel) = s else { panic!() };
+        let filter = sel.filter.unwrap();
+        assert_eq!(filter.to_string(), "NOT a = 1 OR b = 2 AND c = 3");
+        let Expr::Binary { op: BinaryOp::Or, left, right } = filter else {
+            panic!("{filter:?}")
+        };
+        assert!(matches!(*left, Expr::Unary { op: UnaryOp::Not, .. }));
+        assert!(matches!(*right, Expr::Binary { op: BinaryOp::And, .. }));
+    }
+
+    #[test]
+    fn arithmetic_binds_tighter_than_comparison() {
+        let s = parse_one("SELECT 1 + 2 * 3 - 4 < 5").unwrap();
+        let Statement::Select(sel) = s else { panic!() };
+        let SelectItem::Expr { expr, .. } = &sel.items[0] else { panic!() };
+        assert_eq!(expr.to_string(), "1 + 2 * 3 - 4 < 5");
+        let Expr::Binary { op: BinaryOp::Lt, left, .. } = expr else { panic!() };
+        assert!(matches!(**left, Expr::Binary { op: BinaryOp::Sub, .. }));
+    }
+
+    #[test]
+    fn syntax_errors_name_line_column_and_expectation() {
+        let err = parse("SELECT * FROM t;\nSELEC x").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("line 2, column 1"), "{msg}");
+        let err = parse("SELECT * FORM t").unwrap_err().to_string();
+        assert!(err.contains("line 1, column 10"), "{err}");
+        assert!(err.contains("'FORM'"), "{err}");
+        let err = parse("CREATE TABLE t (id INT,)").unwrap_err().to_string();
+        assert!(err.contains("column 24"), "{err}");
+    }
+
+    #[test]
+    fn keywords_are_case_insensitive_and_reserved() {
+        assert!(parse("select * from t where x between 1 and 2 order by x desc limit 3").is_ok());
+        assert!(parse("SELECT * FROM select").is_err());
+        assert!(parse("SELECT * FROM \"select\"").is_ok());
+    }
+
+    #[test]
+    fn min_integer_literal() {
+        let s = parse_one("SELECT -9223372036854775808").unwrap();
+        let Statement::Select(sel) = s else { panic!() };
+        let SelectItem::Expr { expr, .. } = &sel.items[0] else { panic!() };
+        assert_eq!(*expr, Expr::Literal(Literal::Int(i64::MIN)));
+    }
+}

@@ -1,0 +1,399 @@
+//! Plan nodes: what the planner produces and the executor runs.
+
+use crate::sql::types::{DataType, Expr, Value};
+use crate::storage::{Index, Table};
+use std::fmt::Write as _;
+use std::ops::Bound;
+
+/// A planned statement.
+#[derive(Clone, Debug)]
+pub enum Plan {
+    Query(QueryPlan),
+    Explain(Box<Plan>),
+    Insert {
+        table: Table,
+        /// For each value of a VALUES row, the table column it goes to.
+        columns: Vec<usize>,
+        rows: Vec<Vec<Expr>>,
+    },
+    Update {
+        table: Table,
+        access: Access,
+        filter: Option<Expr>,
+        set: Vec<(usize, Expr)>,
+    },
+    Delete {
+        table: Table,
+        access: Access,
+        filter: Option<Expr>,
+    },
+    CreateTable {
+        table: Table,
+        if_not_exists: bool,
+    },
+    DropTable {
+        name: String,
+        if_exists: bool,
+    },
+    CreateIndex {
+        table: String,
+        index: Index,
+        if_not_exists: bool,
+    },
+    DropIndex {
+        name: String,
+        if_exists: bool,
+    },
+}
+
+/// A query: a tree of nodes and the names and types of its result columns.
+#[derive(Clone, Debug)]
+pub struct QueryPlan {
+    pub root: Node,
+    pub columns: Vec<OutputColumn>,
+}
+
+#[derive(Clone, Debug)]
+pub struct OutputColumn {
+    pub name: String,
+    /// None when it cannot be known before running (e.g. a NULL literal).
+    pub data_type: Option<DataType>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Node {
+    /// Reads a table's rows through an access path.
+    Scan {
+        table: Table,
+        alias: String,
+        access: Access,
+    },
+    /// One empty row: the source of a SELECT without FROM.
+    SingleRow,
+    Filter {
+        source: Box<Node>,
+        predicate: Expr,
+    },
+    /// For each left row, the right rows for which `predicate` holds; with
+    /// `outer`, a left row without a match is kept with NULLs on the right.
+    NestedLoopJoin {
+        left: Box<Node>,
+        right: Box<Node>,
+        predicate: Option<Expr>,
+        outer: bool,
+        right_width: usize,
+    },
+    /// An equi-join: rows whose `left_key` equals `right_key` (NULL matches
+    /// nothing), then `residual` on the joined row.
+    HashJoin {
+        left: Box<Node>,
+        right: Box<Node>,
+        left_key: Expr,
+        right_key: Expr,
+        residual: Option<Expr>,
+        outer: bool,
+        right_width: usize,
+    },
+    /// Groups by `group_by` and computes `aggregates` per group. Output rows
+    /// are the group values followed by the aggregate values.
+    Aggregate {
+        source: Box<Node>,
+        group_by: Vec<Expr>,
+        aggregates: Vec<Aggregate>,
+    },
+    Project {
+        source: Box<Node>,
+        exprs: Vec<Expr>,
+    },
+    Sort {
+        source: Box<Node>,
+        keys: Vec<SortKey>,
+    },
+    Distinct {
+        source: Box<Node>,
+    },
+    Offset {
+        source: Box<Node>,
+        count: u64,
+    },
+    Limit {
+        source: Box<Node>,
+        count: u64,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct SortKey {
+    pub expr: Expr,
+    pub descending: bool,
+    pub nulls_first: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggregateFunction {
+    CountStar,
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+impl AggregateFunction {
+    pub fn lookup(name: &str) -> Option<AggregateFunction> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "count" => AggregateFunction::Count,
+            "sum" => AggregateFunction::Sum,
+            "avg" => AggregateFunction::Avg,
+            "min" => AggregateFunction::Min,
+            "max" => AggregateFunction::Max,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AggregateFunction::CountStar | AggregateFunction::Count => "count",
+            AggregateFunction::Sum => "sum",
+            AggregateFunction::Avg => "avg",
+            AggregateFunction::Min => "min",
+            AggregateFunction::Max => "max",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Aggregate {
+    pub function: AggregateFunction,
+    /// None for count(*).
+    pub arg: Option<Expr>,
+    pub distinct: bool,
+}
+
+/// How a scan reaches its rows.
+#[derive(Clone, Debug)]
+pub enum Access {
+    Full,
+    /// Point lookups of whole primary keys.
+    KeyLookup(Vec<Vec<Value>>),
+    /// A range of the first primary-key column.
+    KeyRange(ValueRange),
+    /// Rows whose leading index columns equal one of these value lists.
+    IndexLookup { index: Index, keys: Vec<Vec<Value>> },
+    /// A range of the first index column.
+    IndexRange { index: Index, range: ValueRange },
+}
+
+#[derive(Clone, Debug)]
+pub struct ValueRange {
+    pub start: Bound<Value>,
+    pub end: Bound<Value>,
+}
+
+impl Plan {
+    /// The EXPLAIN text: one node per line, children indented.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        match self {
+            Plan::Query(q) => {
+                let labels: Vec<String> = q.columns.iter().map(|c| c.name.clone()).collect();
+                q.root.explain(&mut out, 0, &labels);
+            }
+            Plan::Explain(p) => return p.explain(),
+            Plan::Insert { table, rows, .. } => {
+                let _ = writeln!(out, "Insert {} ({} rows)", table.name, rows.len());
+            }
+            Plan::Update { table, access, filter, .. } | Plan::Delete { table, access, filter } => {
+                let verb = if matches!(self, Plan::Update { .. }) { "Update" } else { "Delete" };
+                let _ = writeln!(out, "{verb} {}", table.name);
+                let labels = column_labels(table, &table.name);
+                let mut depth = 1;
+                if let Some(f) = filter {
+                    let _ = writeln!(out, "  Filter {}", f.format(&labels));
+                    depth = 2;
+                }
+                let _ = writeln!(out, "{}{}", "  ".repeat(depth), describe_access(table, &table.name, access));
+            }
+            other => {
+                let _ = writeln!(out, "{other:?}");
+            }
+        }
+        out.trim_end().to_string()
+    }
+}
+
+fn column_labels(table: &Table, alias: &str) -> Vec<String> {
+    table.columns.iter().map(|c| format!("{alias}.{}", c.name)).collect()
+}
+
+fn format_value(v: &Value) -> String {
+    Expr::Constant(v.clone()).format(&[])
+}
+
+fn format_range(column: &str, range: &ValueRange) -> String {
+    let mut parts = Vec::new();
+    match &range.start {
+        Bound::Included(v) => parts.push(format!("{column} >= {}", format_value(v))),
+        Bound::Excluded(v) => parts.push(format!("{column} > {}", format_value(v))),
+        Bound::Unbounded => {}
+    }
+    match &range.end {
+        Bound::Included(v) => parts.push(format!("{column} <= {}", format_value(v))),
+        Bound::Excluded(v) => parts.push(format!("{column} < {}", format_value(v))),
+        Bound::Unbounded => {}
+    }
+    parts.join(" AND ")
+}
+
+fn format_keys(columns: &[String], keys: &[Vec<Value>]) -> String {
+    let one = |key: &Vec<Value>| {
+        columns
+            .iter()
+            .zip(key)
+            .map(|(c, v)| format!("{c} = {}", format_value(v)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    keys.iter().map(one).collect::<Vec<_>>().join(" OR ")
+}
+
+pub fn describe_access(table: &Table, alias: &str, access: &Access) -> String {
+    let name = if alias == table.name {
+        table.name.clone()
+    } else {
+        format!("{} AS {alias}", table.name)
+    };
+    let col = |i: usize| table.columns.get(i).map_or("?".to_string(), |c| c.name.clone());
+    match access {
+        Access::Full => format!("FullScan {name}"),
+        Access::KeyLookup(keys) => {
+            let cols: Vec<String> = table.primary_key.iter().map(|&i| col(i)).collect();
+            format!("PrimaryKeyLookup {name} ({})", format_keys(&cols, keys))
+        }
+        Access::KeyRange(range) => {
+            let first = table.primary_key.first().map_or("?".to_string(), |&i| col(i));
+            format!("PrimaryKeyRange {name} ({})", format_range(&first, range))
+        }
+        Access::IndexLookup { index, keys } => {
+            let cols: Vec<String> = index.columns.iter().map(|&i| col(i)).collect();
+            format!("IndexLookup {name} USING {} ({})", index.name, format_keys(&cols, keys))
+        }
+        Access::IndexRange { index, range } => {
+            let first = index.columns.first().map_or("?".to_string(), |&i| col(i));
+            format!("IndexRange {name} USING {} ({})", index.name, format_range(&first, range))
+        }
+    }
+}
+
+impl Node {
+    /// The column labels of this node's output rows, for EXPLAIN.
+    fn labels(&self) -> Vec<String> {
+        match self {
+            Node::Scan { table, alias, .. } => column_labels(table, alias),
+            Node::SingleRow => Vec::new(),
+            Node::Filter { source, .. }
+            | Node::Sort { source, .. }
+            | Node::Distinct { source }
+            | Node::Offset { source, .. }
+            | Node::Limit { source, .. } => source.labels(),
+            Node::NestedLoopJoin { left, right, .. } | Node::HashJoin { left, right, .. } => {
+                let mut l = left.labels();
+                l.extend(right.labels());
+                l
+            }
+            Node::Aggregate { source, group_by, aggregates } => {
+                let input = source.labels();
+                let mut l: Vec<String> = group_by.iter().map(|e| e.format(&input)).collect();
+                l.extend(aggregates.iter().map(|a| describe_aggregate(a, &input)));
+                l
+            }
+            Node::Project { source, exprs } => {
+                let input = source.labels();
+                exprs.iter().map(|e| e.format(&input)).collect()
+            }
+        }
+    }
+
+    fn explain(&self, out: &mut String, depth: usize, output: &[String]) {
+        let pad = "  ".repeat(depth);
+        let child = |out: &mut String, n: &Node| n.explain(out, depth + 1, output);
+        match self {
+            Node::Scan { table, alias, access } => {
+                let _ = writeln!(out, "{pad}{}", describe_access(table, alias, access));
+            }
+            Node::SingleRow => {
+                let _ = writeln!(out, "{pad}SingleRow");
+            }
+            Node::Filter { source, predicate } => {
+                let _ = writeln!(out, "{pad}Filter {}", predicate.format(&source.labels()));
+                child(out, source);
+            }
+            Node::NestedLoopJoin { left, right, predicate, outer, .. } => {
+                let mut labels = left.labels();
+                labels.extend(right.labels());
+                let on = predicate.as_ref().map_or(String::new(), |p| format!(" ON {}", p.format(&labels)));
+                let kind = if *outer { "LEFT " } else { "" };
+                let _ = writeln!(out, "{pad}NestedLoop{}Join{on}", if kind.is_empty() { "" } else { " Left" });
+                child(out, left);
+                child(out, right);
+            }
+            Node::HashJoin { left, right, left_key, right_key, residual, outer, .. } => {
+                let l = left.labels();
+                let r = right.labels();
+                let mut all = l.clone();
+                all.extend(r.clone());
+                let extra = residual.as_ref().map_or(String::new(), |e| format!(" AND {}", e.format(&all)));
+                let kind = if *outer { "HashLeftJoin" } else { "HashJoin" };
+                let _ = writeln!(out, "{pad}{kind} ON {} = {}{extra}", left_key.format(&l), right_key.format(&r));
+                child(out, left);
+                child(out, right);
+            }
+            Node::Aggregate { source, group_by, aggregates } => {
+                let input = source.labels();
+                let aggs: Vec<String> = aggregates.iter().map(|a| describe_aggregate(a, &input)).collect();
+                let groups: Vec<String> = group_by.iter().map(|e| e.format(&input)).collect();
+                if groups.is_empty() {
+                    let _ = writeln!(out, "{pad}Aggregate {}", aggs.join(", "));
+                } else {
+                    let _ = writeln!(out, "{pad}Aggregate {} GROUP BY {}", aggs.join(", "), groups.join(", "));
+                }
+                child(out, source);
+            }
+            Node::Project { source, exprs } => {
+                let input = source.labels();
+                let items: Vec<String> = exprs.iter().map(|e| e.format(&input)).collect();
+                let _ = writeln!(out, "{pad}Project {}", items.join(", "));
+                child(out, source);
+            }
+            Node::Sort { source, keys } => {
+                let input = source.labels();
+                let items: Vec<String> = keys
+                    .iter()
+                    .map(|k| format!("{}{}", k.expr.format(&input), if k.descending { " DESC" } else { "" }))
+                    .collect();
+                let _ = writeln!(out, "{pad}Sort {}", items.join(", "));
+                child(out, source);
+            }
+            Node::Distinct { source } => {
+                let _ = writeln!(out, "{pad}Distinct");
+                child(out, source);
+            }
+            Node::Offset { source, count } => {
+                let _ = writeln!(out, "{pad}Offset {count}");
+                child(out, source);
+            }
+            Node::Limit { source, count } => {
+                let _ = writeln!(out, "{pad}Limit {count}");
+                child(out, source);
+            }
+        }
+    }
+}
+
+fn describe_aggregate(a: &Aggregate, input: &[String]) -> String {
+    let arg = match &a.arg {
+        None => "*".to_string(),
+        Some(e) => e.format(input),
+    };
+    format!("{}({}{arg})", a.function.name(), if a.distinct { "DISTINCT " } else { "" })
+}

@@ -1,0 +1,84 @@
+//! Name resolution: which column of the input row a name refers to.
+
+use crate::sql::error::{Result, SqlError};
+use crate::sql::types::DataType;
+use crate::storage::Table;
+
+#[derive(Clone, Debug)]
+pub struct ScopeColumn {
+    /// The table name or alias the column is reachable through.
+    pub table: Option<String>,
+    pub name: String,
+    pub data_type: Option<DataType>,
+}
+
+/// The columns of an input row, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub columns: Vec<ScopeColumn>,
+}
+
+impl Scope {
+    pub fn of_table(table: &Table, alias: &str) -> Scope {
+        Scope {
+            columns: table
+                .columns
+                .iter()
+                .map(|c| ScopeColumn {
+                    table: Some(alias.to_string()),
+                    name: c.name.clone(),
+                    data_type: Some(c.data_type),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+
+    pub fn join(&mut self, other: Scope) {
+        self.columns.extend(other.columns);
+    }
+
+    pub fn has_table(&self, table: &str) -> bool {
+        self.columns.iter().any(|c| c.table.as_deref() == Some(table))
+    }
+
+    /// The position of `table.name` (or of `name` alone) in the row.
+    pub fn resolve(&self, table: Option<&str>, name: &str) -> Result<usize> {
+        let mut found = self.columns.iter().enumerate().filter(|(_, c)| {
+            c.name == name && (table.is_none() || c.table.as_deref() == table)
+        });
+        match (found.next(), found.next()) {
+            (Some((i, _)), None) => Ok(i),
+            (Some(_), Some(_)) => Err(SqlError::AmbiguousColumn(name.to_string())),
+            (None, _) => Err(self.unknown(table, name)),
+        }
+    }
+
+    fn unknown(&self, table: Option<&str>, name: &str) -> SqlError {
+        if let Some(t) = table {
+            if !self.has_table(t) {
+                return SqlError::UnknownColumn(format!(
+                    "column '{t}.{name}' does not exist: no table or alias '{t}' in FROM"
+                ));
+            }
+            return SqlError::UnknownColumn(format!("column '{name}' does not exist in table '{t}'"));
+        }
+        let mut tables: Vec<&str> = self.columns.iter().filter_map(|c| c.table.as_deref()).collect();
+        tables.dedup();
+        match tables.as_slice() {
+            [] => SqlError::UnknownColumn(format!("column '{name}' does not exist (no FROM clause)")),
+            [t] => SqlError::UnknownColumn(format!("column '{name}' does not exist in table '{t}'")),
+            _ => SqlError::UnknownColumn(format!(
+                "column '{name}' does not exist in any of {}",
+                tables.join(", ")
+            )),
+        }
+    }
+}

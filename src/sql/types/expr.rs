@@ -1,0 +1,531 @@
+//! Bound expressions: column references resolved to row positions, ready to
+//! evaluate against a row.
+
+use super::functions::ScalarFunction;
+use super::value::{Row, Value};
+use crate::sql::error::{Result, SqlError};
+use std::cmp::Ordering;
+
+/// What an expression may read besides the row: the statement's clock.
+/// During apply this is the log entry's timestamp, never the wall clock.
+#[derive(Clone, Copy, Debug)]
+pub struct EvalContext {
+    pub now_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Concat,
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+}
+
+impl BinaryOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::Mod => "%",
+            BinaryOp::Concat => "||",
+            BinaryOp::Eq => "=",
+            BinaryOp::NotEq => "<>",
+            BinaryOp::Lt => "<",
+            BinaryOp::LtEq => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::GtEq => ">=",
+        }
+    }
+
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Eq
+                | BinaryOp::NotEq
+                | BinaryOp::Lt
+                | BinaryOp::LtEq
+                | BinaryOp::Gt
+                | BinaryOp::GtEq
+        )
+    }
+
+    /// The comparison with its operands swapped: `a < b` is `b > a`.
+    pub fn flip(self) -> BinaryOp {
+        match self {
+            BinaryOp::Lt => BinaryOp::Gt,
+            BinaryOp::LtEq => BinaryOp::GtEq,
+            BinaryOp::Gt => BinaryOp::Lt,
+            BinaryOp::GtEq => BinaryOp::LtEq,
+            op => op,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Expr {
+    Constant(Value),
+    Column(usize),
+    Not(Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Negate(Box<Expr>),
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    IsNull(Box<Expr>, bool),
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
+    Between {
+        expr: Box<Expr>,
+        low: Box<Expr>,
+        high: Box<Expr>,
+        negated: bool,
+    },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        negated: bool,
+    },
+    Function(ScalarFunction, Vec<Expr>),
+}
+
+impl Expr {
+    pub fn evaluate(&self, row: &Row, ctx: &EvalContext) -> Result<Value> {
+        Ok(match self {
+            Expr::Constant(v) => v.clone(),
+            Expr::Column(i) => row
+                .get(*i)
+                .cloned()
+                .ok_or_else(|| SqlError::Invalid(format!("column #{i} out of range")))?,
+            Expr::Not(e) => match e.evaluate(row, ctx)?.as_bool()? {
+                Some(b) => Value::Bool(!b),
+                None => Value::Null,
+            },
+            Expr::And(l, r) => {
+                let l = l.evaluate(row, ctx)?.as_bool()?;
+                if l == Some(false) {
+                    return Ok(Value::Bool(false));
+                }
+                match (l, r.evaluate(row, ctx)?.as_bool()?) {
+                    (_, Some(false)) => Value::Bool(false),
+                    (Some(true), Some(true)) => Value::Bool(true),
+                    _ => Value::Null,
+                }
+            }
+            Expr::Or(l, r) => {
+                let l = l.evaluate(row, ctx)?.as_bool()?;
+                if l == Some(true) {
+                    return Ok(Value::Bool(true));
+                }
+                match (l, r.evaluate(row, ctx)?.as_bool()?) {
+                    (_, Some(true)) => Value::Bool(true),
+                    (Some(false), Some(false)) => Value::Bool(false),
+                    _ => Value::Null,
+                }
+            }
+            Expr::Negate(e) => match e.evaluate(row, ctx)? {
+                Value::Null => Value::Null,
+                Value::Int(i) => Value::Int(
+                    i.checked_neg()
+                        .ok_or_else(|| SqlError::Overflow(format!("-({i}) overflows BIGINT")))?,
+                ),
+                Value::Float(f) => Value::Float(-f),
+                v => {
+                    return Err(SqlError::TypeMismatch(format!(
+                        "cannot negate {} {v}",
+                        v.type_name()
+                    )));
+                }
+            },
+            Expr::Binary(op, l, r) => binary(*op, l.evaluate(row, ctx)?, r.evaluate(row, ctx)?)?,
+            Expr::IsNull(e, negated) => Value::Bool(e.evaluate(row, ctx)?.is_null() != *negated),
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
+                let v = expr.evaluate(row, ctx)?;
+                if v.is_null() {
+                    return Ok(Value::Null);
+                }
+                let mut saw_null = false;
+                for item in list {
+                    match v.compare(&item.evaluate(row, ctx)?)? {
+                        Some(Ordering::Equal) => return Ok(Value::Bool(!negated)),
+                        None => saw_null = true,
+                        _ => {}
+                    }
+                }
+                if saw_null {
+                    Value::Null
+                } else {
+                    Value::Bool(*negated)
+                }
+            }
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => {
+                let v = expr.evaluate(row, ctx)?;
+                let ge = v.compare(&low.evaluate(row, ctx)?)?.map(|o| o.is_ge());
+                let le = v.compare(&high.evaluate(row, ctx)?)?.map(|o| o.is_le());
+                let within = match (ge, le) {
+                    (Some(false), _) | (_, Some(false)) => Some(false),
+                    (Some(true), Some(true)) => Some(true),
+                    _ => None,
+                };
+                match within {
+                    Some(b) => Value::Bool(b != *negated),
+                    None => Value::Null,
+                }
+            }
+            Expr::Like {
+                expr,
+                pattern,
+                negated,
+            } => match (expr.evaluate(row, ctx)?, pattern.evaluate(row, ctx)?) {
+                (Value::Null, _) | (_, Value::Null) => Value::Null,
+                (Value::Text(s), Value::Text(p)) => Value::Bool(like(&s, &p) != *negated),
+                (a, b) => {
+                    return Err(SqlError::TypeMismatch(format!(
+                        "LIKE needs STRING operands, got {} and {}",
+                        a.type_name(),
+                        b.type_name()
+                    )));
+                }
+            },
+            Expr::Function(f, args) => {
+                let values = args
+                    .iter()
+                    .map(|a| a.evaluate(row, ctx))
+                    .collect::<Result<Vec<_>>>()?;
+                f.call(values, ctx)?
+            }
+        })
+    }
+
+    /// True if the expression reads no column (so it can be evaluated once,
+    /// e.g. to pick an index range).
+    pub fn is_constant(&self) -> bool {
+        let mut constant = true;
+        self.walk(&mut |e| {
+            if matches!(e, Expr::Column(_)) {
+                constant = false;
+            }
+        });
+        constant
+    }
+
+    /// Calls `f` on this expression and every expression inside it.
+    pub fn walk(&self, f: &mut impl FnMut(&Expr)) {
+        f(self);
+        match self {
+            Expr::Constant(_) | Expr::Column(_) => {}
+            Expr::Not(e) | Expr::Negate(e) | Expr::IsNull(e, _) => e.walk(f),
+            Expr::And(l, r) | Expr::Or(l, r) | Expr::Binary(_, l, r) => {
+                l.walk(f);
+                r.walk(f);
+            }
+            Expr::InList { expr, list, .. } => {
+                expr.walk(f);
+                list.iter().for_each(|e| e.walk(f));
+            }
+            Expr::Between {
+                expr, low, high, ..
+            } => {
+                expr.walk(f);
+                low.walk(f);
+                high.walk(f);
+            }
+            Expr::Like { expr, pattern, .. } => {
+                expr.walk(f);
+                pattern.walk(f);
+            }
+            Expr::Function(_, args) => args.iter().for_each(|e| e.walk(f)),
+        }
+    }
+
+    /// Adds `offset` to every column reference (used when a row is the
+    /// concatenation of several sources, as in joins).
+    pub fn shift_columns(&mut self, offset: usize) {
+        self.walk_mut(&mut |e| {
+            if let Expr::Column(i) = e {
+                *i += offset;
+            }
+        });
+    }
+
+    pub fn walk_mut(&mut self, f: &mut impl FnMut(&mut Expr)) {
+        f(self);
+        match self {
+            Expr::Constant(_) | Expr::Column(_) => {}
+            Expr::Not(e) | Expr::Negate(e) | Expr::IsNull(e, _) => e.walk_mut(f),
+            Expr::And(l, r) | Expr::Or(l, r) | Expr::Binary(_, l, r) => {
+                l.walk_mut(f);
+                r.walk_mut(f);
+            }
+            Expr::InList { expr, list, .. } => {
+                expr.walk_mut(f);
+                list.iter_mut().for_each(|e| e.walk_mut(f));
+            }
+            Expr::Between {
+                expr, low, high, ..
+            } => {
+                expr.walk_mut(f);
+                low.walk_mut(f);
+                high.walk_mut(f);
+            }
+            Expr::Like { expr, pattern, .. } => {
+                expr.walk_mut(f);
+                pattern.walk_mut(f);
+            }
+            Expr::Function(_, args) => args.iter_mut().for_each(|e| e.walk_mut(f)),
+        }
+    }
+
+    /// Renders the expression for EXPLAIN, naming columns by `labels`.
+    pub fn format(&self, labels: &[String]) -> String {
+        let f = |e: &Expr| e.format(labels);
+        match self {
+            Expr::Constant(Value::Text(s)) => format!("'{}'", s.replace('\'', "''")),
+            Expr::Constant(Value::Timestamp(ms)) => {
+                format!("'{}'", super::time::format_timestamp(*ms))
+            }
+            Expr::Constant(v) => v.to_string(),
+            Expr::Column(i) => labels.get(*i).cloned().unwrap_or_else(|| format!("#{i}")),
+            Expr::Not(e) => format!("NOT {}", f(e)),
+            Expr::And(l, r) => format!("({} AND {})", f(l), f(r)),
+            Expr::Or(l, r) => format!("({} OR {})", f(l), f(r)),
+            Expr::Negate(e) => format!("-{}", f(e)),
+            Expr::Binary(op, l, r) => format!("{} {} {}", f(l), op.symbol(), f(r)),
+            Expr::IsNull(e, false) => format!("{} IS NULL", f(e)),
+            Expr::IsNull(e, true) => format!("{} IS NOT NULL", f(e)),
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => format!(
+                "{} {}IN ({})",
+                f(expr),
+                if *negated { "NOT " } else { "" },
+                list.iter().map(f).collect::<Vec<_>>().join(", ")
+            ),
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => format!(
+                "{} {}BETWEEN {} AND {}",
+                f(expr),
+                if *negated { "NOT " } else { "" },
+                f(low),
+                f(high)
+            ),
+            Expr::Like {
+                expr,
+                pattern,
+                negated,
+            } => format!(
+                "{} {}LIKE {}",
+                f(expr),
+                if *negated { "NOT " } else { "" },
+                f(pattern)
+            ),
+            Expr::Function(func, args) => format!(
+                "{}({})",
+                func.name(),
+                args.iter().map(f).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
+/// Evaluates a binary operator with SQL NULL semantics: NULL in, NULL out.
+pub fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value> {
+    use Value::*;
+    if l.is_null() || r.is_null() {
+        return Ok(Null);
+    }
+    if op.is_comparison() {
+        let ord = l.compare(&r)?;
+        return Ok(match ord {
+            None => Null,
+            Some(o) => Bool(match op {
+                BinaryOp::Eq => o.is_eq(),
+                BinaryOp::NotEq => o.is_ne(),
+                BinaryOp::Lt => o.is_lt(),
+                BinaryOp::LtEq => o.is_le(),
+                BinaryOp::Gt => o.is_gt(),
+                _ => o.is_ge(),
+            }),
+        });
+    }
+    if op == BinaryOp::Concat {
+        return match (&l, &r) {
+            (Text(a), Text(b)) => Ok(Text(format!("{a}{b}"))),
+            (Bool(_), _) | (_, Bool(_)) => Err(mismatch(op, &l, &r)),
+            _ => Ok(Text(format!("{l}{r}"))),
+        };
+    }
+    let overflow = || SqlError::Overflow(format!("{l} {} {r} overflows BIGINT", op.symbol()));
+    match (&l, &r) {
+        (Int(a), Int(b)) => {
+            let (a, b) = (*a, *b);
+            let v = match op {
+                BinaryOp::Add => a.checked_add(b),
+                BinaryOp::Sub => a.checked_sub(b),
+                BinaryOp::Mul => a.checked_mul(b),
+                BinaryOp::Div | BinaryOp::Mod if b == 0 => return Err(SqlError::DivisionByZero),
+                BinaryOp::Div => a.checked_div(b),
+                _ => a.checked_rem(b),
+            };
+            v.map(Int).ok_or_else(overflow)
+        }
+        (Int(_) | Float(_), Int(_) | Float(_)) => {
+            let a = as_f64(&l);
+            let b = as_f64(&r);
+            let v = match op {
+                BinaryOp::Add => a + b,
+                BinaryOp::Sub => a - b,
+                BinaryOp::Mul => a * b,
+                BinaryOp::Div | BinaryOp::Mod if b == 0.0 => return Err(SqlError::DivisionByZero),
+                BinaryOp::Div => a / b,
+                _ => a % b,
+            };
+            if v.is_finite() {
+                Ok(Float(v))
+            } else {
+                Err(SqlError::Overflow(format!(
+                    "{l} {} {r} is not a finite number",
+                    op.symbol()
+                )))
+            }
+        }
+        // Timestamp arithmetic in milliseconds.
+        (Timestamp(a), Int(b)) if op == BinaryOp::Add => {
+            a.checked_add(*b).map(Timestamp).ok_or_else(overflow)
+        }
+        (Int(a), Timestamp(b)) if op == BinaryOp::Add => {
+            a.checked_add(*b).map(Timestamp).ok_or_else(overflow)
+        }
+        (Timestamp(a), Int(b)) if op == BinaryOp::Sub => {
+            a.checked_sub(*b).map(Timestamp).ok_or_else(overflow)
+        }
+        (Timestamp(a), Timestamp(b)) if op == BinaryOp::Sub => {
+            a.checked_sub(*b).map(Int).ok_or_else(overflow)
+        }
+        _ => Err(mismatch(op, &l, &r)),
+    }
+}
+
+fn as_f64(v: &Value) -> f64 {
+    match v {
+        Value::Int(i) => *i as f64,
+        Value::Float(f) => *f,
+        _ => f64::NAN,
+    }
+}
+
+fn mismatch(op: BinaryOp, l: &Value, r: &Value) -> SqlError {
+    SqlError::TypeMismatch(format!(
+        "cannot apply {} to {} and {}",
+        op.symbol(),
+        l.type_name(),
+        r.type_name()
+    ))
+}
+
+/// SQL LIKE: `%` matches any run of characters, `_` exactly one; ASCII
+/// letters match without regard to case (as in SQLite).
+pub fn like(text: &str, pattern: &str) -> bool {
+    let t: Vec<char> = text.chars().collect();
+    let p: Vec<char> = pattern.chars().collect();
+    let (mut ti, mut pi) = (0, 0);
+    // Where to resume after the last `%`: (pattern index, text index).
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == '%' {
+            star = Some((pi + 1, ti));
+            pi += 1;
+        } else if pi < p.len() && (p[pi] == '_' || p[pi].eq_ignore_ascii_case(&t[ti])) {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '%')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns() {
+        assert!(like("hello", "h%o"));
+        assert!(like("hello", "HELLO"));
+        assert!(like("hello", "_ello"));
+        assert!(like("", "%"));
+        assert!(!like("hello", "h_o"));
+        assert!(like("abcabc", "%bc"));
+        assert!(!like("abc", "abcd"));
+    }
+
+    #[test]
+    fn integer_arithmetic_is_checked() {
+        assert!(matches!(
+            binary(BinaryOp::Add, Value::Int(i64::MAX), Value::Int(1)),
+            Err(SqlError::Overflow(_))
+        ));
+        assert!(matches!(
+            binary(BinaryOp::Div, Value::Int(1), Value::Int(0)),
+            Err(SqlError::DivisionByZero)
+        ));
+        assert_eq!(
+            binary(BinaryOp::Div, Value::Int(-7), Value::Int(2)).unwrap(),
+            Value::Int(-3)
+        );
+        assert_eq!(
+            binary(BinaryOp::Add, Value::Int(1), Value::Float(0.5)).unwrap(),
+            Value::Float(1.5)
+        );
+    }
+
+    #[test]
+    fn three_valued_logic() {
+        let ctx = EvalContext { now_ms: 0 };
+        let null = || Box::new(Expr::Constant(Value::Null));
+        let f = || Box::new(Expr::Constant(Value::Bool(false)));
+        let t = || Box::new(Expr::Constant(Value::Bool(true)));
+        let row = vec![];
+        assert_eq!(Expr::And(null(), f()).evaluate(&row, &ctx).unwrap(), Value::Bool(false));
+        assert!(Expr::And(null(), t()).evaluate(&row, &ctx).unwrap().is_null());
+        assert_eq!(Expr::Or(null(), t()).evaluate(&row, &ctx).unwrap(), Value::Bool(true));
+        assert!(Expr::Not(null()).evaluate(&row, &ctx).unwrap().is_null());
+        let not_in = Expr::InList {
+            expr: Box::new(Expr::Constant(Value::Int(1))),
+            list: vec![Expr::Constant(Value::Int(2)), Expr::Constant(Value::Null)],
+            negated: true,
+        };
+        assert!(not_in.evaluate(&row, &ctx).unwrap().is_null());
+    }
+}

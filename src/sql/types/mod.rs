@@ -1,0 +1,16 @@
+//! SQL values, data types, time handling and bound expressions.
+//!
+//! Everything here is pure: no storage, no I/O, no clock. Evaluating an
+//! expression reads `now()` from the [`EvalContext`] it is handed, so a write
+//! applied on several nodes gives the same result on each.
+
+mod datatype;
+mod expr;
+mod functions;
+pub mod time;
+mod value;
+
+pub use datatype::DataType;
+pub use expr::{BinaryOp, EvalContext, Expr};
+pub use functions::ScalarFunction;
+pub use value::{Row, Value};

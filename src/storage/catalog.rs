@@ -1,0 +1,167 @@
+//! The catalog: table and index schemas, kept in the `catalog` keyspace so
+//! that schema changes commit atomically with data changes.
+//!
+//! Keys: `t/<table>` -> the table schema (JSON); `i/<index>` -> the name of
+//! the table that owns the index. The `meta` keyspace holds the id counter
+//! and each table's hidden row-id counter.
+
+use super::engine::Result;
+use super::error::StorageError;
+use super::txn::Transaction;
+use crate::sql::types::{DataType, Value};
+use serde::{Deserialize, Serialize};
+use std::ops::Bound;
+
+const CATALOG: &str = "catalog";
+const META: &str = "meta";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Table {
+    /// Unique for the life of the database; names the table's keyspace, so a
+    /// table dropped and created again never sees old rows.
+    pub id: u64,
+    pub name: String,
+    pub columns: Vec<Column>,
+    /// Positions of the primary-key columns; empty when the table has none and
+    /// rows are keyed by a hidden row id.
+    pub primary_key: Vec<usize>,
+    pub indexes: Vec<Index>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    pub data_type: DataType,
+    pub nullable: bool,
+    pub default: Option<DefaultValue>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum DefaultValue {
+    Value(Value),
+    /// The statement's timestamp (`DEFAULT now()`).
+    Now,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Index {
+    pub id: u64,
+    pub name: String,
+    pub columns: Vec<usize>,
+    pub unique: bool,
+}
+
+impl Table {
+    /// The keyspace holding the table's rows.
+    pub fn space(&self) -> String {
+        format!("t.{}", self.id)
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    pub fn has_rowid(&self) -> bool {
+        self.primary_key.is_empty()
+    }
+}
+
+impl Index {
+    /// The keyspace holding the index's entries.
+    pub fn space(&self) -> String {
+        format!("i.{}", self.id)
+    }
+}
+
+/// True for keyspaces that belong to tables or indexes, so that leftovers of
+/// a crash between commit and drop can be found.
+pub fn is_data_space(space: &str) -> bool {
+    space.starts_with("t.") || space.starts_with("i.")
+}
+
+fn corrupt(detail: String) -> StorageError {
+    StorageError::Corrupt {
+        space: CATALOG.into(),
+        detail,
+    }
+}
+
+impl Transaction {
+    pub fn table(&self, name: &str) -> Result<Option<Table>> {
+        match self.get(CATALOG, format!("t/{name}").as_bytes())? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| corrupt(format!("table {name}: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// All tables, in name order.
+    pub fn tables(&self) -> Result<Vec<Table>> {
+        let range = (Bound::Included(b"t/".to_vec()), Bound::Excluded(b"t0".to_vec()));
+        self.scan(CATALOG, range)?
+            .map(|item| {
+                let (k, v) = item?;
+                serde_json::from_slice(&v)
+                    .map_err(|e| corrupt(format!("{}: {e}", String::from_utf8_lossy(&k))))
+            })
+            .collect()
+    }
+
+    pub fn save_table(&mut self, table: &Table) -> Result<()> {
+        let bytes = serde_json::to_vec(table).map_err(|e| corrupt(e.to_string()))?;
+        self.set(CATALOG, format!("t/{}", table.name).into_bytes(), bytes);
+        Ok(())
+    }
+
+    pub fn remove_table(&mut self, name: &str) {
+        self.delete(CATALOG, format!("t/{name}").into_bytes());
+    }
+
+    /// The table that owns an index, if the index exists.
+    pub fn index_owner(&self, index: &str) -> Result<Option<String>> {
+        match self.get(CATALOG, format!("i/{index}").as_bytes())? {
+            Some(v) => String::from_utf8(v)
+                .map(Some)
+                .map_err(|_| corrupt(format!("index {index}: owner is not UTF-8"))),
+            None => Ok(None),
+        }
+    }
+
+    pub fn set_index_owner(&mut self, index: &str, table: Option<&str>) {
+        let key = format!("i/{index}").into_bytes();
+        match table {
+            Some(t) => self.set(CATALOG, key, t.as_bytes().to_vec()),
+            None => self.delete(CATALOG, key),
+        }
+    }
+
+    fn counter(&mut self, key: &str) -> Result<u64> {
+        let next = match self.get(META, key.as_bytes())? {
+            Some(b) => u64::from_be_bytes(
+                b.as_slice()
+                    .try_into()
+                    .map_err(|_| corrupt(format!("counter {key} is not 8 bytes")))?,
+            ),
+            None => 1,
+        };
+        self.set(META, key.as_bytes().to_vec(), (next + 1).to_be_bytes().to_vec());
+        Ok(next)
+    }
+
+    /// A new table or index id.
+    pub fn next_id(&mut self) -> Result<u64> {
+        self.counter("next_id")
+    }
+
+    /// The next hidden row id of a table without a primary key. Deterministic:
+    /// the counter is part of the data and moves in the same commit.
+    pub fn next_rowid(&mut self, table: &Table) -> Result<i64> {
+        Ok(self.counter(&format!("rowid/{}", table.id))? as i64)
+    }
+
+    /// Forgets a dropped table's row-id counter.
+    pub fn remove_rowid_counter(&mut self, table: &Table) {
+        self.delete(META, format!("rowid/{}", table.id).into_bytes());
+    }
+}

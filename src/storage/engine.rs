@@ -1,0 +1,47 @@
+use super::error::StorageError;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// A key range: (start, end) bounds over raw key bytes.
+pub type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// Key-value pairs in key order.
+pub type ScanIter = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + Send>;
+
+/// Writes to apply together: per keyspace, key -> Some(value) to set or None
+/// to delete.
+#[derive(Debug, Default, Clone)]
+pub struct WriteBatch {
+    pub writes: BTreeMap<String, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.writes.values().all(|w| w.is_empty())
+    }
+}
+
+/// Ordered keyspaces with atomic, durable commits. Implemented over sled for
+/// real nodes and in memory for tests.
+pub trait Engine: Send + Sync {
+    fn get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Iterates a key range of a keyspace in key order. A keyspace that does
+    /// not exist scans as empty.
+    fn scan(&self, space: &str, range: KeyRange) -> Result<ScanIter>;
+
+    /// Applies every write in the batch atomically, and returns only once the
+    /// batch is durable on disk.
+    fn commit(&self, batch: WriteBatch) -> Result<()>;
+
+    /// Removes a keyspace and everything in it.
+    fn drop_space(&self, space: &str) -> Result<()>;
+
+    /// The names of all keyspaces.
+    fn spaces(&self) -> Result<Vec<String>>;
+
+    /// Makes everything written so far durable.
+    fn flush(&self) -> Result<()>;
+}

@@ -1,0 +1,29 @@
+//! Storage: ChronosDB's data on sled.
+//!
+//! An [`Engine`] is a set of named, ordered keyspaces (sled trees) with one
+//! atomic, durable commit operation. A [`Transaction`] buffers the writes of a
+//! statement or a BEGIN..COMMIT batch over an engine, reads its own writes,
+//! and commits them all at once or not at all. On top sit the catalog (table
+//! schemas), the order-preserving key codec, the row codec, and table and
+//! index maintenance.
+//!
+//! Storage knows nothing of SQL syntax or Raft; it never reads the clock.
+
+mod catalog;
+mod engine;
+mod error;
+pub mod keycode;
+mod memory;
+pub mod rowcodec;
+mod sled_engine;
+mod tables;
+mod txn;
+
+pub use catalog::{Column, DefaultValue, Index, Table};
+pub use engine::{Engine, KeyRange, ScanIter, WriteBatch};
+pub use error::StorageError;
+pub use memory::MemoryEngine;
+pub use rowcodec::RowVersion;
+pub use sled_engine::SledEngine;
+pub use tables::RowIter;
+pub use txn::Transaction;

@@ -1,0 +1,102 @@
+use super::engine::{Engine, KeyRange, Result, ScanIter, WriteBatch};
+use super::error::StorageError;
+use sled::Transactional;
+use std::path::Path;
+
+/// The engine of a real node: one sled database, one sled tree per keyspace.
+pub struct SledEngine {
+    db: sled::Db,
+}
+
+impl SledEngine {
+    pub fn open(path: &Path) -> Result<SledEngine> {
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| StorageError::Io(format!("cannot open {}: {e}", path.display())))?;
+        Ok(SledEngine { db })
+    }
+
+    /// The underlying sled database, for components (such as the Raft log)
+    /// that keep trees of their own in it.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    fn tree(&self, space: &str) -> Result<sled::Tree> {
+        Ok(self.db.open_tree(space)?)
+    }
+}
+
+impl Engine for SledEngine {
+    fn get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree(space)?.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn scan(&self, space: &str, range: KeyRange) -> Result<ScanIter> {
+        let iter = self.tree(space)?.range(range);
+        Ok(Box::new(iter.map(|item| {
+            item.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(StorageError::from)
+        })))
+    }
+
+    fn commit(&self, batch: WriteBatch) -> Result<()> {
+        let spaces: Vec<_> = batch.writes.iter().filter(|(_, w)| !w.is_empty()).collect();
+        match spaces.as_slice() {
+            [] => return Ok(()),
+            // One tree: a sled batch is atomic on its own and cheaper.
+            [(space, writes)] => {
+                let mut b = sled::Batch::default();
+                for (k, v) in writes.iter() {
+                    match v {
+                        Some(v) => b.insert(k.as_slice(), v.as_slice()),
+                        None => b.remove(k.as_slice()),
+                    }
+                }
+                self.tree(space)?.apply_batch(b)?;
+            }
+            // Several trees: one sled transaction across all of them.
+            _ => {
+                let trees = spaces
+                    .iter()
+                    .map(|(s, _)| self.tree(s))
+                    .collect::<Result<Vec<_>>>()?;
+                trees
+                    .as_slice()
+                    .transaction(|txs| {
+                        for (tx, (_, writes)) in txs.iter().zip(&spaces) {
+                            for (k, v) in writes.iter() {
+                                match v {
+                                    Some(v) => tx.insert(k.as_slice(), v.as_slice())?,
+                                    None => tx.remove(k.as_slice())?,
+                                };
+                            }
+                        }
+                        Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                    })?;
+            }
+        }
+        self.flush()
+    }
+
+    fn drop_space(&self, space: &str) -> Result<()> {
+        self.db.drop_tree(space)?;
+        Ok(())
+    }
+
+    fn spaces(&self) -> Result<Vec<String>> {
+        Ok(self
+            .db
+            .tree_names()
+            .into_iter()
+            .filter_map(|n| String::from_utf8(n.to_vec()).ok())
+            .collect())
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! Rows and index entries of tables, kept in step on every change.
+//!
+//! A row lives in its table's keyspace under the key codec's encoding of its
+//! primary key (or hidden row id). An index entry is the encoding of the
+//! indexed values followed by the row's key, with an empty value, so an index
+//! scan yields row keys in index order.
+
+use super::catalog::{Index, Table};
+use super::engine::{KeyRange, Result};
+use super::keycode;
+use super::rowcodec::{decode_row, encode_row};
+use super::txn::Transaction;
+use crate::sql::types::{Row, Value};
+
+/// (row key, row) pairs.
+pub type RowIter = Box<dyn Iterator<Item = Result<(Vec<u8>, Row)>> + Send>;
+
+/// The index entry key of a row.
+fn index_key(index: &Index, row: &[Value], row_key: &[u8]) -> Vec<u8> {
+    let mut key = keycode::encode_values(index.columns.iter().map(|&i| &row[i]));
+    key.extend_from_slice(row_key);
+    key
+}
+
+impl Transaction {
+    pub fn scan_rows(&self, table: &Table, range: KeyRange) -> Result<RowIter> {
+        let iter = self.scan(&table.space(), range)?;
+        Ok(Box::new(iter.map(|item| {
+            let (k, v) = item?;
+            let (row, _) = decode_row(&v)?;
+            Ok((k, row))
+        })))
+    }
+
+    pub fn get_row(&self, table: &Table, key: &[u8]) -> Result<Option<Row>> {
+        match self.get(&table.space(), key)? {
+            Some(v) => Ok(Some(decode_row(&v)?.0)),
+            None => Ok(None),
+        }
+    }
+
+    /// Rows whose index entries fall in `range` (a range over encoded index
+    /// values), in index order.
+    pub fn scan_index(&self, table: &Table, index: &Index, range: KeyRange) -> Result<RowIter> {
+        let entries = self.scan(&index.space(), range)?;
+        let width = index.columns.len();
+        let mut keys = Vec::new();
+        for entry in entries {
+            let (k, _) = entry?;
+            let at = keycode::prefix_len(&k, width)?;
+            keys.push(k[at..].to_vec());
+        }
+        let rows = keys
+            .into_iter()
+            .filter_map(|key| match self.get_row(table, &key) {
+                Ok(Some(row)) => Some(Ok((key, row))),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Vec<_>>();
+        Ok(Box::new(rows.into_iter()))
+    }
+
+    /// True when some row other than `except` has these values in a unique
+    /// index.
+    pub fn index_contains(&self, index: &Index, values: &[Value], except: Option<&[u8]>) -> Result<bool> {
+        let prefix = keycode::encode_values(values);
+        let end = keycode::prefix_end(&prefix);
+        let range = (
+            std::ops::Bound::Included(prefix.clone()),
+            end.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
+        );
+        for entry in self.scan(&index.space(), range)? {
+            let (k, _) = entry?;
+            if except != Some(&k[prefix.len()..]) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    pub fn insert_row(&mut self, table: &Table, key: Vec<u8>, row: &[Value]) {
+        for index in &table.indexes {
+            self.set(&index.space(), index_key(index, row, &key), Vec::new());
+        }
+        let bytes = encode_row(row, self.version());
+        self.set(&table.space(), key, bytes);
+    }
+
+    pub fn delete_row(&mut self, table: &Table, key: &[u8], row: &[Value]) {
+        for index in &table.indexes {
+            self.delete(&index.space(), index_key(index, row, key));
+        }
+        self.delete(&table.space(), key.to_vec());
+    }
+
+    /// Adds the entries of one (new) index for every existing row.
+    pub fn build_index(&mut self, table: &Table, index: &Index) -> Result<()> {
+        let rows: Vec<_> = self
+            .scan_rows(table, (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded))?
+            .collect::<Result<_>>()?;
+        for (key, row) in rows {
+            self.set(&index.space(), index_key(index, &row, &key), Vec::new());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,176 @@
+use super::engine::{Engine, KeyRange, Result, ScanIter, WriteBatch};
+use super::rowcodec::RowVersion;
+use std::collections::BTreeSet;
+use std::iter::Peekable;
+use std::sync::Arc;
+
+/// A unit of atomic change over an [`Engine`]: writes are buffered in memory,
+/// reads see them, and [`Transaction::commit`] applies them all at once (and
+/// durably) or, when the transaction is dropped, not at all.
+///
+/// Only one writing transaction runs at a time (the caller serializes them),
+/// so there are no write conflicts to detect.
+pub struct Transaction {
+    engine: Arc<dyn Engine>,
+    batch: WriteBatch,
+    dropped: BTreeSet<String>,
+    version: RowVersion,
+}
+
+impl Transaction {
+    /// Starts a transaction whose written rows carry `version`.
+    pub fn new(engine: Arc<dyn Engine>, version: RowVersion) -> Transaction {
+        Transaction {
+            engine,
+            batch: WriteBatch::default(),
+            dropped: BTreeSet::new(),
+            version,
+        }
+    }
+
+    pub fn version(&self) -> RowVersion {
+        self.version
+    }
+
+    pub fn get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.batch.writes.get(space).and_then(|w| w.get(key)) {
+            return Ok(v.clone());
+        }
+        if self.dropped.contains(space) {
+            return Ok(None);
+        }
+        self.engine.get(space, key)
+    }
+
+    pub fn set(&mut self, space: &str, key: Vec<u8>, value: Vec<u8>) {
+        self.writes_of(space).insert(key, Some(value));
+    }
+
+    pub fn delete(&mut self, space: &str, key: Vec<u8>) {
+        self.writes_of(space).insert(key, None);
+    }
+
+    fn writes_of(&mut self, space: &str) -> &mut std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+        if !self.batch.writes.contains_key(space) {
+            self.batch.writes.insert(space.to_string(), Default::default());
+        }
+        self.batch
+            .writes
+            .get_mut(space)
+            .expect("inserted just above")
+    }
+
+    /// Scans a range, merging the engine's data with this transaction's own
+    /// writes (which win).
+    pub fn scan(&self, space: &str, range: KeyRange) -> Result<ScanIter> {
+        let base: ScanIter = if self.dropped.contains(space) {
+            Box::new(std::iter::empty())
+        } else {
+            self.engine.scan(space, range.clone())?
+        };
+        let pending: Vec<(Vec<u8>, Option<Vec<u8>>)> = match self.batch.writes.get(space) {
+            Some(w) if !w.is_empty() => w.range(range).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            _ => return Ok(base),
+        };
+        Ok(Box::new(MergeIter {
+            base: base.peekable(),
+            pending: pending.into_iter().peekable(),
+        }))
+    }
+
+    /// Removes a keyspace when the transaction commits.
+    pub fn drop_space(&mut self, space: &str) {
+        self.batch.writes.remove(space);
+        self.dropped.insert(space.to_string());
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.batch.is_empty() && self.dropped.is_empty()
+    }
+
+    /// Applies every write atomically and durably.
+    pub fn commit(self) -> Result<()> {
+        self.engine.commit(self.batch)?;
+        // A crash before this point leaves an orphaned keyspace that nothing
+        // refers to; opening the database removes such leftovers.
+        for space in &self.dropped {
+            self.engine.drop_space(space)?;
+        }
+        Ok(())
+    }
+}
+
+/// Merges two key-ordered streams; on equal keys the pending write wins, and a
+/// pending delete hides the key.
+struct MergeIter {
+    base: Peekable<ScanIter>,
+    pending: Peekable<std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>>,
+}
+
+impl Iterator for MergeIter {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let take_pending = match (self.base.peek(), self.pending.peek()) {
+                (None, None) => return None,
+                (Some(Err(_)), _) => return self.base.next(),
+                (Some(Ok(_)), None) => return self.base.next(),
+                (None, Some(_)) => true,
+                (Some(Ok((bk, _))), Some((pk, _))) => {
+                    if bk == pk {
+                        self.base.next(); // shadowed by the pending write
+                        true
+                    } else {
+                        pk < bk
+                    }
+                }
+            };
+            if take_pending {
+                if let Some((k, Some(v))) = self.pending.next() {
+                    return Some(Ok((k, v)));
+                }
+                // A pending delete: skip it and look again.
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryEngine;
+    use std::ops::Bound;
+
+    fn all(t: &Transaction) -> Vec<(Vec<u8>, Vec<u8>)> {
+        t.scan("s", (Bound::Unbounded, Bound::Unbounded))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn reads_own_writes_and_commits_atomically() {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        let mut t = Transaction::new(engine.clone(), RowVersion::default());
+        t.set("s", b"b".to_vec(), b"2".to_vec());
+        t.set("s", b"a".to_vec(), b"1".to_vec());
+        assert_eq!(t.get("s", b"a").unwrap(), Some(b"1".to_vec()));
+        t.commit().unwrap();
+
+        let mut t = Transaction::new(engine.clone(), RowVersion::default());
+        t.delete("s", b"a".to_vec());
+        t.set("s", b"c".to_vec(), b"3".to_vec());
+        t.set("s", b"b".to_vec(), b"22".to_vec());
+        assert_eq!(
+            all(&t),
+            vec![(b"b".to_vec(), b"22".to_vec()), (b"c".to_vec(), b"3".to_vec())]
+        );
+        drop(t); // rolled back
+        let t = Transaction::new(engine, RowVersion::default());
+        assert_eq!(
+            all(&t),
+            vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]
+        );
+    }
+}
