@@ -1,4 +1,5 @@
-//! The SQL engine: parser, planner, executor and the types they share.
 pub mod error;
+pub mod executor;
 pub mod parser;
+pub mod planner;
 pub mod types;

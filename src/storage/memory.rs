@@ -29,6 +29,9 @@ impl Engine for MemoryEngine {
     }
 
     fn scan(&self, space: &str, range: KeyRange) -> Result<ScanIter> {
+        if super::txn::is_empty_range(&range) {
+            return Ok(Box::new(std::iter::empty()));
+        }
         let items: Vec<_> = match self.lock().get(space) {
             Some(s) => s
                 .range(range)

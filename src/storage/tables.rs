@@ -94,14 +94,23 @@ impl Transaction {
         self.delete(&table.space(), key.to_vec());
     }
 
-    /// Adds the entries of one (new) index for every existing row.
-    pub fn build_index(&mut self, table: &Table, index: &Index) -> Result<()> {
+    /// Adds the entries of one (new) index for every existing row. For a
+    /// UNIQUE index, returns the first values found twice (NULLs never
+    /// collide) and adds nothing more.
+    pub fn build_index(&mut self, table: &Table, index: &Index) -> Result<Option<Vec<Value>>> {
         let rows: Vec<_> = self
             .scan_rows(table, (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded))?
             .collect::<Result<_>>()?;
+        let mut seen = std::collections::BTreeSet::new();
         for (key, row) in rows {
+            if index.unique {
+                let values: Vec<Value> = index.columns.iter().map(|&i| row[i].clone()).collect();
+                if !values.iter().any(Value::is_null) && !seen.insert(keycode::encode_values(&values)) {
+                    return Ok(Some(values));
+                }
+            }
             self.set(&index.space(), index_key(index, &row, &key), Vec::new());
         }
-        Ok(())
+        Ok(None)
     }
 }

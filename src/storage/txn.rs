@@ -63,6 +63,9 @@ impl Transaction {
     /// Scans a range, merging the engine's data with this transaction's own
     /// writes (which win).
     pub fn scan(&self, space: &str, range: KeyRange) -> Result<ScanIter> {
+        if is_empty_range(&range) {
+            return Ok(Box::new(std::iter::empty()));
+        }
         let base: ScanIter = if self.dropped.contains(space) {
             Box::new(std::iter::empty())
         } else {
@@ -97,6 +100,17 @@ impl Transaction {
             self.engine.drop_space(space)?;
         }
         Ok(())
+    }
+}
+
+/// True when no key can fall in the range (BTreeMap::range panics on such
+/// ranges, and predicates like `id > 5 AND id < 3` produce them).
+pub fn is_empty_range(range: &KeyRange) -> bool {
+    use std::ops::Bound::*;
+    match (&range.0, &range.1) {
+        (Included(s), Included(e)) => s > e,
+        (Included(s), Excluded(e)) | (Excluded(s), Included(e)) | (Excluded(s), Excluded(e)) => s >= e,
+        _ => false,
     }
 }
 

@@ -71,7 +71,7 @@ impl BinaryOp {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
     Constant(Value),
     Column(usize),

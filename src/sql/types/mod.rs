@@ -4,12 +4,14 @@
 //! expression reads `now()` from the [`EvalContext`] it is handed, so a write
 //! applied on several nodes gives the same result on each.
 
+mod coerce;
 mod datatype;
 mod expr;
 mod functions;
 pub mod time;
 mod value;
 
+pub use coerce::coerce;
 pub use datatype::DataType;
 pub use expr::{BinaryOp, EvalContext, Expr};
 pub use functions::ScalarFunction;

@@ -1,0 +1,148 @@
+//! Grouping and aggregate functions, with SQL's NULL rules: aggregates skip
+//! NULLs, count(*) counts rows, and SUM/AVG/MIN/MAX of no values are NULL.
+
+use super::Rows;
+use crate::sql::error::{Result, SqlError};
+use crate::sql::planner::{Aggregate, AggregateFunction};
+use crate::sql::types::{EvalContext, Expr, Row, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Groups come out in group-value order (a BTreeMap), so the result is
+/// deterministic without an ORDER BY.
+pub fn aggregate(source: Rows, group_by: &[Expr], aggregates: &[Aggregate], ctx: &EvalContext) -> Result<Vec<Row>> {
+    let mut groups: BTreeMap<Vec<Value>, Vec<Accumulator>> = BTreeMap::new();
+    for r in source {
+        let row = r?;
+        let key = group_by.iter().map(|g| g.evaluate(&row, ctx)).collect::<Result<Vec<_>>>()?;
+        let accs = groups
+            .entry(key)
+            .or_insert_with(|| aggregates.iter().map(Accumulator::new).collect());
+        for (acc, a) in accs.iter_mut().zip(aggregates) {
+            let v = match &a.arg {
+                Some(e) => e.evaluate(&row, ctx)?,
+                None => Value::Null,
+            };
+            acc.add(v)?;
+        }
+    }
+    // Without GROUP BY, an empty input still gives one row (count = 0).
+    if groups.is_empty() && group_by.is_empty() {
+        groups.insert(Vec::new(), aggregates.iter().map(Accumulator::new).collect());
+    }
+    groups
+        .into_iter()
+        .map(|(mut key, accs)| {
+            for acc in accs {
+                key.push(acc.finish()?);
+            }
+            Ok(key)
+        })
+        .collect()
+}
+
+struct Accumulator {
+    function: AggregateFunction,
+    /// Values seen so far, for DISTINCT.
+    seen: Option<BTreeSet<Value>>,
+    count: i64,
+    int_sum: Option<i64>,
+    float_sum: Option<f64>,
+    best: Option<Value>,
+}
+
+impl Accumulator {
+    fn new(a: &Aggregate) -> Accumulator {
+        Accumulator {
+            function: a.function,
+            seen: a.distinct.then(BTreeSet::new),
+            count: 0,
+            int_sum: None,
+            float_sum: None,
+            best: None,
+        }
+    }
+
+    fn add(&mut self, v: Value) -> Result<()> {
+        if self.function == AggregateFunction::CountStar {
+            self.count += 1;
+            return Ok(());
+        }
+        if v.is_null() {
+            return Ok(());
+        }
+        if let Some(seen) = &mut self.seen {
+            if !seen.insert(v.clone()) {
+                return Ok(());
+            }
+        }
+        self.count += 1;
+        match self.function {
+            AggregateFunction::Sum | AggregateFunction::Avg => match v {
+                Value::Int(i) if self.float_sum.is_none() => {
+                    let sum = self.int_sum.unwrap_or(0).checked_add(i).ok_or_else(|| {
+                        SqlError::Overflow(format!("{}() overflows BIGINT", self.function.name()))
+                    });
+                    match sum {
+                        Ok(s) => self.int_sum = Some(s),
+                        // AVG keeps going in floating point; SUM must not wrap.
+                        Err(e) if self.function == AggregateFunction::Sum => return Err(e),
+                        Err(_) => {
+                            self.float_sum = Some(self.int_sum.unwrap_or(0) as f64 + i as f64);
+                            self.int_sum = None;
+                        }
+                    }
+                }
+                Value::Int(i) => *self.float_sum.get_or_insert(0.0) += i as f64,
+                Value::Float(f) => {
+                    let carried = self.int_sum.take().unwrap_or(0) as f64;
+                    *self.float_sum.get_or_insert(0.0) += carried + f;
+                }
+                v => {
+                    return Err(SqlError::TypeMismatch(format!(
+                        "{}() needs numbers, got {} {v}",
+                        self.function.name(),
+                        v.type_name()
+                    )));
+                }
+            },
+            AggregateFunction::Min | AggregateFunction::Max => {
+                let better = match &self.best {
+                    None => true,
+                    Some(b) => {
+                        let o = v.compare(b)?;
+                        if self.function == AggregateFunction::Min {
+                            o == Some(std::cmp::Ordering::Less)
+                        } else {
+                            o == Some(std::cmp::Ordering::Greater)
+                        }
+                    }
+                };
+                if better {
+                    self.best = Some(v);
+                }
+            }
+            AggregateFunction::Count | AggregateFunction::CountStar => {}
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Value> {
+        Ok(match self.function {
+            AggregateFunction::CountStar | AggregateFunction::Count => Value::Int(self.count),
+            AggregateFunction::Sum => match (self.int_sum, self.float_sum) {
+                (_, Some(f)) => Value::Float(f),
+                (Some(i), None) => Value::Int(i),
+                (None, None) => Value::Null,
+            },
+            AggregateFunction::Avg => {
+                if self.count == 0 {
+                    Value::Null
+                } else {
+                    let total = self.float_sum.unwrap_or(0.0) + self.int_sum.unwrap_or(0) as f64;
+                    Value::Float(total / self.count as f64)
+                }
+            }
+            AggregateFunction::Min | AggregateFunction::Max => self.best.unwrap_or(Value::Null),
+        })
+    }
+}

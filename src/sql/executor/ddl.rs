@@ -1,0 +1,88 @@
+//! CREATE/DROP TABLE and INDEX: catalog changes that commit atomically with
+//! the data they create or remove.
+
+use crate::sql::error::{Result, SqlError};
+use crate::storage::{Index, Table, Transaction};
+
+pub fn create_table(txn: &mut Transaction, mut table: Table, if_not_exists: bool) -> Result<()> {
+    if txn.table(&table.name)?.is_some() {
+        return match if_not_exists {
+            true => Ok(()),
+            false => Err(SqlError::TableExists(table.name)),
+        };
+    }
+    for index in &table.indexes {
+        if txn.index_owner(&index.name)?.is_some() {
+            return Err(SqlError::IndexExists(index.name.clone()));
+        }
+    }
+    table.id = txn.next_id()?;
+    for index in &mut table.indexes {
+        index.id = txn.next_id()?;
+    }
+    for index in &table.indexes {
+        txn.set_index_owner(&index.name, Some(&table.name));
+    }
+    txn.save_table(&table)?;
+    Ok(())
+}
+
+pub fn drop_table(txn: &mut Transaction, name: &str, if_exists: bool) -> Result<()> {
+    let Some(table) = txn.table(name)? else {
+        return match if_exists {
+            true => Ok(()),
+            false => Err(SqlError::UnknownTable(name.to_string())),
+        };
+    };
+    for index in &table.indexes {
+        txn.set_index_owner(&index.name, None);
+        txn.drop_space(&index.space());
+    }
+    txn.drop_space(&table.space());
+    txn.remove_rowid_counter(&table);
+    txn.remove_table(name);
+    Ok(())
+}
+
+pub fn create_index(txn: &mut Transaction, table: &str, mut index: Index, if_not_exists: bool) -> Result<()> {
+    if txn.index_owner(&index.name)?.is_some() {
+        return match if_not_exists {
+            true => Ok(()),
+            false => Err(SqlError::IndexExists(index.name)),
+        };
+    }
+    let mut t = txn.table(table)?.ok_or_else(|| SqlError::UnknownTable(table.to_string()))?;
+    index.id = txn.next_id()?;
+    if let Some(values) = txn.build_index(&t, &index)? {
+        return Err(SqlError::DuplicateKey {
+            target: format!("unique index '{}' (existing rows)", index.name),
+            key: format!("({})", values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")),
+        });
+    }
+    txn.set_index_owner(&index.name, Some(table));
+    t.indexes.push(index);
+    txn.save_table(&t)?;
+    Ok(())
+}
+
+pub fn drop_index(txn: &mut Transaction, name: &str, if_exists: bool) -> Result<()> {
+    let Some(owner) = txn.index_owner(name)? else {
+        return match if_exists {
+            true => Ok(()),
+            false => Err(SqlError::UnknownIndex(name.to_string())),
+        };
+    };
+    let mut table = txn.table(&owner)?.ok_or_else(|| {
+        SqlError::Storage(crate::storage::StorageError::Corrupt {
+            space: "catalog".into(),
+            detail: format!("index {name} belongs to missing table {owner}"),
+        })
+    })?;
+    if let Some(pos) = table.indexes.iter().position(|i| i.name == name) {
+        let index = table.indexes.remove(pos);
+        txn.drop_space(&index.space());
+    }
+    txn.set_index_owner(name, None);
+    txn.save_table(&table)?;
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! The executor: runs plans. Queries become row iterators, pulled one row at
+//! a time so large results stream; writes and DDL change a storage
+//! transaction that the caller commits or drops. No parsing, no Raft.
+
+mod aggregate;
+mod ddl;
+mod query;
+mod write;
+
+use crate::sql::error::Result;
+use crate::sql::planner::{OutputColumn, Plan};
+use crate::sql::types::{DataType, EvalContext, Row, Value};
+use crate::storage::Transaction;
+
+pub use query::execute_node;
+
+/// Rows, produced lazily. An error ends the stream.
+pub type Rows = Box<dyn Iterator<Item = Result<Row>> + Send>;
+
+/// A query's result: its columns and a stream of rows.
+pub struct QueryResult {
+    pub columns: Vec<OutputColumn>,
+    pub rows: Rows,
+}
+
+pub enum Outcome {
+    Rows(QueryResult),
+    /// Rows inserted, updated or deleted (0 for DDL).
+    Affected(u64),
+}
+
+/// Runs a plan. Writes go into `txn`; nothing is durable until the caller
+/// commits it.
+pub fn execute(plan: Plan, txn: &mut Transaction, ctx: &EvalContext) -> Result<Outcome> {
+    Ok(match plan {
+        Plan::Query(q) => Outcome::Rows(QueryResult {
+            columns: q.columns,
+            rows: execute_node(q.root, txn, *ctx)?,
+        }),
+        Plan::Explain(inner) => {
+            let text = inner.explain();
+            let rows: Vec<Result<Row>> = text.lines().map(|l| Ok(vec![Value::Text(l.to_string())])).collect();
+            Outcome::Rows(QueryResult {
+                columns: vec![OutputColumn {
+                    name: "plan".into(),
+                    data_type: Some(DataType::String),
+                }],
+                rows: Box::new(rows.into_iter()),
+            })
+        }
+        Plan::Insert { table, columns, rows } => Outcome::Affected(write::insert(txn, &table, &columns, rows, ctx)?),
+        Plan::Update { table, access, filter, set } => {
+            Outcome::Affected(write::update(txn, &table, &access, filter.as_ref(), &set, ctx)?)
+        }
+        Plan::Delete { table, access, filter } => {
+            Outcome::Affected(write::delete(txn, &table, &access, filter.as_ref(), ctx)?)
+        }
+        Plan::CreateTable { table, if_not_exists } => {
+            ddl::create_table(txn, table, if_not_exists)?;
+            Outcome::Affected(0)
+        }
+        Plan::DropTable { name, if_exists } => {
+            ddl::drop_table(txn, &name, if_exists)?;
+            Outcome::Affected(0)
+        }
+        Plan::CreateIndex { table, index, if_not_exists } => {
+            ddl::create_index(txn, &table, index, if_not_exists)?;
+            Outcome::Affected(0)
+        }
+        Plan::DropIndex { name, if_exists } => {
+            ddl::drop_index(txn, &name, if_exists)?;
+            Outcome::Affected(0)
+        }
+    })
+}

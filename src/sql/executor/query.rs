@@ -1,0 +1,231 @@
+//! Query nodes as row iterators.
+
+use super::Rows;
+use super::aggregate;
+use crate::sql::error::{Result, SqlError};
+use crate::sql::planner::{Access, Node, SortKey, ValueRange};
+use crate::sql::types::{EvalContext, Expr, Row, Value};
+use crate::storage::keycode::{encode_values, prefix_end};
+use crate::storage::{KeyRange, RowIter, Table, Transaction};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+pub fn execute_node(node: Node, txn: &Transaction, ctx: EvalContext) -> Result<Rows> {
+    Ok(match node {
+        Node::Scan { table, access, .. } => {
+            Box::new(scan(txn, &table, &access)?.map(|r| r.map(|(_, row)| row).map_err(SqlError::from)))
+        }
+        Node::SingleRow => Box::new(std::iter::once(Ok(Vec::new()))),
+        Node::Filter { source, predicate } => {
+            let source = execute_node(*source, txn, ctx)?;
+            Box::new(source.filter_map(move |r| match r {
+                Ok(row) => match matches(&predicate, &row, &ctx) {
+                    Ok(true) => Some(Ok(row)),
+                    Ok(false) => None,
+                    Err(e) => Some(Err(e)),
+                },
+                Err(e) => Some(Err(e)),
+            }))
+        }
+        Node::NestedLoopJoin { left, right, predicate, outer, right_width } => {
+            let left = execute_node(*left, txn, ctx)?;
+            let right: Vec<Row> = execute_node(*right, txn, ctx)?.collect::<Result<_>>()?;
+            Box::new(flat_map_results(left, move |l| {
+                let mut out = Vec::new();
+                for r in &right {
+                    let joined = concat(&l, r);
+                    let keep = match &predicate {
+                        Some(p) => matches(p, &joined, &ctx)?,
+                        None => true,
+                    };
+                    if keep {
+                        out.push(joined);
+                    }
+                }
+                if outer && out.is_empty() {
+                    out.push(pad_nulls(&l, right_width));
+                }
+                Ok(out)
+            }))
+        }
+        Node::HashJoin { left, right, left_key, right_key, residual, outer, right_width } => {
+            let left = execute_node(*left, txn, ctx)?;
+            let mut table: BTreeMap<Value, Vec<Row>> = BTreeMap::new();
+            for r in execute_node(*right, txn, ctx)? {
+                let r = r?;
+                let key = right_key.evaluate(&r, &ctx)?;
+                if !key.is_null() {
+                    table.entry(key).or_default().push(r);
+                }
+            }
+            Box::new(flat_map_results(left, move |l| {
+                let mut out = Vec::new();
+                let key = left_key.evaluate(&l, &ctx)?;
+                if !key.is_null() {
+                    for r in table.get(&key).map(Vec::as_slice).unwrap_or_default() {
+                        // The map groups by total order; confirm SQL equality
+                        // (which errors on incomparable types).
+                        if key.compare(&r_key(&right_key, r, &ctx)?)? != Some(Ordering::Equal) {
+                            continue;
+                        }
+                        let joined = concat(&l, r);
+                        let keep = match &residual {
+                            Some(p) => matches(p, &joined, &ctx)?,
+                            None => true,
+                        };
+                        if keep {
+                            out.push(joined);
+                        }
+                    }
+                }
+                if outer && out.is_empty() {
+                    out.push(pad_nulls(&l, right_width));
+                }
+                Ok(out)
+            }))
+        }
+        Node::Aggregate { source, group_by, aggregates } => {
+            let source = execute_node(*source, txn, ctx)?;
+            let rows = aggregate::aggregate(source, &group_by, &aggregates, &ctx)?;
+            Box::new(rows.into_iter().map(Ok))
+        }
+        Node::Project { source, exprs } => {
+            let source = execute_node(*source, txn, ctx)?;
+            Box::new(source.map(move |r| {
+                let row = r?;
+                exprs.iter().map(|e| e.evaluate(&row, &ctx)).collect()
+            }))
+        }
+        Node::Sort { source, keys } => {
+            let source = execute_node(*source, txn, ctx)?;
+            Box::new(sort(source, &keys, &ctx)?.into_iter().map(Ok))
+        }
+        Node::Distinct { source } => {
+            let source = execute_node(*source, txn, ctx)?;
+            let mut seen: BTreeSet<Row> = BTreeSet::new();
+            Box::new(source.filter(move |r| match r {
+                Ok(row) => seen.insert(row.clone()),
+                Err(_) => true,
+            }))
+        }
+        Node::Offset { source, count } => {
+            let source = execute_node(*source, txn, ctx)?;
+            Box::new(source.skip(usize::try_from(count).unwrap_or(usize::MAX)))
+        }
+        Node::Limit { source, count } => {
+            let source = execute_node(*source, txn, ctx)?;
+            Box::new(source.take(usize::try_from(count).unwrap_or(usize::MAX)))
+        }
+    })
+}
+
+fn r_key(key: &Expr, row: &Row, ctx: &EvalContext) -> Result<Value> {
+    key.evaluate(row, ctx)
+}
+
+/// WHERE semantics: only TRUE keeps a row; FALSE and NULL drop it.
+pub fn matches(predicate: &Expr, row: &Row, ctx: &EvalContext) -> Result<bool> {
+    Ok(predicate.evaluate(row, ctx)?.as_bool()? == Some(true))
+}
+
+fn concat(l: &Row, r: &Row) -> Row {
+    let mut row = Vec::with_capacity(l.len() + r.len());
+    row.extend_from_slice(l);
+    row.extend_from_slice(r);
+    row
+}
+
+fn pad_nulls(l: &Row, width: usize) -> Row {
+    let mut row = l.clone();
+    row.resize(l.len() + width, Value::Null);
+    row
+}
+
+/// Maps each row to zero or more rows, passing errors through.
+fn flat_map_results(
+    source: Rows,
+    mut f: impl FnMut(Row) -> Result<Vec<Row>> + Send + 'static,
+) -> impl Iterator<Item = Result<Row>> + Send {
+    source.flat_map(move |r| {
+        let out: Vec<Result<Row>> = match r.and_then(&mut f) {
+            Ok(rows) => rows.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
+        };
+        out
+    })
+}
+
+fn sort(source: Rows, keys: &[SortKey], ctx: &EvalContext) -> Result<Vec<Row>> {
+    let mut keyed: Vec<(Vec<Value>, Row)> = Vec::new();
+    for r in source {
+        let row = r?;
+        let k = keys.iter().map(|k| k.expr.evaluate(&row, ctx)).collect::<Result<Vec<_>>>()?;
+        keyed.push((k, row));
+    }
+    keyed.sort_by(|(a, _), (b, _)| {
+        for ((x, y), key) in a.iter().zip(b).zip(keys) {
+            let o = match (x.is_null(), y.is_null()) {
+                (true, true) => Ordering::Equal,
+                (true, false) => if key.nulls_first { Ordering::Less } else { Ordering::Greater },
+                (false, true) => if key.nulls_first { Ordering::Greater } else { Ordering::Less },
+                (false, false) => {
+                    let o = x.sort_cmp(y);
+                    if key.descending { o.reverse() } else { o }
+                }
+            };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    });
+    Ok(keyed.into_iter().map(|(_, row)| row).collect())
+}
+
+/// Reads a table's (key, row) pairs through an access path.
+pub fn scan(txn: &Transaction, table: &Table, access: &Access) -> Result<RowIter> {
+    Ok(match access {
+        Access::Full => txn.scan_rows(table, (Bound::Unbounded, Bound::Unbounded))?,
+        Access::KeyLookup(keys) => {
+            let mut rows = Vec::new();
+            for key in keys {
+                let k = encode_values(key);
+                if let Some(row) = txn.get_row(table, &k)? {
+                    rows.push(Ok((k, row)));
+                }
+            }
+            Box::new(rows.into_iter())
+        }
+        Access::KeyRange(range) => txn.scan_rows(table, byte_range(range))?,
+        Access::IndexLookup { index, keys } => {
+            let mut rows = Vec::new();
+            for key in keys {
+                let prefix = encode_values(key);
+                let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+                rows.extend(txn.scan_index(table, index, (Bound::Included(prefix), end))?);
+            }
+            Box::new(rows.into_iter())
+        }
+        Access::IndexRange { index, range } => txn.scan_index(table, index, byte_range(range))?,
+    })
+}
+
+/// The key-byte range of a range over a key's first value.
+fn byte_range(range: &ValueRange) -> KeyRange {
+    let start = match &range.start {
+        Bound::Included(v) => Bound::Included(encode_values([v])),
+        // Past every key that starts with v.
+        Bound::Excluded(v) => match prefix_end(&encode_values([v])) {
+            Some(end) => Bound::Included(end),
+            None => return (Bound::Excluded(Vec::new()), Bound::Excluded(Vec::new())),
+        },
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    let end = match &range.end {
+        Bound::Included(v) => prefix_end(&encode_values([v])).map_or(Bound::Unbounded, Bound::Excluded),
+        Bound::Excluded(v) => Bound::Excluded(encode_values([v])),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (start, end)
+}

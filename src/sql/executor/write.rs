@@ -1,0 +1,184 @@
+//! INSERT, UPDATE and DELETE: values are coerced to column types, NOT NULL,
+//! primary-key and UNIQUE constraints are checked, and rows and their index
+//! entries change together inside the caller's transaction.
+
+use super::query::{matches, scan};
+use crate::sql::error::{Result, SqlError};
+use crate::sql::planner::Access;
+use crate::sql::types::{DataType, EvalContext, Expr, Row, Value, coerce};
+use crate::storage::keycode::encode_values;
+use crate::storage::{DefaultValue, Table, Transaction};
+
+pub fn insert(
+    txn: &mut Transaction,
+    table: &Table,
+    targets: &[usize],
+    rows: Vec<Vec<Expr>>,
+    ctx: &EvalContext,
+) -> Result<u64> {
+    let empty: Row = Vec::new();
+    let mut count = 0;
+    for exprs in rows {
+        let mut given: Vec<Option<Value>> = vec![None; table.columns.len()];
+        for (&i, e) in targets.iter().zip(&exprs) {
+            given[i] = Some(e.evaluate(&empty, ctx)?);
+        }
+        let mut row = Vec::with_capacity(table.columns.len());
+        for (column, value) in table.columns.iter().zip(given) {
+            let value = match value {
+                Some(v) => v,
+                None => default_of(column.default.as_ref(), column.data_type, ctx),
+            };
+            row.push(coerce(value, column.data_type, &column.name)?);
+        }
+        check_not_null(table, &row)?;
+        let key = match table.has_rowid() {
+            true => encode_values([&Value::Int(txn.next_rowid(table)?)]),
+            false => {
+                let key = primary_key(table, &row);
+                if txn.get_row(table, &key)?.is_some() {
+                    return Err(duplicate_key(table, &row));
+                }
+                key
+            }
+        };
+        check_unique(txn, table, &row, None)?;
+        txn.insert_row(table, key, &row);
+        count += 1;
+    }
+    Ok(count)
+}
+
+pub fn update(
+    txn: &mut Transaction,
+    table: &Table,
+    access: &Access,
+    filter: Option<&Expr>,
+    set: &[(usize, Expr)],
+    ctx: &EvalContext,
+) -> Result<u64> {
+    let targets = matching_rows(txn, table, access, filter, ctx)?;
+    // Every new row is computed from the old one before anything changes, so
+    // an UPDATE never sees its own writes.
+    let mut changes = Vec::with_capacity(targets.len());
+    for (key, old) in targets {
+        let mut new = old.clone();
+        for (i, e) in set {
+            let column = &table.columns[*i];
+            new[*i] = coerce(e.evaluate(&old, ctx)?, column.data_type, &column.name)?;
+        }
+        check_not_null(table, &new)?;
+        changes.push((key, old, new));
+    }
+    for (key, old, _) in &changes {
+        txn.delete_row(table, key, old);
+    }
+    let count = changes.len() as u64;
+    for (old_key, _, new) in changes {
+        let key = match table.has_rowid() {
+            true => old_key,
+            false => {
+                let key = primary_key(table, &new);
+                if txn.get_row(table, &key)?.is_some() {
+                    return Err(duplicate_key(table, &new));
+                }
+                key
+            }
+        };
+        check_unique(txn, table, &new, None)?;
+        txn.insert_row(table, key, &new);
+    }
+    Ok(count)
+}
+
+pub fn delete(
+    txn: &mut Transaction,
+    table: &Table,
+    access: &Access,
+    filter: Option<&Expr>,
+    ctx: &EvalContext,
+) -> Result<u64> {
+    let targets = matching_rows(txn, table, access, filter, ctx)?;
+    for (key, row) in &targets {
+        txn.delete_row(table, key, row);
+    }
+    Ok(targets.len() as u64)
+}
+
+/// The (key, row) pairs a WHERE clause selects, read completely before any
+/// of them changes.
+fn matching_rows(
+    txn: &Transaction,
+    table: &Table,
+    access: &Access,
+    filter: Option<&Expr>,
+    ctx: &EvalContext,
+) -> Result<Vec<(Vec<u8>, Row)>> {
+    let mut out = Vec::new();
+    for item in scan(txn, table, access)? {
+        let (key, row) = item?;
+        let keep = match filter {
+            Some(f) => matches(f, &row, ctx)?,
+            None => true,
+        };
+        if keep {
+            out.push((key, row));
+        }
+    }
+    Ok(out)
+}
+
+fn default_of(default: Option<&DefaultValue>, ty: DataType, ctx: &EvalContext) -> Value {
+    match default {
+        None => Value::Null,
+        Some(DefaultValue::Value(v)) => v.clone(),
+        Some(DefaultValue::Now) if ty == DataType::Timestamp => Value::Timestamp(ctx.now_ms),
+        Some(DefaultValue::Now) => Value::Int(ctx.now_ms),
+    }
+}
+
+fn check_not_null(table: &Table, row: &[Value]) -> Result<()> {
+    for (column, value) in table.columns.iter().zip(row) {
+        if value.is_null() && !column.nullable {
+            return Err(SqlError::NotNull {
+                table: table.name.clone(),
+                column: column.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn primary_key(table: &Table, row: &[Value]) -> Vec<u8> {
+    encode_values(table.primary_key.iter().map(|&i| &row[i]))
+}
+
+fn duplicate_key(table: &Table, row: &[Value]) -> SqlError {
+    SqlError::DuplicateKey {
+        target: format!("primary key of '{}'", table.name),
+        key: show_values(table.primary_key.iter().map(|&i| &row[i])),
+    }
+}
+
+/// Fails when another row already has these values in a UNIQUE index. NULLs
+/// never collide (as in PostgreSQL and SQLite).
+fn check_unique(txn: &Transaction, table: &Table, row: &[Value], except: Option<&[u8]>) -> Result<()> {
+    for index in table.indexes.iter().filter(|i| i.unique) {
+        let values: Vec<Value> = index.columns.iter().map(|&i| row[i].clone()).collect();
+        if values.iter().any(Value::is_null) {
+            continue;
+        }
+        if txn.index_contains(index, &values, except)? {
+            return Err(SqlError::DuplicateKey {
+                target: format!("unique index '{}'", index.name),
+                key: show_values(values.iter()),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn show_values<'a>(values: impl Iterator<Item = &'a Value>) -> String {
+    let shown: Vec<String> = values.map(|v| v.to_string()).collect();
+    format!("({})", shown.join(", "))
+}

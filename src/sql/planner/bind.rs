@@ -1,0 +1,308 @@
+//! Binding: AST expressions to executable expressions, resolving names to
+//! row positions and functions to their implementations.
+//!
+//! In an aggregate query, expressions above the aggregation see a different
+//! row (group values, then aggregate values): there an aggregate call binds
+//! to its slot, a GROUP BY expression to its group slot, and any other
+//! column reference is an error.
+
+use super::plan::{Aggregate, AggregateFunction};
+use super::scope::Scope;
+use crate::sql::error::{Result, SqlError};
+use crate::sql::parser::ast;
+use crate::sql::types::{BinaryOp, DataType, EvalContext, Expr, ScalarFunction, Value};
+
+/// The row above an Aggregate node.
+pub struct Aggregation<'a> {
+    /// The scope below the aggregation.
+    pub source: &'a Scope,
+    /// GROUP BY expressions, bound against `source`.
+    pub groups: &'a [Expr],
+    /// Aggregate calls found so far; new ones are appended.
+    pub aggregates: &'a mut Vec<Aggregate>,
+}
+
+/// Binds an expression that may not contain aggregates; `clause` names where
+/// it stands, for the error.
+pub fn bind(e: &ast::Expr, scope: &Scope, clause: &str) -> Result<Expr> {
+    Binder {
+        scope,
+        aggregation: None,
+        clause,
+    }
+    .bind(e)
+}
+
+/// Binds an expression above an aggregation.
+pub fn bind_aggregated(e: &ast::Expr, aggregation: Aggregation, clause: &str) -> Result<Expr> {
+    Binder {
+        scope: aggregation.source,
+        aggregation: Some(aggregation),
+        clause,
+    }
+    .bind(e)
+}
+
+/// Evaluates a constant expression (DEFAULT, LIMIT) at plan time.
+pub fn evaluate_constant(e: &ast::Expr, clause: &str) -> Result<Value> {
+    let bound = bind(e, &Scope::default(), clause)?;
+    bound.evaluate(&Vec::new(), &EvalContext { now_ms: 0 })
+}
+
+pub fn is_aggregate_call(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Function { name, .. } if AggregateFunction::lookup(name).is_some())
+}
+
+pub fn contains_aggregate(e: &ast::Expr) -> bool {
+    use ast::Expr::*;
+    if is_aggregate_call(e) {
+        return true;
+    }
+    match e {
+        Literal(_) | Column { .. } => false,
+        Unary { expr, .. } | IsNull { expr, .. } => contains_aggregate(expr),
+        Binary { left, right, .. } => contains_aggregate(left) || contains_aggregate(right),
+        InList { expr, list, .. } => contains_aggregate(expr) || list.iter().any(contains_aggregate),
+        Between { expr, low, high, .. } => {
+            contains_aggregate(expr) || contains_aggregate(low) || contains_aggregate(high)
+        }
+        Like { expr, pattern, .. } => contains_aggregate(expr) || contains_aggregate(pattern),
+        Function { args, .. } => args.iter().any(contains_aggregate),
+    }
+}
+
+pub fn literal(l: &ast::Literal) -> Value {
+    match l {
+        ast::Literal::Null => Value::Null,
+        ast::Literal::Bool(b) => Value::Bool(*b),
+        ast::Literal::Int(i) => Value::Int(*i),
+        ast::Literal::Float(f) => Value::Float(*f),
+        ast::Literal::String(s) => Value::Text(s.clone()),
+    }
+}
+
+struct Binder<'a> {
+    scope: &'a Scope,
+    aggregation: Option<Aggregation<'a>>,
+    clause: &'a str,
+}
+
+impl Binder<'_> {
+    fn bind(&mut self, e: &ast::Expr) -> Result<Expr> {
+        if self.aggregation.is_some() {
+            if let Some(bound) = self.bind_group_or_aggregate(e)? {
+                return Ok(bound);
+            }
+        }
+        let b = |binder: &mut Self, e: &ast::Expr| binder.bind(e).map(Box::new);
+        Ok(match e {
+            ast::Expr::Literal(l) => Expr::Constant(literal(l)),
+            ast::Expr::Column { table, name } => {
+                if self.aggregation.is_some() {
+                    let shown = table.as_ref().map_or(name.clone(), |t| format!("{t}.{name}"));
+                    // Resolve first, so an unknown column gets that error.
+                    self.scope.resolve(table.as_deref(), name)?;
+                    return Err(SqlError::Invalid(format!(
+                        "column '{shown}' must appear in the GROUP BY clause or be used in an aggregate function"
+                    )));
+                }
+                Expr::Column(self.scope.resolve(table.as_deref(), name)?)
+            }
+            ast::Expr::Unary { op, expr } => match op {
+                ast::UnaryOp::Not => Expr::Not(b(self, expr)?),
+                ast::UnaryOp::Minus => Expr::Negate(b(self, expr)?),
+                ast::UnaryOp::Plus => self.bind(expr)?,
+            },
+            ast::Expr::Binary { op, left, right } => {
+                let l = b(self, left)?;
+                let r = b(self, right)?;
+                match op {
+                    ast::BinaryOp::And => Expr::And(l, r),
+                    ast::BinaryOp::Or => Expr::Or(l, r),
+                    op => Expr::Binary(binary_op(*op), l, r),
+                }
+            }
+            ast::Expr::IsNull { expr, negated } => Expr::IsNull(b(self, expr)?, *negated),
+            ast::Expr::InList { expr, list, negated } => Expr::InList {
+                expr: b(self, expr)?,
+                list: list.iter().map(|e| self.bind(e)).collect::<Result<_>>()?,
+                negated: *negated,
+            },
+            ast::Expr::Between { expr, low, high, negated } => Expr::Between {
+                expr: b(self, expr)?,
+                low: b(self, low)?,
+                high: b(self, high)?,
+                negated: *negated,
+            },
+            ast::Expr::Like { expr, pattern, negated } => Expr::Like {
+                expr: b(self, expr)?,
+                pattern: b(self, pattern)?,
+                negated: *negated,
+            },
+            ast::Expr::Function { name, args, star, distinct } => {
+                if AggregateFunction::lookup(name).is_some() {
+                    return Err(SqlError::Invalid(format!(
+                        "aggregate function {name}() is not allowed in {}",
+                        self.clause
+                    )));
+                }
+                let f = ScalarFunction::lookup(name).ok_or_else(|| SqlError::UnknownFunction(name.clone()))?;
+                if *star || *distinct {
+                    return Err(SqlError::Invalid(format!(
+                        "{name}() does not take {}",
+                        if *star { "*" } else { "DISTINCT" }
+                    )));
+                }
+                f.check_arity(args.len())?;
+                Expr::Function(f, args.iter().map(|e| self.bind(e)).collect::<Result<_>>()?)
+            }
+        })
+    }
+
+    /// Above an aggregation: an aggregate call binds to its slot, and an
+    /// expression equal to a GROUP BY expression to the group's slot.
+    fn bind_group_or_aggregate(&mut self, e: &ast::Expr) -> Result<Option<Expr>> {
+        let Some(agg) = self.aggregation.as_mut() else {
+            return Ok(None);
+        };
+        let groups = agg.groups.len();
+        if let ast::Expr::Function { name, args, star, distinct } = e {
+            if let Some(function) = AggregateFunction::lookup(name) {
+                let aggregate = bind_aggregate_call(function, name, args, *star, *distinct, agg.source)?;
+                let slot = match agg.aggregates.iter().position(|a| *a == aggregate) {
+                    Some(i) => i,
+                    None => {
+                        agg.aggregates.push(aggregate);
+                        agg.aggregates.len() - 1
+                    }
+                };
+                return Ok(Some(Expr::Column(groups + slot)));
+            }
+        }
+        if !contains_aggregate(e) && !matches!(e, ast::Expr::Literal(_)) {
+            if let Ok(bound) = bind(e, agg.source, self.clause) {
+                if let Some(i) = agg.groups.iter().position(|g| *g == bound) {
+                    return Ok(Some(Expr::Column(i)));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn bind_aggregate_call(
+    function: AggregateFunction,
+    name: &str,
+    args: &[ast::Expr],
+    star: bool,
+    distinct: bool,
+    source: &Scope,
+) -> Result<Aggregate> {
+    if star {
+        if function != AggregateFunction::Count || distinct {
+            return Err(SqlError::Invalid(format!("{name}(*) is not valid; only count(*) is")));
+        }
+        return Ok(Aggregate {
+            function: AggregateFunction::CountStar,
+            arg: None,
+            distinct: false,
+        });
+    }
+    let [arg] = args else {
+        return Err(SqlError::Invalid(format!(
+            "{name}() takes exactly one argument, got {}",
+            args.len()
+        )));
+    };
+    if contains_aggregate(arg) {
+        return Err(SqlError::Invalid(format!("aggregate calls cannot be nested: {name}({arg})")));
+    }
+    Ok(Aggregate {
+        function,
+        arg: Some(bind(arg, source, "an aggregate argument")?),
+        distinct,
+    })
+}
+
+fn binary_op(op: ast::BinaryOp) -> BinaryOp {
+    match op {
+        ast::BinaryOp::Eq => BinaryOp::Eq,
+        ast::BinaryOp::NotEq => BinaryOp::NotEq,
+        ast::BinaryOp::Lt => BinaryOp::Lt,
+        ast::BinaryOp::LtEq => BinaryOp::LtEq,
+        ast::BinaryOp::Gt => BinaryOp::Gt,
+        ast::BinaryOp::GtEq => BinaryOp::GtEq,
+        ast::BinaryOp::Add => BinaryOp::Add,
+        ast::BinaryOp::Sub => BinaryOp::Sub,
+        ast::BinaryOp::Mul => BinaryOp::Mul,
+        ast::BinaryOp::Div => BinaryOp::Div,
+        ast::BinaryOp::Mod => BinaryOp::Mod,
+        // AND and OR are bound as their own expression kinds above.
+        ast::BinaryOp::Concat | ast::BinaryOp::And | ast::BinaryOp::Or => BinaryOp::Concat,
+    }
+}
+
+/// The static type of an expression's result, when it can be known.
+pub fn infer_type(e: &Expr, input: &[Option<DataType>]) -> Option<DataType> {
+    match e {
+        Expr::Constant(v) => match v {
+            Value::Null => None,
+            Value::Int(_) => Some(DataType::BigInt),
+            Value::Float(_) => Some(DataType::Double),
+            Value::Text(_) => Some(DataType::String),
+            Value::Bool(_) => Some(DataType::Bool),
+            Value::Timestamp(_) => Some(DataType::Timestamp),
+        },
+        Expr::Column(i) => input.get(*i).copied().flatten(),
+        Expr::Not(_)
+        | Expr::And(..)
+        | Expr::Or(..)
+        | Expr::IsNull(..)
+        | Expr::InList { .. }
+        | Expr::Between { .. }
+        | Expr::Like { .. } => Some(DataType::Bool),
+        Expr::Negate(e) => infer_type(e, input),
+        Expr::Binary(op, l, r) => {
+            if op.is_comparison() {
+                return Some(DataType::Bool);
+            }
+            if *op == BinaryOp::Concat {
+                return Some(DataType::String);
+            }
+            let (l, r) = (infer_type(l, input), infer_type(r, input));
+            match (l, r) {
+                (Some(DataType::Timestamp), Some(DataType::Timestamp)) => Some(DataType::BigInt),
+                (Some(DataType::Timestamp), _) | (_, Some(DataType::Timestamp)) => Some(DataType::Timestamp),
+                (Some(a), Some(b)) if a.is_float() || b.is_float() => Some(DataType::Double),
+                (Some(DataType::Int), Some(DataType::Int)) => Some(DataType::Int),
+                (Some(a), Some(b)) if a.is_integer() && b.is_integer() => Some(DataType::BigInt),
+                _ => None,
+            }
+        }
+        Expr::Function(f, args) => match f {
+            ScalarFunction::Now | ScalarFunction::TimeBucket => Some(DataType::Timestamp),
+            ScalarFunction::Round => Some(DataType::Double),
+            ScalarFunction::Length => Some(DataType::BigInt),
+            ScalarFunction::Lower | ScalarFunction::Upper => Some(DataType::String),
+            ScalarFunction::Abs | ScalarFunction::NullIf => args.first().and_then(|a| infer_type(a, input)),
+            ScalarFunction::Coalesce | ScalarFunction::IfNull => {
+                args.iter().find_map(|a| infer_type(a, input))
+            }
+        },
+    }
+}
+
+/// The type of an aggregate's result.
+pub fn aggregate_type(a: &Aggregate, input: &[Option<DataType>]) -> Option<DataType> {
+    let arg = a.arg.as_ref().and_then(|e| infer_type(e, input));
+    match a.function {
+        AggregateFunction::CountStar | AggregateFunction::Count => Some(DataType::BigInt),
+        AggregateFunction::Avg => Some(DataType::Double),
+        AggregateFunction::Sum => match arg {
+            Some(t) if t.is_integer() => Some(DataType::BigInt),
+            Some(_) => Some(DataType::Double),
+            None => None,
+        },
+        AggregateFunction::Min | AggregateFunction::Max => arg,
+    }
+}

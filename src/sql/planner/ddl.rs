@@ -1,0 +1,141 @@
+//! Planning CREATE TABLE and CREATE INDEX: types, keys, defaults and
+//! constraints are checked here, before anything is written.
+
+use super::bind::evaluate_constant;
+use super::plan::Plan;
+use crate::sql::error::{Result, SqlError};
+use crate::sql::parser::ast;
+use crate::sql::types::{DataType, Value, coerce};
+use crate::storage::{Column, DefaultValue, Index, Table, Transaction};
+
+pub fn create_table(create: &ast::CreateTable) -> Result<Plan> {
+    let name = &create.name;
+    let mut columns: Vec<Column> = Vec::new();
+    let mut primary_key: Vec<usize> = Vec::new();
+    let mut unique: Vec<usize> = Vec::new();
+    for (i, def) in create.columns.iter().enumerate() {
+        if columns.iter().any(|c| c.name == def.name) {
+            return Err(SqlError::Invalid(format!("column '{}' is defined twice in table '{name}'", def.name)));
+        }
+        let data_type = DataType::from_sql(&def.type_name, def.type_length).ok_or_else(|| {
+            let shown = match def.type_length {
+                Some(n) => format!("{}({n})", def.type_name),
+                None => def.type_name.clone(),
+            };
+            let hint = if def.type_name == "VARCHAR" { " (VARCHAR needs a length, e.g. VARCHAR(64))" } else { "" };
+            SqlError::Invalid(format!("unknown type {shown} for column '{}'{hint}", def.name))
+        })?;
+        if def.primary_key {
+            if !primary_key.is_empty() {
+                return Err(SqlError::Invalid(format!(
+                    "table '{name}' has more than one PRIMARY KEY column; use PRIMARY KEY (a, b) for a composite key"
+                )));
+            }
+            primary_key.push(i);
+        }
+        if def.unique {
+            unique.push(i);
+        }
+        let default = match &def.default {
+            None => None,
+            Some(ast::Expr::Function { name: f, args, .. })
+                if args.is_empty() && matches!(f.as_str(), "now" | "current_timestamp") =>
+            {
+                if !matches!(data_type, DataType::Timestamp | DataType::BigInt) {
+                    return Err(SqlError::Invalid(format!(
+                        "DEFAULT now() needs a TIMESTAMP or BIGINT column, '{}' is {data_type}",
+                        def.name
+                    )));
+                }
+                Some(DefaultValue::Now)
+            }
+            Some(e) => {
+                let v = evaluate_constant(e, "DEFAULT")
+                    .map_err(|err| SqlError::Invalid(format!("DEFAULT of column '{}': {err}", def.name)))?;
+                Some(DefaultValue::Value(coerce(v, data_type, &def.name)?))
+            }
+        };
+        columns.push(Column {
+            name: def.name.clone(),
+            data_type,
+            nullable: def.nullable.unwrap_or(true),
+            default,
+        });
+    }
+    if !create.primary_key.is_empty() {
+        if !primary_key.is_empty() {
+            return Err(SqlError::Invalid(format!("table '{name}' declares its PRIMARY KEY twice")));
+        }
+        for pk in &create.primary_key {
+            let i = columns.iter().position(|c| &c.name == pk).ok_or_else(|| {
+                SqlError::UnknownColumn(format!("PRIMARY KEY column '{pk}' does not exist in table '{name}'"))
+            })?;
+            if primary_key.contains(&i) {
+                return Err(SqlError::Invalid(format!("column '{pk}' appears twice in PRIMARY KEY")));
+            }
+            primary_key.push(i);
+        }
+    }
+    for &i in &primary_key {
+        let c = &mut columns[i];
+        if create.columns[i].nullable == Some(true) {
+            return Err(SqlError::Invalid(format!("PRIMARY KEY column '{}' cannot be NULL", c.name)));
+        }
+        c.nullable = false;
+    }
+    for c in &columns {
+        if !c.nullable && matches!(c.default, Some(DefaultValue::Value(Value::Null))) {
+            return Err(SqlError::Invalid(format!("column '{}' is NOT NULL but its DEFAULT is NULL", c.name)));
+        }
+    }
+    let indexes = unique
+        .into_iter()
+        .map(|i| Index {
+            id: 0,
+            name: format!("{name}_{}_key", columns[i].name),
+            columns: vec![i],
+            unique: true,
+        })
+        .collect();
+    Ok(Plan::CreateTable {
+        table: Table {
+            id: 0,
+            name: name.clone(),
+            columns,
+            primary_key,
+            indexes,
+        },
+        if_not_exists: create.if_not_exists,
+    })
+}
+
+pub fn create_index(
+    txn: &Transaction,
+    name: &str,
+    table: &str,
+    columns: &[String],
+    unique: bool,
+    if_not_exists: bool,
+) -> Result<Plan> {
+    let t = txn.table(table)?.ok_or_else(|| SqlError::UnknownTable(table.to_string()))?;
+    let mut positions = Vec::new();
+    for c in columns {
+        let i = t.column_index(c).ok_or_else(|| {
+            SqlError::UnknownColumn(format!("column '{c}' does not exist in table '{table}'"))
+        })?;
+        if positions.contains(&i) {
+            return Err(SqlError::Invalid(format!("column '{c}' appears twice in index '{name}'")));
+        }
+        positions.push(i);
+    }
+    Ok(Plan::CreateIndex {
+        table: table.to_string(),
+        index: Index {
+            id: 0,
+            name: name.to_string(),
+            columns: positions,
+            unique,
+        },
+        if_not_exists,
+    })
+}

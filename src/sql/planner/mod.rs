@@ -1,0 +1,108 @@
+//! The planner: turns a statement's AST into a plan, checking every name
+//! against the catalog, binding expressions, and choosing access paths (the
+//! primary key or an index) for WHERE predicates.
+
+mod access;
+mod bind;
+mod ddl;
+pub mod plan;
+mod scope;
+mod select;
+
+pub use plan::{Access, Aggregate, AggregateFunction, Node, OutputColumn, Plan, QueryPlan, SortKey, ValueRange};
+
+use crate::sql::error::{Result, SqlError};
+use crate::sql::parser::ast::Statement;
+use crate::storage::{Table, Transaction};
+use bind::bind;
+use scope::Scope;
+
+/// Plans one statement. BEGIN, COMMIT and ROLLBACK are not planned: the
+/// session handles them.
+pub fn plan(statement: &Statement, txn: &Transaction) -> Result<Plan> {
+    match statement {
+        Statement::Select(s) => Ok(Plan::Query(select::plan_select(s, txn)?)),
+        Statement::Explain(inner) => Ok(Plan::Explain(Box::new(plan(inner, txn)?))),
+        Statement::Insert { table, columns, rows } => {
+            let table = table_of(txn, table)?;
+            let targets: Vec<usize> = match columns {
+                None => (0..table.columns.len()).collect(),
+                Some(names) => {
+                    let mut targets = Vec::new();
+                    for n in names {
+                        let i = column_of(&table, n)?;
+                        if targets.contains(&i) {
+                            return Err(SqlError::Invalid(format!("column '{n}' is listed twice in INSERT")));
+                        }
+                        targets.push(i);
+                    }
+                    targets
+                }
+            };
+            let empty = Scope::default();
+            let mut bound = Vec::with_capacity(rows.len());
+            for (n, row) in rows.iter().enumerate() {
+                if row.len() != targets.len() {
+                    return Err(SqlError::Invalid(format!(
+                        "INSERT row {} has {} values but {} columns are being set",
+                        n + 1,
+                        row.len(),
+                        targets.len()
+                    )));
+                }
+                bound.push(row.iter().map(|e| bind(e, &empty, "VALUES")).collect::<Result<Vec<_>>>()?);
+            }
+            Ok(Plan::Insert { table, columns: targets, rows: bound })
+        }
+        Statement::Update { table, set, filter } => {
+            let table = table_of(txn, table)?;
+            let scope = Scope::of_table(&table, &table.name);
+            let mut assignments = Vec::new();
+            for (column, e) in set {
+                let i = column_of(&table, column)?;
+                if assignments.iter().any(|(j, _)| *j == i) {
+                    return Err(SqlError::Invalid(format!("column '{column}' is set twice in UPDATE")));
+                }
+                assignments.push((i, bind(e, &scope, "UPDATE SET")?));
+            }
+            let (access, filter) = filtered_access(&table, &scope, filter.as_ref())?;
+            Ok(Plan::Update { table, access, filter, set: assignments })
+        }
+        Statement::Delete { table, filter } => {
+            let table = table_of(txn, table)?;
+            let scope = Scope::of_table(&table, &table.name);
+            let (access, filter) = filtered_access(&table, &scope, filter.as_ref())?;
+            Ok(Plan::Delete { table, access, filter })
+        }
+        Statement::CreateTable(create) => ddl::create_table(create),
+        Statement::DropTable { name, if_exists } => Ok(Plan::DropTable { name: name.clone(), if_exists: *if_exists }),
+        Statement::CreateIndex { name, table, columns, unique, if_not_exists } => {
+            ddl::create_index(txn, name, table, columns, *unique, *if_not_exists)
+        }
+        Statement::DropIndex { name, if_exists } => Ok(Plan::DropIndex { name: name.clone(), if_exists: *if_exists }),
+        Statement::Begin | Statement::Commit | Statement::Rollback => Err(SqlError::Invalid(format!(
+            "{} is handled by the session, not planned",
+            statement.kind()
+        ))),
+    }
+}
+
+fn table_of(txn: &Transaction, name: &str) -> Result<Table> {
+    txn.table(name)?.ok_or_else(|| SqlError::UnknownTable(name.to_string()))
+}
+
+fn column_of(table: &Table, name: &str) -> Result<usize> {
+    table.column_index(name).ok_or_else(|| {
+        SqlError::UnknownColumn(format!("column '{name}' does not exist in table '{}'", table.name))
+    })
+}
+
+fn filtered_access(
+    table: &Table,
+    scope: &Scope,
+    filter: Option<&crate::sql::parser::ast::Expr>,
+) -> Result<(Access, Option<crate::sql::types::Expr>)> {
+    let filter = filter.map(|f| bind(f, scope, "WHERE")).transpose()?;
+    let conjuncts = filter.as_ref().map(access::conjuncts).unwrap_or_default();
+    Ok((access::choose(table, &conjuncts), filter))
+}

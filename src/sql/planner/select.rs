@@ -1,0 +1,421 @@
+//! Planning SELECT: FROM and joins, WHERE, aggregation, projection, ORDER
+//! BY, DISTINCT, LIMIT and OFFSET.
+
+use super::access;
+use super::bind::{
+    Aggregation, aggregate_type, bind, bind_aggregated, contains_aggregate, evaluate_constant,
+    infer_type,
+};
+use super::plan::{Node, OutputColumn, QueryPlan, SortKey};
+use super::scope::Scope;
+use crate::sql::error::{Result, SqlError};
+use crate::sql::parser::ast;
+use crate::sql::types::{BinaryOp, DataType, Expr, Value};
+use crate::storage::{Table, Transaction};
+
+pub fn plan_select(select: &ast::Select, txn: &Transaction) -> Result<QueryPlan> {
+    let (mut node, scope) = plan_from(select, txn)?;
+
+    // SELECT items as AST expressions (wildcards expanded) and their names.
+    let mut items: Vec<(ast::Expr, String)> = Vec::new();
+    for item in &select.items {
+        match item {
+            ast::SelectItem::Wildcard | ast::SelectItem::QualifiedWildcard(_) => {
+                let only = match item {
+                    ast::SelectItem::QualifiedWildcard(t) => {
+                        if !scope.has_table(t) {
+                            return Err(SqlError::UnknownTable(format!("{t} (in {t}.*)")));
+                        }
+                        Some(t.as_str())
+                    }
+                    _ => None,
+                };
+                if scope.is_empty() {
+                    return Err(SqlError::Invalid("SELECT * needs a FROM clause".into()));
+                }
+                for c in &scope.columns {
+                    if only.is_none() || c.table.as_deref() == only {
+                        let e = ast::Expr::Column {
+                            table: c.table.clone(),
+                            name: c.name.clone(),
+                        };
+                        items.push((e, c.name.clone()));
+                    }
+                }
+            }
+            ast::SelectItem::Expr { expr, alias } => {
+                let name = match (alias, expr) {
+                    (Some(a), _) => a.clone(),
+                    (None, ast::Expr::Column { name, .. }) => name.clone(),
+                    (None, e) => e.to_string(),
+                };
+                items.push((expr.clone(), name));
+            }
+        }
+    }
+
+    let aggregated = !select.group_by.is_empty()
+        || select.having.is_some()
+        || items.iter().any(|(e, _)| contains_aggregate(e))
+        || select.order_by.iter().any(|o| contains_aggregate(&o.expr));
+
+    let input_types: Vec<Option<DataType>> = scope.columns.iter().map(|c| c.data_type).collect();
+    let mut exprs: Vec<Expr> = Vec::new();
+    let mut hidden_order: Vec<(usize, &ast::OrderItem)> = Vec::new();
+    let mut row_types: Vec<Option<DataType>>;
+
+    // For each ORDER BY item, the output column it names, if any.
+    let targets = select
+        .order_by
+        .iter()
+        .map(|o| order_by_output(&o.expr, &items))
+        .collect::<Result<Vec<_>>>()?;
+
+    if aggregated {
+        let groups = group_by_exprs(select, &items, &scope)?;
+        let mut aggregates = Vec::new();
+        let having = match &select.having {
+            Some(h) => Some(bind_aggregated(
+                h,
+                Aggregation { source: &scope, groups: &groups, aggregates: &mut aggregates },
+                "HAVING",
+            )?),
+            None => None,
+        };
+        for (e, _) in &items {
+            exprs.push(bind_aggregated(
+                e,
+                Aggregation { source: &scope, groups: &groups, aggregates: &mut aggregates },
+                "SELECT",
+            )?);
+        }
+        for (i, o) in select.order_by.iter().enumerate() {
+            if targets[i].is_none() {
+                hidden_order.push((exprs.len(), o));
+                exprs.push(bind_aggregated(
+                    &o.expr,
+                    Aggregation { source: &scope, groups: &groups, aggregates: &mut aggregates },
+                    "ORDER BY",
+                )?);
+            }
+        }
+        row_types = groups.iter().map(|g| infer_type(g, &input_types)).collect();
+        row_types.extend(aggregates.iter().map(|a| aggregate_type(a, &input_types)));
+        node = Node::Aggregate {
+            source: Box::new(node),
+            group_by: groups,
+            aggregates,
+        };
+        if let Some(predicate) = having {
+            node = Node::Filter {
+                source: Box::new(node),
+                predicate,
+            };
+        }
+    } else {
+        for (e, _) in &items {
+            exprs.push(bind(e, &scope, "SELECT")?);
+        }
+        for (i, o) in select.order_by.iter().enumerate() {
+            if targets[i].is_none() {
+                hidden_order.push((exprs.len(), o));
+                exprs.push(bind(&o.expr, &scope, "ORDER BY")?);
+            }
+        }
+        row_types = input_types;
+    }
+
+    let columns: Vec<OutputColumn> = items
+        .iter()
+        .zip(&exprs)
+        .map(|((_, name), e)| OutputColumn {
+            name: name.clone(),
+            data_type: infer_type(e, &row_types),
+        })
+        .collect();
+    let visible = items.len();
+    node = Node::Project {
+        source: Box::new(node),
+        exprs,
+    };
+
+    if select.distinct {
+        if !hidden_order.is_empty() {
+            return Err(SqlError::Invalid(
+                "for SELECT DISTINCT, ORDER BY expressions must appear in the select list".into(),
+            ));
+        }
+        node = Node::Distinct { source: Box::new(node) };
+    }
+    if !select.order_by.is_empty() {
+        let mut hidden = hidden_order.iter();
+        let keys = select
+            .order_by
+            .iter()
+            .zip(&targets)
+            .map(|(o, target)| {
+                let position = match target {
+                    Some(p) => *p,
+                    None => hidden.next().map(|(p, _)| *p).unwrap_or(0),
+                };
+                SortKey {
+                    expr: Expr::Column(position),
+                    descending: o.descending,
+                    nulls_first: o.nulls_first.unwrap_or(!o.descending),
+                }
+            })
+            .collect();
+        node = Node::Sort {
+            source: Box::new(node),
+            keys,
+        };
+    }
+    if !hidden_order.is_empty() {
+        node = Node::Project {
+            source: Box::new(node),
+            exprs: (0..visible).map(Expr::Column).collect(),
+        };
+    }
+    if let Some(offset) = &select.offset {
+        let count = count_of(offset, "OFFSET")?;
+        if count > 0 {
+            node = Node::Offset { source: Box::new(node), count };
+        }
+    }
+    if let Some(limit) = &select.limit {
+        node = Node::Limit {
+            source: Box::new(node),
+            count: count_of(limit, "LIMIT")?,
+        };
+    }
+    Ok(QueryPlan { root: node, columns })
+}
+
+/// Which output column an ORDER BY item names: a 1-based position, or an
+/// output column name. None means "an expression over the input".
+fn order_by_output(e: &ast::Expr, items: &[(ast::Expr, String)]) -> Result<Option<usize>> {
+    match e {
+        ast::Expr::Literal(ast::Literal::Int(k)) => {
+            if *k < 1 || *k as usize > items.len() {
+                return Err(SqlError::Invalid(format!(
+                    "ORDER BY position {k} is not in the select list (1 to {})",
+                    items.len()
+                )));
+            }
+            Ok(Some(*k as usize - 1))
+        }
+        ast::Expr::Column { table: None, name } => {
+            // A name shared by several output columns is resolved against the
+            // input instead, which reports the ambiguity.
+            let mut matches = items.iter().enumerate().filter(|(_, (_, n))| n == name);
+            match (matches.next(), matches.next()) {
+                (Some((i, _)), None) => Ok(Some(i)),
+                _ => Ok(None),
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+/// GROUP BY expressions, bound against the input; a GROUP BY item may also
+/// be a select-list position or alias.
+fn group_by_exprs(select: &ast::Select, items: &[(ast::Expr, String)], scope: &Scope) -> Result<Vec<Expr>> {
+    let mut groups = Vec::new();
+    for g in &select.group_by {
+        let target: &ast::Expr = match g {
+            ast::Expr::Literal(ast::Literal::Int(k)) => {
+                let item = usize::try_from(*k)
+                    .ok()
+                    .and_then(|k| k.checked_sub(1))
+                    .and_then(|i| items.get(i))
+                    .ok_or_else(|| {
+                        SqlError::Invalid(format!(
+                            "GROUP BY position {k} is not in the select list (1 to {})",
+                            items.len()
+                        ))
+                    })?;
+                &item.0
+            }
+            ast::Expr::Column { table: None, name } if scope.resolve(None, name).is_err() => {
+                match items.iter().find(|(_, n)| n == name) {
+                    Some((e, _)) => e,
+                    None => g,
+                }
+            }
+            _ => g,
+        };
+        if contains_aggregate(target) {
+            return Err(SqlError::Invalid(format!(
+                "aggregate functions are not allowed in GROUP BY: {target}"
+            )));
+        }
+        groups.push(bind(target, scope, "GROUP BY")?);
+    }
+    Ok(groups)
+}
+
+fn count_of(e: &ast::Expr, clause: &str) -> Result<u64> {
+    match evaluate_constant(e, clause)? {
+        Value::Int(n) if n >= 0 => Ok(n as u64),
+        v => Err(SqlError::InvalidValue(format!(
+            "{clause} must be a non-negative integer, got {v}"
+        ))),
+    }
+}
+
+/// One table of the FROM clause: its scan and where its columns start in
+/// the joined row.
+struct Source {
+    table: Table,
+    alias: String,
+    offset: usize,
+}
+
+/// Builds the scans and joins of the FROM clause and adds WHERE. Each table
+/// gets an access path from the WHERE conjuncts that mention only it.
+fn plan_from(select: &ast::Select, txn: &Transaction) -> Result<(Node, Scope)> {
+    let Some(from) = &select.from else {
+        let mut node = Node::SingleRow;
+        if let Some(f) = &select.filter {
+            node = Node::Filter {
+                source: Box::new(node),
+                predicate: bind(f, &Scope::default(), "WHERE")?,
+            };
+        }
+        return Ok((node, Scope::default()));
+    };
+    let refs = std::iter::once(&from.table).chain(from.joins.iter().map(|j| &j.table));
+    let mut sources = Vec::new();
+    let mut scope = Scope::default();
+    for r in refs {
+        let table = txn
+            .table(&r.name)?
+            .ok_or_else(|| SqlError::UnknownTable(r.name.clone()))?;
+        let alias = r.alias.clone().unwrap_or_else(|| r.name.clone());
+        if scope.has_table(&alias) {
+            return Err(SqlError::Invalid(format!(
+                "table name '{alias}' is used more than once in FROM: give it an alias"
+            )));
+        }
+        let offset = scope.len();
+        scope.join(Scope::of_table(&table, &alias));
+        sources.push(Source { table, alias, offset });
+    }
+
+    let filter = match &select.filter {
+        Some(f) => Some(bind(f, &scope, "WHERE")?),
+        None => None,
+    };
+    let conjuncts: Vec<&Expr> = filter.as_ref().map(access::conjuncts).unwrap_or_default();
+
+    let scan = |s: &Source| -> Node {
+        let width = s.table.columns.len();
+        let mine: Vec<Expr> = conjuncts
+            .iter()
+            .filter(|c| columns_within(c, s.offset, s.offset + width))
+            .map(|c| {
+                let mut c = (*c).clone();
+                c.walk_mut(&mut |e| {
+                    if let Expr::Column(i) = e {
+                        *i -= s.offset;
+                    }
+                });
+                c
+            })
+            .collect();
+        let refs: Vec<&Expr> = mine.iter().collect();
+        Node::Scan {
+            table: s.table.clone(),
+            alias: s.alias.clone(),
+            access: access::choose(&s.table, &refs),
+        }
+    };
+
+    let mut node = scan(&sources[0]);
+    let mut left_scope = Scope::of_table(&sources[0].table, &sources[0].alias);
+    for (join, source) in from.joins.iter().zip(&sources[1..]) {
+        let right = scan(source);
+        let right_width = source.table.columns.len();
+        let left_width = left_scope.len();
+        left_scope.join(Scope::of_table(&source.table, &source.alias));
+        let on = match &join.on {
+            Some(e) => Some(bind(e, &left_scope, "ON")?),
+            None => None,
+        };
+        let outer = join.kind == ast::JoinKind::Left;
+        node = join_node(node, right, on, outer, left_width, right_width);
+    }
+    if let Some(predicate) = filter {
+        node = Node::Filter {
+            source: Box::new(node),
+            predicate,
+        };
+    }
+    Ok((node, scope))
+}
+
+/// True if every column `e` reads lies in [start, end).
+fn columns_within(e: &Expr, start: usize, end: usize) -> bool {
+    let mut within = true;
+    let mut any = false;
+    e.walk(&mut |x| {
+        if let Expr::Column(i) = x {
+            any = true;
+            within &= (start..end).contains(i);
+        }
+    });
+    within && any
+}
+
+/// A hash join when ON has an equality between a left and a right
+/// expression, a nested-loop join otherwise.
+fn join_node(left: Node, right: Node, on: Option<Expr>, outer: bool, left_width: usize, right_width: usize) -> Node {
+    if let Some(on) = &on {
+        let parts = access::conjuncts(on);
+        let total = left_width + right_width;
+        let equi = parts.iter().position(|p| match p {
+            Expr::Binary(BinaryOp::Eq, l, r) => {
+                (columns_within(l, 0, left_width) && columns_within(r, left_width, total))
+                    || (columns_within(r, 0, left_width) && columns_within(l, left_width, total))
+            }
+            _ => false,
+        });
+        if let Some(i) = equi {
+            if let Expr::Binary(_, l, r) = parts[i] {
+                let (lk, mut rk) = if columns_within(l, 0, left_width) {
+                    ((**l).clone(), (**r).clone())
+                } else {
+                    ((**r).clone(), (**l).clone())
+                };
+                rk.walk_mut(&mut |e| {
+                    if let Expr::Column(c) = e {
+                        *c -= left_width;
+                    }
+                });
+                let rest: Vec<Expr> = parts
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, p)| (*p).clone())
+                    .collect();
+                let residual = rest.into_iter().reduce(|a, b| Expr::And(Box::new(a), Box::new(b)));
+                return Node::HashJoin {
+                    left: Box::new(left),
+                    right: Box::new(right),
+                    left_key: lk,
+                    right_key: rk,
+                    residual,
+                    outer,
+                    right_width,
+                };
+            }
+        }
+    }
+    Node::NestedLoopJoin {
+        left: Box::new(left),
+        right: Box::new(right),
+        predicate: on,
+        outer,
+        right_width,
+    }
+}
