@@ -19,7 +19,7 @@ mod sled_engine;
 mod tables;
 mod txn;
 
-pub use catalog::{Column, DefaultValue, Index, Table};
+pub use catalog::{Column, DefaultValue, Index, Table, is_data_space};
 pub use engine::{Engine, KeyRange, ScanIter, WriteBatch};
 pub use error::StorageError;
 pub use memory::MemoryEngine;

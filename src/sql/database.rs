@@ -1,0 +1,212 @@
+//! The SQL engine's front door: runs scripts and queries against storage.
+//!
+//! Writes are serialized (one writing transaction at a time) and each unit
+//! of work (one statement, or BEGIN ... COMMIT) commits atomically and
+//! durably before its result is returned. Reads run concurrently with each
+//! other and never see half of a commit.
+
+use super::error::{Result, SqlError};
+use super::executor::{self, Outcome, QueryResult};
+use super::parser::ast::Statement;
+use super::parser::{ParsedStatement, parse_script};
+use super::planner::{OutputColumn, plan};
+use super::script::{Unit, units};
+use super::types::{EvalContext, Row};
+use crate::storage::is_data_space;
+use crate::storage::{Engine, RowVersion, Transaction};
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// What a write is stamped with. In a cluster these come from the Raft log
+/// entry, so every replica applies the same values.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ApplyContext {
+    /// The value of `now()` (milliseconds since the Unix epoch).
+    pub now_ms: i64,
+    /// The version stored with every row written.
+    pub version: RowVersion,
+}
+
+/// The result of one statement of a script.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StatementOutput {
+    /// A write or DDL statement (or BEGIN/COMMIT/ROLLBACK): rows affected.
+    Affected { kind: &'static str, count: u64 },
+    /// A query, materialized (queries inside a script are read in the
+    /// script's own transaction, so they see its earlier writes).
+    Rows {
+        kind: &'static str,
+        columns: Vec<String>,
+        rows: Vec<Row>,
+    },
+}
+
+/// A script's outcome: the outputs of the statements that took effect and,
+/// if one failed, its position and error. Statements after a failure do not
+/// run; a failure inside BEGIN ... COMMIT undoes the whole transaction.
+#[derive(Debug)]
+pub struct ScriptOutcome {
+    pub outputs: Vec<StatementOutput>,
+    pub error: Option<(usize, SqlError)>,
+}
+
+pub struct Database {
+    engine: Arc<dyn Engine>,
+    /// Held shared by readers and exclusively by the writer.
+    lock: RwLock<()>,
+}
+
+impl Database {
+    /// Opens the database over an engine, removing keyspaces left behind by
+    /// a crash between a DROP's commit and the removal of its data.
+    pub fn open(engine: Arc<dyn Engine>) -> Result<Database> {
+        let db = Database {
+            engine,
+            lock: RwLock::new(()),
+        };
+        let txn = db.read_txn();
+        let mut live = BTreeSet::new();
+        for table in txn.tables()? {
+            live.insert(table.space());
+            live.extend(table.indexes.iter().map(|i| i.space()));
+        }
+        for space in db.engine.spaces()? {
+            if is_data_space(&space) && !live.contains(&space) {
+                tracing::info!(space, "removing orphaned keyspace");
+                db.engine.drop_space(&space)?;
+            }
+        }
+        Ok(db)
+    }
+
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    fn read_txn(&self) -> Transaction {
+        Transaction::new(self.engine.clone(), RowVersion::default())
+    }
+
+    // A panic while holding the lock leaves no partial state behind (nothing
+    // is written before commit), so a poisoned lock is safe to reuse.
+    fn read_lock(&self) -> RwLockReadGuard<'_, ()> {
+        self.lock.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_lock(&self) -> RwLockWriteGuard<'_, ()> {
+        self.lock.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Parses and runs a script, unit by unit, stopping at the first error.
+    pub fn execute_script(&self, sql: &str, ctx: ApplyContext) -> ScriptOutcome {
+        let mut outcome = ScriptOutcome {
+            outputs: Vec::new(),
+            error: None,
+        };
+        let parsed = match parse_script(sql) {
+            Ok(p) => p,
+            Err(e) => {
+                outcome.error = Some((0, e));
+                return outcome;
+            }
+        };
+        if parsed.is_empty() {
+            outcome.error = Some((0, SqlError::Invalid("no statement given".into())));
+            return outcome;
+        }
+        let units = match units(parsed) {
+            Ok(u) => u,
+            Err(e) => {
+                outcome.error = Some(e);
+                return outcome;
+            }
+        };
+        for unit in units {
+            match self.execute_unit(&unit, ctx) {
+                Ok(outputs) => outcome.outputs.extend(outputs),
+                Err(e) => {
+                    outcome.error = Some(e);
+                    break;
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Runs one unit in one transaction and commits it, or nothing of it.
+    /// Errors carry the failing statement's position in the script.
+    pub fn execute_unit(&self, unit: &Unit, ctx: ApplyContext) -> std::result::Result<Vec<StatementOutput>, (usize, SqlError)> {
+        let mut outputs = Vec::with_capacity(unit.len());
+        if unit.explicit {
+            outputs.push(affected("BEGIN", 0));
+        }
+        let first = unit.start + usize::from(unit.explicit);
+        if unit.rolled_back {
+            outputs.push(affected("ROLLBACK", 0));
+            return Ok(outputs);
+        }
+        let _guard = match unit.is_read_only() {
+            true => Guard::Read(self.read_lock()),
+            false => Guard::Write(self.write_lock()),
+        };
+        let mut txn = Transaction::new(self.engine.clone(), ctx.version);
+        let eval = EvalContext { now_ms: ctx.now_ms };
+        for (i, s) in unit.statements.iter().enumerate() {
+            let output = run_statement(s, &mut txn, &eval).map_err(|e| (first + i, e))?;
+            outputs.push(output);
+        }
+        if !txn.is_read_only() {
+            txn.commit().map_err(|e| (first + unit.statements.len(), SqlError::from(e)))?;
+        }
+        if unit.explicit {
+            outputs.push(affected("COMMIT", 0));
+        }
+        Ok(outputs)
+    }
+
+    /// Runs a query and hands its streaming result to `consume`, holding a
+    /// read lock meanwhile so no commit lands halfway through the rows.
+    pub fn query<R>(&self, statement: &Statement, now_ms: i64, consume: impl FnOnce(QueryResult) -> R) -> Result<R> {
+        if !statement.is_query() {
+            return Err(SqlError::Invalid(format!(
+                "{} is not a query; send it with Execute",
+                statement.kind()
+            )));
+        }
+        let _guard = self.read_lock();
+        let mut txn = self.read_txn();
+        let plan = plan(statement, &txn)?;
+        match executor::execute(plan, &mut txn, &EvalContext { now_ms })? {
+            Outcome::Rows(result) => Ok(consume(result)),
+            Outcome::Affected(_) => Err(SqlError::Invalid("query produced no rows".into())),
+        }
+    }
+
+    /// Names of all tables, in order.
+    pub fn table_names(&self) -> Result<Vec<String>> {
+        let _guard = self.read_lock();
+        Ok(self.read_txn().tables()?.into_iter().map(|t| t.name).collect())
+    }
+}
+
+enum Guard<'a> {
+    Read(#[allow(dead_code)] RwLockReadGuard<'a, ()>),
+    Write(#[allow(dead_code)] RwLockWriteGuard<'a, ()>),
+}
+
+fn affected(kind: &'static str, count: u64) -> StatementOutput {
+    StatementOutput::Affected { kind, count }
+}
+
+fn run_statement(s: &ParsedStatement, txn: &mut Transaction, eval: &EvalContext) -> Result<StatementOutput> {
+    let kind = s.statement.kind();
+    let plan = plan(&s.statement, txn)?;
+    Ok(match executor::execute(plan, txn, eval)? {
+        Outcome::Affected(count) => affected(kind, count),
+        Outcome::Rows(result) => StatementOutput::Rows {
+            kind,
+            columns: result.columns.iter().map(|c: &OutputColumn| c.name.clone()).collect(),
+            rows: result.rows.collect::<Result<_>>()?,
+        },
+    })
+}
