@@ -1,1 +1,148 @@
-fn main(){}
+//! The `chronos` binary: the node daemon and its client.
+
+use chronos::client::{self, Client, Consistency, Format, Session};
+use chronos::config::{Config, Overrides};
+use clap::{Parser, Subcommand};
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "chronos", version, about = "ChronosDB: a small distributed SQL database for edge gateways")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node (with no flags: a single node in ./data/node1 on 127.0.0.1:8000).
+    Node {
+        /// Config file (TOML); see config/chronos.toml for every key.
+        #[arg(long, short = 'c', env = "CHRONOS_CONFIG")]
+        config: Option<PathBuf>,
+        /// This node's id; its files live in <data-dir>/<id>.
+        #[arg(long)]
+        id: Option<String>,
+        /// Directory holding node directories.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// host:port for the client API.
+        #[arg(long)]
+        address: Option<String>,
+        /// Other cluster members: id=host:port,...
+        #[arg(long, value_delimiter = ',')]
+        peers: Option<Vec<String>>,
+    },
+    /// Open a SQL shell, or run SQL given with -e or on standard input.
+    Client {
+        /// The node to talk to.
+        #[arg(long, default_value = "127.0.0.1:8000", env = "CHRONOS_LEADER")]
+        leader: String,
+        /// Run these statements and exit.
+        #[arg(long, short = 'e')]
+        execute: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Read consistency for queries.
+        #[arg(long, value_enum, default_value_t = Consistency::Strong)]
+        consistency: Consistency,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Node {
+            config,
+            id,
+            data_dir,
+            address,
+            peers,
+        } => {
+            let overrides = Overrides {
+                id,
+                data_dir,
+                address,
+                peers,
+            };
+            let config = match Config::load(config.as_deref(), &overrides) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("chronos: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            chronos::daemon::init_logging(&config);
+            match chronos::daemon::run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("chronos: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Client {
+            leader,
+            execute,
+            format,
+            consistency,
+        } => run_client(&leader, execute, format, consistency),
+        Command::Version => {
+            println!("chronos {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn run_client(leader: &str, execute: Option<String>, format: Format, consistency: Consistency) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chronos: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut client = match runtime.block_on(Client::connect(leader)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    client.consistency = consistency;
+    let mut session = Session::new(client, format);
+    let script = match execute {
+        Some(sql) => sql,
+        None if std::io::stdin().is_terminal() => {
+            return match client::repl::run(&runtime, &mut session, leader) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("chronos: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        None => {
+            let mut sql = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut sql) {
+                eprintln!("ERROR: cannot read standard input: {e}");
+                return ExitCode::FAILURE;
+            }
+            sql
+        }
+    };
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    let ran = runtime.block_on(session.run(&script, &mut out, &mut err));
+    let finished = session.finish();
+    if let Err(e) = &finished {
+        eprintln!("ERROR: {e}");
+    }
+    match (ran, finished) {
+        (Ok(()), Ok(())) => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
+}

@@ -140,12 +140,13 @@ impl Iterator for MergeIter {
                     }
                 }
             };
-            if take_pending {
-                if let Some((k, Some(v))) = self.pending.next() {
-                    return Some(Ok((k, v)));
-                }
-                // A pending delete: skip it and look again.
+            if !take_pending {
+                return self.base.next();
             }
+            if let Some((k, Some(v))) = self.pending.next() {
+                return Some(Ok((k, v)));
+            }
+            // A pending delete: skip it and look again.
         }
     }
 }
@@ -180,7 +181,20 @@ mod tests {
             all(&t),
             vec![(b"b".to_vec(), b"22".to_vec()), (b"c".to_vec(), b"3".to_vec())]
         );
+        // Base keys before and after pending ones interleave in key order.
+        t.set("s", b"0".to_vec(), b"0".to_vec());
+        assert_eq!(
+            all(&t).into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            vec![b"0".to_vec(), b"b".to_vec(), b"c".to_vec()]
+        );
         drop(t); // rolled back
+        let mut t = Transaction::new(engine.clone(), RowVersion::default());
+        t.set("s", b"z".to_vec(), b"9".to_vec());
+        assert_eq!(
+            all(&t).into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            vec![b"a".to_vec(), b"b".to_vec(), b"z".to_vec()]
+        );
+        drop(t);
         let t = Transaction::new(engine, RowVersion::default());
         assert_eq!(
             all(&t),

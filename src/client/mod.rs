@@ -1,0 +1,11 @@
+//! The client: a small library over the gRPC API, result formatting, and
+//! the interactive REPL behind `chronos client`.
+
+pub mod connection;
+pub mod format;
+pub mod repl;
+pub mod session;
+
+pub use connection::{Client, ClientError, Consistency};
+pub use format::Format;
+pub use session::Session;

@@ -1,0 +1,260 @@
+//! Node configuration: built-in defaults < TOML file < `CHRONOS_*`
+//! environment < command-line flags (figment). Every key is documented in
+//! config/chronos.toml.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration of a node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node's name; its files live in `<data_dir>/<id>/`.
+    pub id: String,
+    /// The directory holding node directories.
+    pub data_dir: PathBuf,
+    /// host:port the client API listens on.
+    pub address: String,
+    /// The other members of the cluster: "id=host:port" entries, as a list
+    /// or one comma-separated string (handy in the environment).
+    #[serde(deserialize_with = "list_or_commas")]
+    pub peers: Vec<String>,
+    /// Largest accepted request, in bytes.
+    pub max_request_bytes: usize,
+    /// Log level or filter (tracing syntax); RUST_LOG overrides it.
+    pub log_level: String,
+    /// "auto" (journald under systemd, else stderr), "journald" or "stderr".
+    pub log_target: String,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            id: "node1".into(),
+            data_dir: "./data".into(),
+            address: "127.0.0.1:8000".into(),
+            peers: Vec::new(),
+            max_request_bytes: 16 * 1024 * 1024,
+            log_level: "info".into(),
+            log_target: "auto".into(),
+        }
+    }
+}
+
+/// The keys the environment may set (CHRONOS_ID, CHRONOS_DATA_DIR, ...);
+/// other CHRONOS_* variables belong to the client and are not config.
+const KEYS: &[&str] = &["id", "data_dir", "address", "peers", "max_request_bytes", "log_level", "log_target"];
+
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Peers {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match Peers::deserialize(d)? {
+        Peers::List(l) => l,
+        Peers::Commas(s) => s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect(),
+    })
+}
+
+/// Values from flags; only those given override the lower layers.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Vec<String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// A peer from the `peers` list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub id: String,
+    pub address: String,
+}
+
+impl Config {
+    /// Layers the sources and checks the result. A named config file must
+    /// exist; without one, only defaults, environment and flags count.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::File {
+                    path: path.to_path_buf(),
+                    message: "no such file".into(),
+                });
+            }
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        figment = figment
+            .merge(Env::prefixed("CHRONOS_").only(KEYS))
+            .merge(Serialized::defaults(overrides));
+        let config: Config = figment.extract().map_err(|e| describe(e, file))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Where this node keeps its files.
+    pub fn node_dir(&self) -> PathBuf {
+        self.data_dir.join(&self.id)
+    }
+
+    pub fn socket_addr(&self) -> Result<SocketAddr, ConfigError> {
+        use std::net::ToSocketAddrs;
+        self.address
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!("key 'address': '{}' is not a host:port address", self.address))
+            })
+    }
+
+    pub fn peers(&self) -> Result<Vec<Peer>, ConfigError> {
+        self.peers
+            .iter()
+            .map(|p| {
+                let (id, address) = p.split_once('=').ok_or_else(|| {
+                    ConfigError::Invalid(format!("key 'peers': '{p}' is not of the form id=host:port"))
+                })?;
+                if id.is_empty() || !address.contains(':') {
+                    return Err(ConfigError::Invalid(format!(
+                        "key 'peers': '{p}' is not of the form id=host:port"
+                    )));
+                }
+                Ok(Peer {
+                    id: id.to_string(),
+                    address: address.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let valid_id = !self.id.is_empty()
+            && self.id.len() <= 64
+            && self.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid_id {
+            return Err(ConfigError::Invalid(format!(
+                "key 'id': '{}' must be 1-64 letters, digits, '-' or '_'",
+                self.id
+            )));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid("key 'data_dir': must not be empty".into()));
+        }
+        self.socket_addr()?;
+        self.peers()?;
+        if self.max_request_bytes < 1024 {
+            return Err(ConfigError::Invalid(format!(
+                "key 'max_request_bytes': {} is too small (at least 1024)",
+                self.max_request_bytes
+            )));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "key 'log_level': '{}' is not a level (error, warn, info, debug, trace) or filter",
+                self.log_level
+            )));
+        }
+        if !matches!(self.log_target.as_str(), "auto" | "journald" | "stderr") {
+            return Err(ConfigError::Invalid(format!(
+                "key 'log_target': '{}' must be auto, journald or stderr",
+                self.log_target
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Turns figment's error into one line naming the key, the problem and the
+/// source it came from.
+fn describe(e: figment::Error, file: Option<&Path>) -> ConfigError {
+    let mut out = Vec::new();
+    for err in e {
+        let key = match err.path.is_empty() {
+            true => String::new(),
+            false => format!("key '{}': ", err.path.join(".")),
+        };
+        let kind = match &err.kind {
+            figment::error::Kind::UnknownField(f, _) => format!("unknown key '{f}'"),
+            other => other.to_string(),
+        };
+        let source = match (&err.metadata, file) {
+            (Some(m), _) => format!(" (from {})", m.name),
+            (None, Some(f)) => format!(" (in {})", f.display()),
+            (None, None) => String::new(),
+        };
+        out.push(format!("{key}{kind}{source}"));
+    }
+    ConfigError::Invalid(out.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_give_a_single_node() {
+        let c = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(c.node_dir(), PathBuf::from("./data/node1"));
+        assert_eq!(c.address, "127.0.0.1:8000");
+    }
+
+    #[test]
+    fn flags_beat_the_file() {
+        let f = file("id = \"gw7\"\naddress = \"127.0.0.1:9000\"\n");
+        let flags = Overrides {
+            address: Some("127.0.0.1:9100".into()),
+            ..Overrides::default()
+        };
+        let c = Config::load(Some(f.path()), &flags).unwrap();
+        assert_eq!((c.id.as_str(), c.address.as_str()), ("gw7", "127.0.0.1:9100"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let f = file("max_request_bytes = \"lots\"\n");
+        let e = Config::load(Some(f.path()), &Overrides::default()).unwrap_err().to_string();
+        assert!(e.contains("max_request_bytes"), "{e}");
+        let f = file("adress = \"x\"\n");
+        let e = Config::load(Some(f.path()), &Overrides::default()).unwrap_err().to_string();
+        assert!(e.contains("adress"), "{e}");
+        let flags = Overrides {
+            peers: Some(vec!["node2".into()]),
+            ..Overrides::default()
+        };
+        let e = Config::load(None, &flags).unwrap_err().to_string();
+        assert!(e.contains("peers"), "{e}");
+        let e = Config::load(Some(Path::new("/nonexistent/chronos.toml")), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("no such file"));
+    }
+}

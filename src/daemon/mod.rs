@@ -1,0 +1,10 @@
+//! The node daemon: opens storage, runs the servers under a supervisor, and
+//! stops cleanly on SIGTERM/SIGINT, telling systemd what it is doing.
+
+mod logging;
+mod readiness;
+mod signals;
+mod supervisor;
+
+pub use logging::init_logging;
+pub use supervisor::{DaemonError, run};

@@ -1,0 +1,145 @@
+//! The supervisor: owns the node's storage and server task, restarts the
+//! server with backoff if it fails, and runs the graceful stop.
+
+use super::readiness;
+use super::signals::{self, Request};
+use crate::config::{Config, ConfigError};
+use crate::server::{self, ChronosService};
+use crate::sql::{Database, SqlError};
+use crate::storage::{Engine, SledEngine, StorageError};
+use crate::sync::Clock;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How long in-flight requests may take to finish after a stop request.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("cannot open storage in {path}: {source} (is another node using this directory?)")]
+    Storage { path: String, source: StorageError },
+    #[error("cannot open the database: {0}")]
+    Database(#[from] SqlError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: String, source: std::io::Error },
+    #[error("runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Runs a node until it is told to stop. Returns once storage is flushed.
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("chronos")
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    runtime.block_on(run_node(config))
+}
+
+async fn run_node(config: Config) -> Result<(), DaemonError> {
+    let addr = config.socket_addr()?;
+    let dir = config.node_dir();
+    std::fs::create_dir_all(&dir).map_err(|source| DaemonError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let engine = SledEngine::open(&dir).map_err(|source| DaemonError::Storage {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let engine: Arc<dyn Engine> = Arc::new(engine);
+    let db = Arc::new(Database::open(engine.clone())?);
+    let service = ChronosService::new(db.clone(), Arc::new(Clock::default()), site_id(&config.id));
+    let mut requests = signals::listen().map_err(DaemonError::Runtime)?;
+
+    let mut listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::Listen {
+        address: config.address.clone(),
+        source,
+    })?;
+    let address = listener.local_addr().map_or(config.address.clone(), |a| a.to_string());
+    tracing::info!(id = %config.id, %address, data = %dir.display(), "node serving");
+    readiness::ready(&format!("serving on {address} (single node, leader)"));
+    if let Some(every) = readiness::watchdog_interval() {
+        tokio::spawn(async move {
+            loop {
+                readiness::watchdog();
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let stop = wait_for(requests.clone(), Request::Stop);
+        let serving = server::serve(listener, service.clone(), config.max_request_bytes, stop);
+        tokio::pin!(serving);
+        let outcome = tokio::select! {
+            outcome = &mut serving => Some(outcome),
+            _ = wait_for(requests.clone(), Request::Stop) => None,
+        };
+        let outcome = match outcome {
+            Some(o) => o,
+            None => {
+                // Stop requested: let in-flight calls finish, unless a second
+                // signal or the drain timeout says otherwise.
+                readiness::stopping();
+                tracing::info!("stopping: finishing in-flight requests");
+                tokio::select! {
+                    _ = &mut serving => {}
+                    _ = wait_for(requests.clone(), Request::StopNow) => tracing::warn!("second signal: stopping now"),
+                    _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("drain timed out"),
+                }
+                break;
+            }
+        };
+        if *requests.borrow_and_update() != Request::Run {
+            break;
+        }
+        // The server failed on its own: restart it with backoff.
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, ?backoff, "server failed; restarting");
+        }
+        readiness::status("server restarting");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::Listen {
+            address: config.address.clone(),
+            source,
+        })?;
+        readiness::status(&format!("serving on {address} (single node, leader)"));
+    }
+    // Every acknowledged write is already durable; this flush covers
+    // anything sled still buffers (e.g. orphan cleanup).
+    if let Err(e) = engine.flush() {
+        tracing::error!(error = %e, "flush on stop failed");
+    }
+    drop(db);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes once the request is `at_least` (Stop, or StopNow).
+async fn wait_for(mut requests: watch::Receiver<Request>, at_least: Request) {
+    let reached = |r: &Request| match at_least {
+        Request::Run => true,
+        Request::Stop => *r != Request::Run,
+        Request::StopNow => *r == Request::StopNow,
+    };
+    // An error means the signal thread is gone; never complete then.
+    if requests.wait_for(reached).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// A stable number for the node id, stored in row versions (FNV-1a).
+pub fn site_id(id: &str) -> u64 {
+    id.bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}

@@ -1,0 +1,66 @@
+//! The generated gRPC types (proto/chronos.proto) and conversions between
+//! them and SQL values, shared by the server and the client.
+
+#[allow(clippy::all, clippy::pedantic)]
+pub mod v1 {
+    tonic::include_proto!("chronos.v1");
+}
+
+use crate::sql::types::Value;
+use v1::value::Kind;
+
+impl From<&Value> for v1::Value {
+    fn from(v: &Value) -> v1::Value {
+        let kind = match v {
+            Value::Null => Kind::Null(true),
+            Value::Int(i) => Kind::Int(*i),
+            Value::Float(f) => Kind::Float(*f),
+            Value::Text(s) => Kind::Text(s.clone()),
+            Value::Bool(b) => Kind::Boolean(*b),
+            Value::Timestamp(ms) => Kind::TimestampMs(*ms),
+        };
+        v1::Value { kind: Some(kind) }
+    }
+}
+
+impl From<v1::Value> for Value {
+    /// A value with no kind set (an older or foreign sender) reads as NULL.
+    fn from(v: v1::Value) -> Value {
+        match v.kind {
+            None | Some(Kind::Null(_)) => Value::Null,
+            Some(Kind::Int(i)) => Value::Int(i),
+            Some(Kind::Float(f)) => Value::Float(f),
+            Some(Kind::Text(s)) => Value::Text(s),
+            Some(Kind::Boolean(b)) => Value::Bool(b),
+            Some(Kind::TimestampMs(ms)) => Value::Timestamp(ms),
+        }
+    }
+}
+
+pub fn row_to_proto(row: &[Value]) -> v1::Row {
+    v1::Row {
+        values: row.iter().map(v1::Value::from).collect(),
+    }
+}
+
+pub fn row_from_proto(row: v1::Row) -> Vec<Value> {
+    row.values.into_iter().map(Value::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip() {
+        let row = vec![
+            Value::Null,
+            Value::Int(-3),
+            Value::Float(2.5),
+            Value::Text("hé".into()),
+            Value::Bool(true),
+            Value::Timestamp(1_700_000_000_000),
+        ];
+        assert_eq!(row_from_proto(row_to_proto(&row)), row);
+    }
+}

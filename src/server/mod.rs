@@ -1,0 +1,30 @@
+//! The client-facing gRPC server: the Chronos service (Execute, Query) and
+//! the standard gRPC health service.
+
+mod errors;
+mod service;
+
+pub use errors::status_of;
+pub use service::ChronosService;
+
+use crate::proto::v1::chronos_server::ChronosServer;
+use std::future::Future;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Serves until `shutdown` completes, then lets in-flight calls finish.
+pub async fn serve(
+    listener: TcpListener,
+    service: ChronosService,
+    max_request_bytes: usize,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<ChronosServer<ChronosService>>().await;
+    let chronos = ChronosServer::new(service).max_decoding_message_size(max_request_bytes);
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(chronos)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}

@@ -1,0 +1,6 @@
+//! Offline-first building blocks. So far: the hybrid logical clock that
+//! stamps every write.
+
+pub mod hlc;
+
+pub use hlc::{Clock, Timestamp};
