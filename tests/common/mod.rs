@@ -1,0 +1,118 @@
+//! Helpers for tests that run the real `chronos` binary as child processes
+//! on 127.0.0.1 with free ports.
+
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_chronos");
+
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A node process; killed when dropped.
+pub struct Node {
+    pub child: Child,
+    pub address: String,
+    pub data_dir: PathBuf,
+}
+
+impl Node {
+    /// Starts `chronos node` with its files under `data_dir` and waits until
+    /// it accepts connections.
+    pub fn start(data_dir: &Path, port: u16) -> Node {
+        let address = format!("127.0.0.1:{port}");
+        let child = Command::new(BIN)
+            .args(["node", "--id", "node1", "--address", &address])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn chronos node");
+        let node = Node {
+            child,
+            address,
+            data_dir: data_dir.to_path_buf(),
+        };
+        node.wait_ready();
+        node
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if TcpStream::connect(&self.address).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node on {} did not start listening", self.address);
+    }
+
+    /// Runs `chronos client -e sql` against this node.
+    pub fn sql(&self, sql: &str) -> Output {
+        self.client(&["-e", sql])
+    }
+
+    pub fn client(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(["client", "--leader", &self.address])
+            .args(args)
+            .output()
+            .expect("run chronos client")
+    }
+
+    /// Like `sql`, but the statement must succeed; returns its stdout.
+    pub fn ok(&self, sql: &str) -> String {
+        let out = self.sql(sql);
+        assert!(
+            out.status.success(),
+            "`{sql}` failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Like `sql`, but the statement must fail; returns its stderr.
+    pub fn fails(&self, sql: &str) -> String {
+        let out = self.sql(sql);
+        assert!(!out.status.success(), "`{sql}` should have failed");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for node") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "node did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill_hard(mut self) {
+        self.child.kill().expect("kill node");
+        self.child.wait().expect("reap node");
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
