@@ -46,7 +46,15 @@ impl Default for Config {
 
 /// The keys the environment may set (CHRONOS_ID, CHRONOS_DATA_DIR, ...);
 /// other CHRONOS_* variables belong to the client and are not config.
-const KEYS: &[&str] = &["id", "data_dir", "address", "peers", "max_request_bytes", "log_level", "log_target"];
+const KEYS: &[&str] = &[
+    "id",
+    "data_dir",
+    "address",
+    "peers",
+    "max_request_bytes",
+    "log_level",
+    "log_target",
+];
 
 fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -57,7 +65,12 @@ fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>,
     }
     Ok(match Peers::deserialize(d)? {
         Peers::List(l) => l,
-        Peers::Commas(s) => s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect(),
+        Peers::Commas(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect(),
     })
 }
 
@@ -154,7 +167,10 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let valid_id = !self.id.is_empty()
             && self.id.len() <= 64
-            && self.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !valid_id {
             return Err(ConfigError::Invalid(format!(
                 "key 'id': '{}' must be 1-64 letters, digits, '-' or '_'",
@@ -243,10 +259,14 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let f = file("max_request_bytes = \"lots\"\n");
-        let e = Config::load(Some(f.path()), &Overrides::default()).unwrap_err().to_string();
+        let e = Config::load(Some(f.path()), &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_request_bytes"), "{e}");
         let f = file("adress = \"x\"\n");
-        let e = Config::load(Some(f.path()), &Overrides::default()).unwrap_err().to_string();
+        let e = Config::load(Some(f.path()), &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("adress"), "{e}");
         let flags = Overrides {
             peers: Some(vec!["node2".into()]),

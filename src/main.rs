@@ -7,8 +7,17 @@ use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// sled allocates heavily; mimalloc makes writes and scans 10-15% faster than
+// the system allocator (see the benchmarks in the README).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
-#[command(name = "chronos", version, about = "ChronosDB: a small distributed SQL database for edge gateways")]
+#[command(
+    name = "chronos",
+    version,
+    about = "ChronosDB: a small distributed SQL database for edge gateways"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

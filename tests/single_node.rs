@@ -108,7 +108,10 @@ fn bad_input_gets_clear_errors_and_the_node_keeps_serving() {
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("message length too large") || err.contains("too large"), "{err}");
+    assert!(
+        err.contains("message length too large") || err.contains("too large"),
+        "{err}"
+    );
 
     assert!(node.ok("SELECT name FROM t WHERE id = 1").contains("| a    |"));
 }
@@ -118,9 +121,20 @@ fn client_formats_and_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), free_port());
     node.ok("CREATE TABLE s (k STRING PRIMARY KEY, ts TIMESTAMP, ok BOOL); INSERT INTO s VALUES ('a,b', '2026-11-24T10:00:00Z', true), ('c', 0, NULL)");
-    let csv = String::from_utf8(node.client(&["--format", "csv", "-e", "SELECT * FROM s ORDER BY k"]).stdout).unwrap();
-    assert_eq!(csv, "k,ts,ok\n\"a,b\",2026-11-24T10:00:00Z,true\nc,1970-01-01T00:00:00Z,\n");
-    let json = String::from_utf8(node.client(&["--format", "json", "-e", "SELECT k, ok FROM s ORDER BY k"]).stdout).unwrap();
+    let csv = String::from_utf8(
+        node.client(&["--format", "csv", "-e", "SELECT * FROM s ORDER BY k"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        csv,
+        "k,ts,ok\n\"a,b\",2026-11-24T10:00:00Z,true\nc,1970-01-01T00:00:00Z,\n"
+    );
+    let json = String::from_utf8(
+        node.client(&["--format", "json", "-e", "SELECT k, ok FROM s ORDER BY k"])
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(json, "[{\"k\":\"a,b\",\"ok\":true},{\"k\":\"c\",\"ok\":null}]\n");
 
     let mut child = Command::new(BIN)

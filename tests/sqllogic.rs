@@ -48,9 +48,15 @@ fn run_file(path: &Path) -> Result<(), String> {
         let dir = tempfile::tempdir().map_err(|e| SqlError::Invalid(e.to_string()))?;
         let engine = SledEngine::open(dir.path())?;
         let db = Database::open(Arc::new(engine))?;
-        Ok(SltDb { db, clock: 0, _dir: dir })
+        Ok(SltDb {
+            db,
+            clock: 0,
+            _dir: dir,
+        })
     });
-    runner.run_file(path).map_err(|e| format!("{}: {}", path.display(), e.display(true)))
+    runner
+        .run_file(path)
+        .map_err(|e| format!("{}: {}", path.display(), e.display(true)))
 }
 
 #[test]
@@ -63,5 +69,10 @@ fn sql_logic_tests() {
     files.sort();
     assert!(!files.is_empty(), "no .slt files found");
     let failures: Vec<String> = files.iter().filter_map(|f| run_file(f).err()).collect();
-    assert!(failures.is_empty(), "{} file(s) failed:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} file(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }

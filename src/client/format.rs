@@ -54,7 +54,11 @@ fn table(columns: &[String], rows: &[Vec<Value>], elapsed: Duration) -> String {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let border: String = widths.iter().map(|w| format!("+{}", "-".repeat(w + 2))).collect::<String>() + "+\n";
+    let border: String = widths
+        .iter()
+        .map(|w| format!("+{}", "-".repeat(w + 2)))
+        .collect::<String>()
+        + "+\n";
     let mut out = border.clone();
     for (c, w) in columns.iter().zip(&widths) {
         out += &format!("| {} ", pad(c, *w, false));
@@ -134,7 +138,10 @@ mod tests {
     #[test]
     fn mysql_style_table() {
         let columns = vec!["id".to_string(), "name".to_string()];
-        let rows = vec![vec![Value::Int(1), Value::Text("alice".into())], vec![Value::Int(22), Value::Null]];
+        let rows = vec![
+            vec![Value::Int(1), Value::Text("alice".into())],
+            vec![Value::Int(22), Value::Null],
+        ];
         let text = table(&columns, &rows, Duration::from_millis(3));
         assert_eq!(
             text,
@@ -149,6 +156,9 @@ mod tests {
         let rows = vec![vec![Value::Text("x,\"y\"".into()), Value::Null]];
         assert_eq!(csv(&columns, &rows), "a,b\n\"x,\"\"y\"\"\",\n");
         assert_eq!(json_rows(&columns, &rows), "[{\"a\":\"x,\\\"y\\\"\",\"b\":null}]\n");
-        assert_eq!(affected(Format::Table, "INSERT", 1, Duration::ZERO), "Query OK, 1 row affected (0.00 sec)\n");
+        assert_eq!(
+            affected(Format::Table, "INSERT", 1, Duration::ZERO),
+            "Query OK, 1 row affected (0.00 sec)\n"
+        );
     }
 }

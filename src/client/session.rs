@@ -111,7 +111,10 @@ impl Session {
                 // CSV streams: print each batch as it arrives.
                 let mut text = format::rows(Format::Csv, &stream.columns, &batch, started.elapsed());
                 if header_done {
-                    text = text.split_once('\n').map(|(_, rest)| rest.to_string()).unwrap_or_default();
+                    text = text
+                        .split_once('\n')
+                        .map(|(_, rest)| rest.to_string())
+                        .unwrap_or_default();
                 }
                 header_done = true;
                 out.write_all(text.as_bytes())?;

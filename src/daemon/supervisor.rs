@@ -140,6 +140,7 @@ async fn wait_for(mut requests: watch::Receiver<Request>, at_least: Request) {
 
 /// A stable number for the node id, stored in row versions (FNV-1a).
 pub fn site_id(id: &str) -> u64 {
-    id.bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

@@ -2,11 +2,11 @@
 //! executor are synchronous); query rows stream back in batches.
 
 use super::errors::status_of;
+use crate::proto::row_to_proto;
 use crate::proto::v1::chronos_server::Chronos;
 use crate::proto::v1::{
     Column, ExecuteRequest, ExecuteResponse, QueryRequest, QueryResponse, StatementError, StatementResult,
 };
-use crate::proto::row_to_proto;
 use crate::sql::parser::parse_one;
 use crate::sql::{ApplyContext, Database, SqlError, StatementOutput};
 use crate::storage::RowVersion;
@@ -93,7 +93,8 @@ impl Chronos for ChronosService {
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let send = |msg: Result<QueryResponse, Status>| -> bool {
-                handle.block_on(async { matches!(tokio::time::timeout(STALLED_CLIENT, tx.send(msg)).await, Ok(Ok(()))) })
+                handle
+                    .block_on(async { matches!(tokio::time::timeout(STALLED_CLIENT, tx.send(msg)).await, Ok(Ok(()))) })
             };
             let result = db.query(&statement, now_ms, |result| {
                 let columns = result
@@ -104,7 +105,10 @@ impl Chronos for ChronosService {
                         r#type: c.data_type.map_or_else(|| "NULL".to_string(), |t| t.to_string()),
                     })
                     .collect();
-                if !send(Ok(QueryResponse { columns, rows: Vec::new() })) {
+                if !send(Ok(QueryResponse {
+                    columns,
+                    rows: Vec::new(),
+                })) {
                     return;
                 }
                 let mut batch = Vec::new();
@@ -118,7 +122,10 @@ impl Chronos for ChronosService {
                             if batch.len() >= BATCH_ROWS || bytes >= BATCH_BYTES {
                                 let rows = std::mem::take(&mut batch);
                                 bytes = 0;
-                                if !send(Ok(QueryResponse { columns: Vec::new(), rows })) {
+                                if !send(Ok(QueryResponse {
+                                    columns: Vec::new(),
+                                    rows,
+                                })) {
                                     return;
                                 }
                             }
@@ -130,7 +137,10 @@ impl Chronos for ChronosService {
                     }
                 }
                 if !batch.is_empty() {
-                    send(Ok(QueryResponse { columns: Vec::new(), rows: batch }));
+                    send(Ok(QueryResponse {
+                        columns: Vec::new(),
+                        rows: batch,
+                    }));
                 }
             });
             if let Err(e) = result {
@@ -154,7 +164,10 @@ fn statement_result(output: StatementOutput) -> StatementResult {
             rows_affected: 0,
             columns: columns
                 .into_iter()
-                .map(|name| Column { name, r#type: String::new() })
+                .map(|name| Column {
+                    name,
+                    r#type: String::new(),
+                })
                 .collect(),
             rows: rows.iter().map(|r| row_to_proto(r)).collect(),
         },

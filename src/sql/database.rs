@@ -135,7 +135,11 @@ impl Database {
 
     /// Runs one unit in one transaction and commits it, or nothing of it.
     /// Errors carry the failing statement's position in the script.
-    pub fn execute_unit(&self, unit: &Unit, ctx: ApplyContext) -> std::result::Result<Vec<StatementOutput>, (usize, SqlError)> {
+    pub fn execute_unit(
+        &self,
+        unit: &Unit,
+        ctx: ApplyContext,
+    ) -> std::result::Result<Vec<StatementOutput>, (usize, SqlError)> {
         let mut outputs = Vec::with_capacity(unit.len());
         if unit.explicit {
             outputs.push(affected("BEGIN", 0));
@@ -156,7 +160,8 @@ impl Database {
             outputs.push(output);
         }
         if !txn.is_read_only() {
-            txn.commit().map_err(|e| (first + unit.statements.len(), SqlError::from(e)))?;
+            txn.commit()
+                .map_err(|e| (first + unit.statements.len(), SqlError::from(e)))?;
         }
         if unit.explicit {
             outputs.push(affected("COMMIT", 0));

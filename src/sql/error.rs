@@ -35,11 +35,7 @@ pub enum SqlError {
     #[error("value out of range: {0}")]
     Overflow(String),
     #[error("value too long for column '{column}' VARCHAR({max}): {length} characters")]
-    ValueTooLong {
-        column: String,
-        max: u32,
-        length: usize,
-    },
+    ValueTooLong { column: String, max: u32, length: usize },
     #[error("invalid value: {0}")]
     InvalidValue(String),
     #[error("unknown function '{0}'")]

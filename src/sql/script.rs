@@ -52,13 +52,21 @@ pub fn units(statements: Vec<ParsedStatement>) -> Result<Vec<Unit>, (usize, SqlE
                 })
             }
             (Statement::Begin, Some(_)) => {
-                return Err((i, SqlError::Transaction("BEGIN inside a transaction; nested transactions are not supported".into())));
+                return Err((
+                    i,
+                    SqlError::Transaction("BEGIN inside a transaction; nested transactions are not supported".into()),
+                ));
             }
             (Statement::Commit | Statement::Rollback, None) => {
-                return Err((i, SqlError::Transaction(format!("{} without BEGIN", s.statement.kind()))));
+                return Err((
+                    i,
+                    SqlError::Transaction(format!("{} without BEGIN", s.statement.kind())),
+                ));
             }
             (Statement::Commit | Statement::Rollback, Some(_)) => {
-                let mut unit = open.take().ok_or((i, SqlError::Transaction("no open transaction".into())))?;
+                let mut unit = open
+                    .take()
+                    .ok_or((i, SqlError::Transaction("no open transaction".into())))?;
                 unit.rolled_back = matches!(s.statement, Statement::Rollback);
                 units.push(unit);
             }
@@ -87,7 +95,11 @@ mod tests {
 
     fn shape(sql: &str) -> Result<Vec<(usize, usize, bool, bool)>, usize> {
         units(parse_script(sql).unwrap())
-            .map(|us| us.iter().map(|u| (u.start, u.statements.len(), u.explicit, u.rolled_back)).collect())
+            .map(|us| {
+                us.iter()
+                    .map(|u| (u.start, u.statements.len(), u.explicit, u.rolled_back))
+                    .collect()
+            })
             .map_err(|(i, _)| i)
     }
 
@@ -97,7 +109,12 @@ mod tests {
                    SELECT * FROM t; BEGIN; DELETE FROM t; ROLLBACK;";
         assert_eq!(
             shape(sql),
-            Ok(vec![(0, 1, false, false), (1, 2, true, false), (5, 1, false, false), (6, 1, true, true)])
+            Ok(vec![
+                (0, 1, false, false),
+                (1, 2, true, false),
+                (5, 1, false, false),
+                (6, 1, true, true)
+            ])
         );
     }
 

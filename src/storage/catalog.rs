@@ -102,8 +102,7 @@ impl Transaction {
         self.scan(CATALOG, range)?
             .map(|item| {
                 let (k, v) = item?;
-                serde_json::from_slice(&v)
-                    .map_err(|e| corrupt(format!("{}: {e}", String::from_utf8_lossy(&k))))
+                serde_json::from_slice(&v).map_err(|e| corrupt(format!("{}: {e}", String::from_utf8_lossy(&k))))
             })
             .collect()
     }

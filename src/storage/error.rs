@@ -20,9 +20,7 @@ impl<E: std::fmt::Debug> From<sled::transaction::TransactionError<E>> for Storag
     fn from(e: sled::transaction::TransactionError<E>) -> Self {
         match e {
             sled::transaction::TransactionError::Storage(e) => StorageError::Io(e.to_string()),
-            sled::transaction::TransactionError::Abort(e) => {
-                StorageError::Io(format!("transaction aborted: {e:?}"))
-            }
+            sled::transaction::TransactionError::Abort(e) => StorageError::Io(format!("transaction aborted: {e:?}")),
         }
     }
 }

@@ -33,10 +33,7 @@ impl Engine for MemoryEngine {
             return Ok(Box::new(std::iter::empty()));
         }
         let items: Vec<_> = match self.lock().get(space) {
-            Some(s) => s
-                .range(range)
-                .map(|(k, v)| Ok((k.clone(), v.clone())))
-                .collect(),
+            Some(s) => s.range(range).map(|(k, v)| Ok((k.clone(), v.clone()))).collect(),
             None => Vec::new(),
         };
         Ok(Box::new(items.into_iter()))

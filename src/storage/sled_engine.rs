@@ -37,8 +37,7 @@ impl Engine for SledEngine {
     fn scan(&self, space: &str, range: KeyRange) -> Result<ScanIter> {
         let iter = self.tree(space)?.range(range);
         Ok(Box::new(iter.map(|item| {
-            item.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .map_err(StorageError::from)
+            item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StorageError::from)
         })))
     }
 
@@ -59,23 +58,18 @@ impl Engine for SledEngine {
             }
             // Several trees: one sled transaction across all of them.
             _ => {
-                let trees = spaces
-                    .iter()
-                    .map(|(s, _)| self.tree(s))
-                    .collect::<Result<Vec<_>>>()?;
-                trees
-                    .as_slice()
-                    .transaction(|txs| {
-                        for (tx, (_, writes)) in txs.iter().zip(&spaces) {
-                            for (k, v) in writes.iter() {
-                                match v {
-                                    Some(v) => tx.insert(k.as_slice(), v.as_slice())?,
-                                    None => tx.remove(k.as_slice())?,
-                                };
-                            }
+                let trees = spaces.iter().map(|(s, _)| self.tree(s)).collect::<Result<Vec<_>>>()?;
+                trees.as_slice().transaction(|txs| {
+                    for (tx, (_, writes)) in txs.iter().zip(&spaces) {
+                        for (k, v) in writes.iter() {
+                            match v {
+                                Some(v) => tx.insert(k.as_slice(), v.as_slice())?,
+                                None => tx.remove(k.as_slice())?,
+                            };
                         }
-                        Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
-                    })?;
+                    }
+                    Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                })?;
             }
         }
         self.flush()

@@ -54,10 +54,7 @@ impl Transaction {
         if !self.batch.writes.contains_key(space) {
             self.batch.writes.insert(space.to_string(), Default::default());
         }
-        self.batch
-            .writes
-            .get_mut(space)
-            .expect("inserted just above")
+        self.batch.writes.get_mut(space).expect("inserted just above")
     }
 
     /// Scans a range, merging the engine's data with this transaction's own
@@ -114,11 +111,14 @@ pub fn is_empty_range(range: &KeyRange) -> bool {
     }
 }
 
+/// A buffered write: the key, and the new value or None for a delete.
+type PendingWrite = (Vec<u8>, Option<Vec<u8>>);
+
 /// Merges two key-ordered streams; on equal keys the pending write wins, and a
 /// pending delete hides the key.
 struct MergeIter {
     base: Peekable<ScanIter>,
-    pending: Peekable<std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>>,
+    pending: Peekable<std::vec::IntoIter<PendingWrite>>,
 }
 
 impl Iterator for MergeIter {

@@ -60,12 +60,21 @@ impl Clock {
         let wall = (self.wall)();
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let next = if wall > last.physical_ms {
-            Timestamp { physical_ms: wall, logical: 0 }
+            Timestamp {
+                physical_ms: wall,
+                logical: 0,
+            }
         } else if last.logical == u16::MAX {
             // 65536 stamps in one millisecond: borrow the next millisecond.
-            Timestamp { physical_ms: last.physical_ms + 1, logical: 0 }
+            Timestamp {
+                physical_ms: last.physical_ms + 1,
+                logical: 0,
+            }
         } else {
-            Timestamp { physical_ms: last.physical_ms, logical: last.logical + 1 }
+            Timestamp {
+                physical_ms: last.physical_ms,
+                logical: last.logical + 1,
+            }
         };
         *last = next;
         next

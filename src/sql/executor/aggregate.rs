@@ -13,7 +13,10 @@ pub fn aggregate(source: Rows, group_by: &[Expr], aggregates: &[Aggregate], ctx:
     let mut groups: BTreeMap<Vec<Value>, Vec<Accumulator>> = BTreeMap::new();
     for r in source {
         let row = r?;
-        let key = group_by.iter().map(|g| g.evaluate(&row, ctx)).collect::<Result<Vec<_>>>()?;
+        let key = group_by
+            .iter()
+            .map(|g| g.evaluate(&row, ctx))
+            .collect::<Result<Vec<_>>>()?;
         let accs = groups
             .entry(key)
             .or_insert_with(|| aggregates.iter().map(Accumulator::new).collect());
@@ -70,18 +73,20 @@ impl Accumulator {
         if v.is_null() {
             return Ok(());
         }
-        if let Some(seen) = &mut self.seen {
-            if !seen.insert(v.clone()) {
-                return Ok(());
-            }
+        if let Some(seen) = &mut self.seen
+            && !seen.insert(v.clone())
+        {
+            return Ok(());
         }
         self.count += 1;
         match self.function {
             AggregateFunction::Sum | AggregateFunction::Avg => match v {
                 Value::Int(i) if self.float_sum.is_none() => {
-                    let sum = self.int_sum.unwrap_or(0).checked_add(i).ok_or_else(|| {
-                        SqlError::Overflow(format!("{}() overflows BIGINT", self.function.name()))
-                    });
+                    let sum = self
+                        .int_sum
+                        .unwrap_or(0)
+                        .checked_add(i)
+                        .ok_or_else(|| SqlError::Overflow(format!("{}() overflows BIGINT", self.function.name())));
                     match sum {
                         Ok(s) => self.int_sum = Some(s),
                         // AVG keeps going in floating point; SUM must not wrap.

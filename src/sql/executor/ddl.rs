@@ -51,12 +51,17 @@ pub fn create_index(txn: &mut Transaction, table: &str, mut index: Index, if_not
             false => Err(SqlError::IndexExists(index.name)),
         };
     }
-    let mut t = txn.table(table)?.ok_or_else(|| SqlError::UnknownTable(table.to_string()))?;
+    let mut t = txn
+        .table(table)?
+        .ok_or_else(|| SqlError::UnknownTable(table.to_string()))?;
     index.id = txn.next_id()?;
     if let Some(values) = txn.build_index(&t, &index)? {
         return Err(SqlError::DuplicateKey {
             target: format!("unique index '{}' (existing rows)", index.name),
-            key: format!("({})", values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")),
+            key: format!(
+                "({})",
+                values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+            ),
         });
     }
     txn.set_index_owner(&index.name, Some(table));

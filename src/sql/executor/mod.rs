@@ -49,9 +49,12 @@ pub fn execute(plan: Plan, txn: &mut Transaction, ctx: &EvalContext) -> Result<O
             })
         }
         Plan::Insert { table, columns, rows } => Outcome::Affected(write::insert(txn, &table, &columns, rows, ctx)?),
-        Plan::Update { table, access, filter, set } => {
-            Outcome::Affected(write::update(txn, &table, &access, filter.as_ref(), &set, ctx)?)
-        }
+        Plan::Update {
+            table,
+            access,
+            filter,
+            set,
+        } => Outcome::Affected(write::update(txn, &table, &access, filter.as_ref(), &set, ctx)?),
         Plan::Delete { table, access, filter } => {
             Outcome::Affected(write::delete(txn, &table, &access, filter.as_ref(), ctx)?)
         }
@@ -63,7 +66,11 @@ pub fn execute(plan: Plan, txn: &mut Transaction, ctx: &EvalContext) -> Result<O
             ddl::drop_table(txn, &name, if_exists)?;
             Outcome::Affected(0)
         }
-        Plan::CreateIndex { table, index, if_not_exists } => {
+        Plan::CreateIndex {
+            table,
+            index,
+            if_not_exists,
+        } => {
             ddl::create_index(txn, &table, index, if_not_exists)?;
             Outcome::Affected(0)
         }

@@ -28,7 +28,13 @@ pub fn execute_node(node: Node, txn: &Transaction, ctx: EvalContext) -> Result<R
                 Err(e) => Some(Err(e)),
             }))
         }
-        Node::NestedLoopJoin { left, right, predicate, outer, right_width } => {
+        Node::NestedLoopJoin {
+            left,
+            right,
+            predicate,
+            outer,
+            right_width,
+        } => {
             let left = execute_node(*left, txn, ctx)?;
             let right: Vec<Row> = execute_node(*right, txn, ctx)?.collect::<Result<_>>()?;
             Box::new(flat_map_results(left, move |l| {
@@ -49,7 +55,15 @@ pub fn execute_node(node: Node, txn: &Transaction, ctx: EvalContext) -> Result<R
                 Ok(out)
             }))
         }
-        Node::HashJoin { left, right, left_key, right_key, residual, outer, right_width } => {
+        Node::HashJoin {
+            left,
+            right,
+            left_key,
+            right_key,
+            residual,
+            outer,
+            right_width,
+        } => {
             let left = execute_node(*left, txn, ctx)?;
             let mut table: BTreeMap<Value, Vec<Row>> = BTreeMap::new();
             for r in execute_node(*right, txn, ctx)? {
@@ -85,7 +99,11 @@ pub fn execute_node(node: Node, txn: &Transaction, ctx: EvalContext) -> Result<R
                 Ok(out)
             }))
         }
-        Node::Aggregate { source, group_by, aggregates } => {
+        Node::Aggregate {
+            source,
+            group_by,
+            aggregates,
+        } => {
             let source = execute_node(*source, txn, ctx)?;
             let rows = aggregate::aggregate(source, &group_by, &aggregates, &ctx)?;
             Box::new(rows.into_iter().map(Ok))
@@ -160,15 +178,30 @@ fn sort(source: Rows, keys: &[SortKey], ctx: &EvalContext) -> Result<Vec<Row>> {
     let mut keyed: Vec<(Vec<Value>, Row)> = Vec::new();
     for r in source {
         let row = r?;
-        let k = keys.iter().map(|k| k.expr.evaluate(&row, ctx)).collect::<Result<Vec<_>>>()?;
+        let k = keys
+            .iter()
+            .map(|k| k.expr.evaluate(&row, ctx))
+            .collect::<Result<Vec<_>>>()?;
         keyed.push((k, row));
     }
     keyed.sort_by(|(a, _), (b, _)| {
         for ((x, y), key) in a.iter().zip(b).zip(keys) {
             let o = match (x.is_null(), y.is_null()) {
                 (true, true) => Ordering::Equal,
-                (true, false) => if key.nulls_first { Ordering::Less } else { Ordering::Greater },
-                (false, true) => if key.nulls_first { Ordering::Greater } else { Ordering::Less },
+                (true, false) => {
+                    if key.nulls_first {
+                        Ordering::Less
+                    } else {
+                        Ordering::Greater
+                    }
+                }
+                (false, true) => {
+                    if key.nulls_first {
+                        Ordering::Greater
+                    } else {
+                        Ordering::Less
+                    }
+                }
                 (false, false) => {
                     let o = x.sort_cmp(y);
                     if key.descending { o.reverse() } else { o }

@@ -255,17 +255,33 @@ impl fmt::Display for Expr {
             Expr::Column { table: Some(t), name } => write!(f, "{t}.{name}"),
             Expr::Column { table: None, name } => write!(f, "{name}"),
             Expr::Unary { op: UnaryOp::Not, expr } => write!(f, "NOT {expr}"),
-            Expr::Unary { op: UnaryOp::Minus, expr } => write!(f, "-{expr}"),
-            Expr::Unary { op: UnaryOp::Plus, expr } => write!(f, "+{expr}"),
+            Expr::Unary {
+                op: UnaryOp::Minus,
+                expr,
+            } => write!(f, "-{expr}"),
+            Expr::Unary {
+                op: UnaryOp::Plus,
+                expr,
+            } => write!(f, "+{expr}"),
             Expr::Binary { op, left, right } => write!(f, "{left} {} {right}", op.symbol()),
             Expr::IsNull { expr, negated } => {
                 write!(f, "{expr} IS {}NULL", if *negated { "NOT " } else { "" })
             }
             Expr::InList { expr, list, negated } => {
                 let items: Vec<String> = list.iter().map(|e| e.to_string()).collect();
-                write!(f, "{expr} {}IN ({})", if *negated { "NOT " } else { "" }, items.join(", "))
+                write!(
+                    f,
+                    "{expr} {}IN ({})",
+                    if *negated { "NOT " } else { "" },
+                    items.join(", ")
+                )
             }
-            Expr::Between { expr, low, high, negated } => write!(
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => write!(
                 f,
                 "{expr} {}BETWEEN {low} AND {high}",
                 if *negated { "NOT " } else { "" }
@@ -273,7 +289,12 @@ impl fmt::Display for Expr {
             Expr::Like { expr, pattern, negated } => {
                 write!(f, "{expr} {}LIKE {pattern}", if *negated { "NOT " } else { "" })
             }
-            Expr::Function { name, args, star, distinct } => {
+            Expr::Function {
+                name,
+                args,
+                star,
+                distinct,
+            } => {
                 let args: Vec<String> = args.iter().map(|e| e.to_string()).collect();
                 let inner = if *star { "*".to_string() } else { args.join(", ") };
                 write!(f, "{name}({}{inner})", if *distinct { "DISTINCT " } else { "" })

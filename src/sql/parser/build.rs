@@ -9,11 +9,7 @@ type P<'a> = Pair<'a, Rule>;
 
 fn invalid(pair: &P, message: String) -> SqlError {
     let (line, column) = pair.line_col();
-    SqlError::Syntax {
-        line,
-        column,
-        message,
-    }
+    SqlError::Syntax { line, column, message }
 }
 
 /// The next child, which the grammar guarantees is there.
@@ -126,9 +122,11 @@ fn column_def(pair: P) -> Result<ColumnDef> {
                     match q.as_rule() {
                         Rule::type_name => c.type_name = q.as_str().to_ascii_uppercase(),
                         Rule::integer => {
-                            c.type_length = Some(q.as_str().parse().map_err(|_| {
-                                invalid(&q, format!("type length {} is too large", q.as_str()))
-                            })?)
+                            c.type_length = Some(
+                                q.as_str()
+                                    .parse()
+                                    .map_err(|_| invalid(&q, format!("type length {} is too large", q.as_str())))?,
+                            )
                         }
                         _ => {}
                     }
@@ -184,11 +182,7 @@ fn insert(pair: P) -> Result<Statement> {
             _ => {}
         }
     }
-    Ok(Statement::Insert {
-        table,
-        columns,
-        rows,
-    })
+    Ok(Statement::Insert { table, columns, rows })
 }
 
 fn where_clause(pair: P) -> Result<Expr> {
@@ -280,9 +274,7 @@ fn select_item(pair: P) -> Result<SelectItem> {
     let first = next(&mut inner, "select item")?;
     Ok(match first.as_rule() {
         Rule::wildcard => SelectItem::Wildcard,
-        Rule::qualified_wildcard => {
-            SelectItem::QualifiedWildcard(ident(next(&mut first.into_inner(), "table.*")?))
-        }
+        Rule::qualified_wildcard => SelectItem::QualifiedWildcard(ident(next(&mut first.into_inner(), "table.*")?)),
         _ => SelectItem::Expr {
             expr: expr(first)?,
             alias: inner.next().map(alias).transpose()?,
@@ -452,16 +444,15 @@ pub fn expr(pair: P) -> Result<Expr> {
             e = wrap_unary(ops, e)?;
             Ok(e)
         }
-        Rule::number => number_literal(&pair, pair.as_str()),
+        Rule::plain_value => expr(next(&mut pair.into_inner(), "value")?),
+        Rule::number | Rule::negative_number => number_literal(&pair, pair.as_str()),
         Rule::string => {
             let s = pair.as_str();
             let inner = &s[1..s.len() - 1];
             Ok(Expr::Literal(Literal::String(inner.replace("''", "'"))))
         }
         Rule::null => Ok(Expr::Literal(Literal::Null)),
-        Rule::boolean => Ok(Expr::Literal(Literal::Bool(
-            pair.as_str().eq_ignore_ascii_case("true"),
-        ))),
+        Rule::boolean => Ok(Expr::Literal(Literal::Bool(pair.as_str().eq_ignore_ascii_case("true")))),
         Rule::column_ref => {
             let mut parts: Vec<String> = pair.into_inner().map(ident).collect();
             let name = parts.pop().unwrap_or_default();
@@ -490,10 +481,7 @@ pub fn expr(pair: P) -> Result<Expr> {
                 distinct,
             })
         }
-        _ => Err(invalid(
-            &pair,
-            format!("unexpected {:?} in expression", pair.as_rule()),
-        )),
+        _ => Err(invalid(&pair, format!("unexpected {:?} in expression", pair.as_rule()))),
     }
 }
 
@@ -504,27 +492,19 @@ fn wrap_unary(ops: &[P], mut e: Expr) -> Result<Expr> {
         } else {
             UnaryOp::Plus
         };
-        e = Expr::Unary {
-            op,
-            expr: Box::new(e),
-        };
+        e = Expr::Unary { op, expr: Box::new(e) };
     }
     Ok(e)
 }
 
 fn number_literal(pair: &P, text: &str) -> Result<Expr> {
     let is_float = text.contains(['.', 'e', 'E']);
-    if !is_float {
-        if let Ok(i) = text.parse::<i64>() {
-            return Ok(Expr::Literal(Literal::Int(i)));
-        }
+    if !is_float && let Ok(i) = text.parse::<i64>() {
+        return Ok(Expr::Literal(Literal::Int(i)));
     }
     match text.parse::<f64>() {
         Ok(f) if f.is_finite() && is_float => Ok(Expr::Literal(Literal::Float(f))),
-        _ if !is_float => Err(invalid(
-            pair,
-            format!("integer {text} is out of range for BIGINT"),
-        )),
+        _ if !is_float => Err(invalid(pair, format!("integer {text} is out of range for BIGINT"))),
         _ => Err(invalid(pair, format!("number {text} is out of range"))),
     }
 }
@@ -553,10 +533,7 @@ fn comparison_suffix(left: Expr, suffix: P) -> Result<Expr> {
             .ok_or_else(|| SqlError::Invalid("malformed comparison".into()))
     };
     Ok(match rule {
-        Rule::is_null => Expr::IsNull {
-            expr: left,
-            negated,
-        },
+        Rule::is_null => Expr::IsNull { expr: left, negated },
         Rule::between => Expr::Between {
             expr: left,
             low: operand()?,

@@ -4,6 +4,7 @@
 
 pub mod ast;
 mod build;
+mod fast_insert;
 
 use crate::sql::error::{Result, SqlError};
 use pest::Parser as _;
@@ -22,14 +23,18 @@ pub struct ParsedStatement {
 
 /// Parses a script of statements separated by `;`.
 pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
-    Ok(parse_script(sql)?
-        .into_iter()
-        .map(|p| p.statement)
-        .collect())
+    Ok(parse_script(sql)?.into_iter().map(|p| p.statement).collect())
 }
 
 /// Parses a script, keeping each statement's source text.
 pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>> {
+    match fast_insert::parse(sql) {
+        Some(statement) => Ok(vec![statement]),
+        None => parse_with_grammar(sql),
+    }
+}
+
+fn parse_with_grammar(sql: &str) -> Result<Vec<ParsedStatement>> {
     let mut pairs = SqlParser::parse(Rule::script, sql).map_err(syntax_error)?;
     let script = pairs.next().ok_or_else(|| SqlError::Syntax {
         line: 1,
@@ -74,13 +79,7 @@ fn syntax_error(e: pest::error::Error<Rule>) -> SqlError {
         let line_text = e.line();
         // The offending token: the text at the error position up to a space.
         let at = line_text.chars().skip(column.saturating_sub(1)).collect::<String>();
-        let token: String = at
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(20)
-            .collect();
+        let token: String = at.split_whitespace().next().unwrap_or("").chars().take(20).collect();
         if token.is_empty() || rest == usize::MAX {
             "end of input".to_string()
         } else {
@@ -92,9 +91,8 @@ fn syntax_error(e: pest::error::Error<Rule>) -> SqlError {
             let mut names: Vec<String> = positives.iter().filter_map(|r| rule_name(*r)).collect();
             names.sort();
             names.dedup();
-            if names.is_empty() {
-                format!("unexpected {found}")
-            } else if names.len() > 8 {
+            // Too long a list of alternatives helps nobody.
+            if names.is_empty() || names.len() > 8 {
                 format!("unexpected {found}")
             } else {
                 format!("expected {}, found {found}", names.join(", "))
@@ -102,11 +100,7 @@ fn syntax_error(e: pest::error::Error<Rule>) -> SqlError {
         }
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
-    SqlError::Syntax {
-        line,
-        column,
-        message,
-    }
+    SqlError::Syntax { line, column, message }
 }
 
 /// A user-facing name for a grammar rule, or None to leave it out.
@@ -119,7 +113,15 @@ fn rule_name(rule: Rule) -> Option<String> {
         match rule {
             Rule::EOI => "end of input",
             Rule::ident | Rule::bare_ident | Rule::quoted_ident => "a name",
-            Rule::expr | Rule::or_expr | Rule::and_expr | Rule::not_expr | Rule::cmp_expr | Rule::add_expr | Rule::mul_expr | Rule::concat_expr | Rule::unary_expr => "an expression",
+            Rule::expr
+            | Rule::or_expr
+            | Rule::and_expr
+            | Rule::not_expr
+            | Rule::cmp_expr
+            | Rule::add_expr
+            | Rule::mul_expr
+            | Rule::concat_expr
+            | Rule::unary_expr => "an expression",
             Rule::statement => "a statement",
             Rule::number | Rule::integer => "a number",
             Rule::string => "a string",
@@ -163,7 +165,12 @@ mod tests {
         let Statement::Select(sel) = s else { panic!() };
         let filter = sel.filter.unwrap();
         assert_eq!(filter.to_string(), "NOT a = 1 OR b = 2 AND c = 3");
-        let Expr::Binary { op: BinaryOp::Or, left, right } = filter else {
+        let Expr::Binary {
+            op: BinaryOp::Or,
+            left,
+            right,
+        } = filter
+        else {
             panic!("{filter:?}")
         };
         assert!(matches!(*left, Expr::Unary { op: UnaryOp::Not, .. }));
@@ -174,9 +181,16 @@ mod tests {
     fn arithmetic_binds_tighter_than_comparison() {
         let s = parse_one("SELECT 1 + 2 * 3 - 4 < 5").unwrap();
         let Statement::Select(sel) = s else { panic!() };
-        let SelectItem::Expr { expr, .. } = &sel.items[0] else { panic!() };
+        let SelectItem::Expr { expr, .. } = &sel.items[0] else {
+            panic!()
+        };
         assert_eq!(expr.to_string(), "1 + 2 * 3 - 4 < 5");
-        let Expr::Binary { op: BinaryOp::Lt, left, .. } = expr else { panic!() };
+        let Expr::Binary {
+            op: BinaryOp::Lt, left, ..
+        } = expr
+        else {
+            panic!()
+        };
         assert!(matches!(**left, Expr::Binary { op: BinaryOp::Sub, .. }));
     }
 
@@ -203,7 +217,9 @@ mod tests {
     fn min_integer_literal() {
         let s = parse_one("SELECT -9223372036854775808").unwrap();
         let Statement::Select(sel) = s else { panic!() };
-        let SelectItem::Expr { expr, .. } = &sel.items[0] else { panic!() };
+        let SelectItem::Expr { expr, .. } = &sel.items[0] else {
+            panic!()
+        };
         assert_eq!(*expr, Expr::Literal(Literal::Int(i64::MIN)));
     }
 }

@@ -62,20 +62,27 @@ pub fn choose(table: &Table, predicates: &[&Expr]) -> Access {
         }
         let whole_unique = index.unique && lists.len() == index.columns.len();
         let score = (lists.len(), whole_unique);
-        if let Some(keys) = cartesian(&lists) {
-            if best.as_ref().is_none_or(|(n, u, _)| score > (*n, *u)) {
-                best = Some((score.0, score.1, Access::IndexLookup { index: index.clone(), keys }));
-            }
+        if let Some(keys) = cartesian(&lists)
+            && best.as_ref().is_none_or(|(n, u, _)| score > (*n, *u))
+        {
+            best = Some((
+                score.0,
+                score.1,
+                Access::IndexLookup {
+                    index: index.clone(),
+                    keys,
+                },
+            ));
         }
     }
     if let Some((_, _, access)) = best {
         return access;
     }
     // A range on the first primary-key column, then on an index's first column.
-    if let Some(&first) = table.primary_key.first() {
-        if let Some(range) = range_of(facts(first)) {
-            return Access::KeyRange(range);
-        }
+    if let Some(&first) = table.primary_key.first()
+        && let Some(range) = range_of(facts(first))
+    {
+        return Access::KeyRange(range);
     }
     for index in &table.indexes {
         if let Some(range) = range_of(facts(index.columns[0])) {
@@ -89,6 +96,14 @@ pub fn choose(table: &Table, predicates: &[&Expr]) -> Access {
 }
 
 fn range_of(f: ColumnFacts) -> Option<ValueRange> {
+    // Equality on the first of several key columns: every key with that
+    // prefix (e.g. all readings of one sensor under PRIMARY KEY (sensor, ts)).
+    if let Some([v]) = f.equal.as_deref() {
+        return Some(ValueRange {
+            start: Bound::Included(v.clone()),
+            end: Bound::Included(v.clone()),
+        });
+    }
     if f.start.is_none() && f.end.is_none() {
         return None;
     }
@@ -160,15 +175,24 @@ fn column_facts(table: &Table, column: usize, predicates: &[&Expr]) -> ColumnFac
                     _ => {}
                 }
             }
-            Expr::InList { expr, list, negated: false } if is_col(expr) => {
+            Expr::InList {
+                expr,
+                list,
+                negated: false,
+            } if is_col(expr) => {
                 let values: Option<Vec<Value>> = list.iter().map(|e| key_value(e, ty)).collect();
-                if let Some(values) = values {
-                    if facts.equal.is_none() {
-                        facts.equal = Some(values);
-                    }
+                if let Some(values) = values
+                    && facts.equal.is_none()
+                {
+                    facts.equal = Some(values);
                 }
             }
-            Expr::Between { expr, low, high, negated: false } if is_col(expr) => {
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated: false,
+            } if is_col(expr) => {
                 if let (Some(lo), Some(hi)) = (key_value(low, ty), key_value(high, ty)) {
                     tighten_start(&mut facts.start, Bound::Included(lo));
                     tighten_end(&mut facts.end, Bound::Included(hi));

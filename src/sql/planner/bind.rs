@@ -89,10 +89,10 @@ struct Binder<'a> {
 
 impl Binder<'_> {
     fn bind(&mut self, e: &ast::Expr) -> Result<Expr> {
-        if self.aggregation.is_some() {
-            if let Some(bound) = self.bind_group_or_aggregate(e)? {
-                return Ok(bound);
-            }
+        if self.aggregation.is_some()
+            && let Some(bound) = self.bind_group_or_aggregate(e)?
+        {
+            return Ok(bound);
         }
         let b = |binder: &mut Self, e: &ast::Expr| binder.bind(e).map(Box::new);
         Ok(match e {
@@ -128,7 +128,12 @@ impl Binder<'_> {
                 list: list.iter().map(|e| self.bind(e)).collect::<Result<_>>()?,
                 negated: *negated,
             },
-            ast::Expr::Between { expr, low, high, negated } => Expr::Between {
+            ast::Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => Expr::Between {
                 expr: b(self, expr)?,
                 low: b(self, low)?,
                 high: b(self, high)?,
@@ -139,7 +144,12 @@ impl Binder<'_> {
                 pattern: b(self, pattern)?,
                 negated: *negated,
             },
-            ast::Expr::Function { name, args, star, distinct } => {
+            ast::Expr::Function {
+                name,
+                args,
+                star,
+                distinct,
+            } => {
                 if AggregateFunction::lookup(name).is_some() {
                     return Err(SqlError::Invalid(format!(
                         "aggregate function {name}() is not allowed in {}",
@@ -166,25 +176,30 @@ impl Binder<'_> {
             return Ok(None);
         };
         let groups = agg.groups.len();
-        if let ast::Expr::Function { name, args, star, distinct } = e {
-            if let Some(function) = AggregateFunction::lookup(name) {
-                let aggregate = bind_aggregate_call(function, name, args, *star, *distinct, agg.source)?;
-                let slot = match agg.aggregates.iter().position(|a| *a == aggregate) {
-                    Some(i) => i,
-                    None => {
-                        agg.aggregates.push(aggregate);
-                        agg.aggregates.len() - 1
-                    }
-                };
-                return Ok(Some(Expr::Column(groups + slot)));
-            }
-        }
-        if !contains_aggregate(e) && !matches!(e, ast::Expr::Literal(_)) {
-            if let Ok(bound) = bind(e, agg.source, self.clause) {
-                if let Some(i) = agg.groups.iter().position(|g| *g == bound) {
-                    return Ok(Some(Expr::Column(i)));
+        if let ast::Expr::Function {
+            name,
+            args,
+            star,
+            distinct,
+        } = e
+            && let Some(function) = AggregateFunction::lookup(name)
+        {
+            let aggregate = bind_aggregate_call(function, name, args, *star, *distinct, agg.source)?;
+            let slot = match agg.aggregates.iter().position(|a| *a == aggregate) {
+                Some(i) => i,
+                None => {
+                    agg.aggregates.push(aggregate);
+                    agg.aggregates.len() - 1
                 }
-            }
+            };
+            return Ok(Some(Expr::Column(groups + slot)));
+        }
+        if !contains_aggregate(e)
+            && !matches!(e, ast::Expr::Literal(_))
+            && let Ok(bound) = bind(e, agg.source, self.clause)
+            && let Some(i) = agg.groups.iter().position(|g| *g == bound)
+        {
+            return Ok(Some(Expr::Column(i)));
         }
         Ok(None)
     }
@@ -215,7 +230,9 @@ fn bind_aggregate_call(
         )));
     };
     if contains_aggregate(arg) {
-        return Err(SqlError::Invalid(format!("aggregate calls cannot be nested: {name}({arg})")));
+        return Err(SqlError::Invalid(format!(
+            "aggregate calls cannot be nested: {name}({arg})"
+        )));
     }
     Ok(Aggregate {
         function,
@@ -285,9 +302,7 @@ pub fn infer_type(e: &Expr, input: &[Option<DataType>]) -> Option<DataType> {
             ScalarFunction::Length => Some(DataType::BigInt),
             ScalarFunction::Lower | ScalarFunction::Upper => Some(DataType::String),
             ScalarFunction::Abs | ScalarFunction::NullIf => args.first().and_then(|a| infer_type(a, input)),
-            ScalarFunction::Coalesce | ScalarFunction::IfNull => {
-                args.iter().find_map(|a| infer_type(a, input))
-            }
+            ScalarFunction::Coalesce | ScalarFunction::IfNull => args.iter().find_map(|a| infer_type(a, input)),
         },
     }
 }

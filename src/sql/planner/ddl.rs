@@ -15,14 +15,21 @@ pub fn create_table(create: &ast::CreateTable) -> Result<Plan> {
     let mut unique: Vec<usize> = Vec::new();
     for (i, def) in create.columns.iter().enumerate() {
         if columns.iter().any(|c| c.name == def.name) {
-            return Err(SqlError::Invalid(format!("column '{}' is defined twice in table '{name}'", def.name)));
+            return Err(SqlError::Invalid(format!(
+                "column '{}' is defined twice in table '{name}'",
+                def.name
+            )));
         }
         let data_type = DataType::from_sql(&def.type_name, def.type_length).ok_or_else(|| {
             let shown = match def.type_length {
                 Some(n) => format!("{}({n})", def.type_name),
                 None => def.type_name.clone(),
             };
-            let hint = if def.type_name == "VARCHAR" { " (VARCHAR needs a length, e.g. VARCHAR(64))" } else { "" };
+            let hint = if def.type_name == "VARCHAR" {
+                " (VARCHAR needs a length, e.g. VARCHAR(64))"
+            } else {
+                ""
+            };
             SqlError::Invalid(format!("unknown type {shown} for column '{}'{hint}", def.name))
         })?;
         if def.primary_key {
@@ -64,7 +71,9 @@ pub fn create_table(create: &ast::CreateTable) -> Result<Plan> {
     }
     if !create.primary_key.is_empty() {
         if !primary_key.is_empty() {
-            return Err(SqlError::Invalid(format!("table '{name}' declares its PRIMARY KEY twice")));
+            return Err(SqlError::Invalid(format!(
+                "table '{name}' declares its PRIMARY KEY twice"
+            )));
         }
         for pk in &create.primary_key {
             let i = columns.iter().position(|c| &c.name == pk).ok_or_else(|| {
@@ -79,13 +88,19 @@ pub fn create_table(create: &ast::CreateTable) -> Result<Plan> {
     for &i in &primary_key {
         let c = &mut columns[i];
         if create.columns[i].nullable == Some(true) {
-            return Err(SqlError::Invalid(format!("PRIMARY KEY column '{}' cannot be NULL", c.name)));
+            return Err(SqlError::Invalid(format!(
+                "PRIMARY KEY column '{}' cannot be NULL",
+                c.name
+            )));
         }
         c.nullable = false;
     }
     for c in &columns {
         if !c.nullable && matches!(c.default, Some(DefaultValue::Value(Value::Null))) {
-            return Err(SqlError::Invalid(format!("column '{}' is NOT NULL but its DEFAULT is NULL", c.name)));
+            return Err(SqlError::Invalid(format!(
+                "column '{}' is NOT NULL but its DEFAULT is NULL",
+                c.name
+            )));
         }
     }
     let indexes = unique
@@ -117,14 +132,18 @@ pub fn create_index(
     unique: bool,
     if_not_exists: bool,
 ) -> Result<Plan> {
-    let t = txn.table(table)?.ok_or_else(|| SqlError::UnknownTable(table.to_string()))?;
+    let t = txn
+        .table(table)?
+        .ok_or_else(|| SqlError::UnknownTable(table.to_string()))?;
     let mut positions = Vec::new();
     for c in columns {
-        let i = t.column_index(c).ok_or_else(|| {
-            SqlError::UnknownColumn(format!("column '{c}' does not exist in table '{table}'"))
-        })?;
+        let i = t
+            .column_index(c)
+            .ok_or_else(|| SqlError::UnknownColumn(format!("column '{c}' does not exist in table '{table}'")))?;
         if positions.contains(&i) {
-            return Err(SqlError::Invalid(format!("column '{c}' appears twice in index '{name}'")));
+            return Err(SqlError::Invalid(format!(
+                "column '{c}' appears twice in index '{name}'"
+            )));
         }
         positions.push(i);
     }

@@ -50,9 +50,17 @@ pub fn plan(statement: &Statement, txn: &Transaction) -> Result<Plan> {
                         targets.len()
                     )));
                 }
-                bound.push(row.iter().map(|e| bind(e, &empty, "VALUES")).collect::<Result<Vec<_>>>()?);
+                bound.push(
+                    row.iter()
+                        .map(|e| bind(e, &empty, "VALUES"))
+                        .collect::<Result<Vec<_>>>()?,
+                );
             }
-            Ok(Plan::Insert { table, columns: targets, rows: bound })
+            Ok(Plan::Insert {
+                table,
+                columns: targets,
+                rows: bound,
+            })
         }
         Statement::Update { table, set, filter } => {
             let table = table_of(txn, table)?;
@@ -66,7 +74,12 @@ pub fn plan(statement: &Statement, txn: &Transaction) -> Result<Plan> {
                 assignments.push((i, bind(e, &scope, "UPDATE SET")?));
             }
             let (access, filter) = filtered_access(&table, &scope, filter.as_ref())?;
-            Ok(Plan::Update { table, access, filter, set: assignments })
+            Ok(Plan::Update {
+                table,
+                access,
+                filter,
+                set: assignments,
+            })
         }
         Statement::Delete { table, filter } => {
             let table = table_of(txn, table)?;
@@ -75,11 +88,21 @@ pub fn plan(statement: &Statement, txn: &Transaction) -> Result<Plan> {
             Ok(Plan::Delete { table, access, filter })
         }
         Statement::CreateTable(create) => ddl::create_table(create),
-        Statement::DropTable { name, if_exists } => Ok(Plan::DropTable { name: name.clone(), if_exists: *if_exists }),
-        Statement::CreateIndex { name, table, columns, unique, if_not_exists } => {
-            ddl::create_index(txn, name, table, columns, *unique, *if_not_exists)
-        }
-        Statement::DropIndex { name, if_exists } => Ok(Plan::DropIndex { name: name.clone(), if_exists: *if_exists }),
+        Statement::DropTable { name, if_exists } => Ok(Plan::DropTable {
+            name: name.clone(),
+            if_exists: *if_exists,
+        }),
+        Statement::CreateIndex {
+            name,
+            table,
+            columns,
+            unique,
+            if_not_exists,
+        } => ddl::create_index(txn, name, table, columns, *unique, *if_not_exists),
+        Statement::DropIndex { name, if_exists } => Ok(Plan::DropIndex {
+            name: name.clone(),
+            if_exists: *if_exists,
+        }),
         Statement::Begin | Statement::Commit | Statement::Rollback => Err(SqlError::Invalid(format!(
             "{} is handled by the session, not planned",
             statement.kind()
@@ -92,9 +115,9 @@ fn table_of(txn: &Transaction, name: &str) -> Result<Table> {
 }
 
 fn column_of(table: &Table, name: &str) -> Result<usize> {
-    table.column_index(name).ok_or_else(|| {
-        SqlError::UnknownColumn(format!("column '{name}' does not exist in table '{}'", table.name))
-    })
+    table
+        .column_index(name)
+        .ok_or_else(|| SqlError::UnknownColumn(format!("column '{name}' does not exist in table '{}'", table.name)))
 }
 
 fn filtered_access(

@@ -179,9 +179,15 @@ pub enum Access {
     /// A range of the first primary-key column.
     KeyRange(ValueRange),
     /// Rows whose leading index columns equal one of these value lists.
-    IndexLookup { index: Index, keys: Vec<Vec<Value>> },
+    IndexLookup {
+        index: Index,
+        keys: Vec<Vec<Value>>,
+    },
     /// A range of the first index column.
-    IndexRange { index: Index, range: ValueRange },
+    IndexRange {
+        index: Index,
+        range: ValueRange,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -195,16 +201,20 @@ impl Plan {
     pub fn explain(&self) -> String {
         let mut out = String::new();
         match self {
-            Plan::Query(q) => {
-                let labels: Vec<String> = q.columns.iter().map(|c| c.name.clone()).collect();
-                q.root.explain(&mut out, 0, &labels);
-            }
+            Plan::Query(q) => q.root.explain(&mut out, 0),
             Plan::Explain(p) => return p.explain(),
             Plan::Insert { table, rows, .. } => {
                 let _ = writeln!(out, "Insert {} ({} rows)", table.name, rows.len());
             }
-            Plan::Update { table, access, filter, .. } | Plan::Delete { table, access, filter } => {
-                let verb = if matches!(self, Plan::Update { .. }) { "Update" } else { "Delete" };
+            Plan::Update {
+                table, access, filter, ..
+            }
+            | Plan::Delete { table, access, filter } => {
+                let verb = if matches!(self, Plan::Update { .. }) {
+                    "Update"
+                } else {
+                    "Delete"
+                };
                 let _ = writeln!(out, "{verb} {}", table.name);
                 let labels = column_labels(table, &table.name);
                 let mut depth = 1;
@@ -212,7 +222,12 @@ impl Plan {
                     let _ = writeln!(out, "  Filter {}", f.format(&labels));
                     depth = 2;
                 }
-                let _ = writeln!(out, "{}{}", "  ".repeat(depth), describe_access(table, &table.name, access));
+                let _ = writeln!(
+                    out,
+                    "{}{}",
+                    "  ".repeat(depth),
+                    describe_access(table, &table.name, access)
+                );
             }
             other => {
                 let _ = writeln!(out, "{other:?}");
@@ -280,7 +295,11 @@ pub fn describe_access(table: &Table, alias: &str, access: &Access) -> String {
         }
         Access::IndexRange { index, range } => {
             let first = index.columns.first().map_or("?".to_string(), |&i| col(i));
-            format!("IndexRange {name} USING {} ({})", index.name, format_range(&first, range))
+            format!(
+                "IndexRange {name} USING {} ({})",
+                index.name,
+                format_range(&first, range)
+            )
         }
     }
 }
@@ -301,7 +320,11 @@ impl Node {
                 l.extend(right.labels());
                 l
             }
-            Node::Aggregate { source, group_by, aggregates } => {
+            Node::Aggregate {
+                source,
+                group_by,
+                aggregates,
+            } => {
                 let input = source.labels();
                 let mut l: Vec<String> = group_by.iter().map(|e| e.format(&input)).collect();
                 l.extend(aggregates.iter().map(|a| describe_aggregate(a, &input)));
@@ -314,9 +337,9 @@ impl Node {
         }
     }
 
-    fn explain(&self, out: &mut String, depth: usize, output: &[String]) {
+    fn explain(&self, out: &mut String, depth: usize) {
         let pad = "  ".repeat(depth);
-        let child = |out: &mut String, n: &Node| n.explain(out, depth + 1, output);
+        let child = |out: &mut String, n: &Node| n.explain(out, depth + 1);
         match self {
             Node::Scan { table, alias, access } => {
                 let _ = writeln!(out, "{pad}{}", describe_access(table, alias, access));
@@ -328,27 +351,58 @@ impl Node {
                 let _ = writeln!(out, "{pad}Filter {}", predicate.format(&source.labels()));
                 child(out, source);
             }
-            Node::NestedLoopJoin { left, right, predicate, outer, .. } => {
+            Node::NestedLoopJoin {
+                left,
+                right,
+                predicate,
+                outer,
+                ..
+            } => {
                 let mut labels = left.labels();
                 labels.extend(right.labels());
-                let on = predicate.as_ref().map_or(String::new(), |p| format!(" ON {}", p.format(&labels)));
+                let on = predicate
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(" ON {}", p.format(&labels)));
                 let kind = if *outer { "LEFT " } else { "" };
-                let _ = writeln!(out, "{pad}NestedLoop{}Join{on}", if kind.is_empty() { "" } else { " Left" });
+                let _ = writeln!(
+                    out,
+                    "{pad}NestedLoop{}Join{on}",
+                    if kind.is_empty() { "" } else { " Left" }
+                );
                 child(out, left);
                 child(out, right);
             }
-            Node::HashJoin { left, right, left_key, right_key, residual, outer, .. } => {
+            Node::HashJoin {
+                left,
+                right,
+                left_key,
+                right_key,
+                residual,
+                outer,
+                ..
+            } => {
                 let l = left.labels();
                 let r = right.labels();
                 let mut all = l.clone();
                 all.extend(r.clone());
-                let extra = residual.as_ref().map_or(String::new(), |e| format!(" AND {}", e.format(&all)));
+                let extra = residual
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(" AND {}", e.format(&all)));
                 let kind = if *outer { "HashLeftJoin" } else { "HashJoin" };
-                let _ = writeln!(out, "{pad}{kind} ON {} = {}{extra}", left_key.format(&l), right_key.format(&r));
+                let _ = writeln!(
+                    out,
+                    "{pad}{kind} ON {} = {}{extra}",
+                    left_key.format(&l),
+                    right_key.format(&r)
+                );
                 child(out, left);
                 child(out, right);
             }
-            Node::Aggregate { source, group_by, aggregates } => {
+            Node::Aggregate {
+                source,
+                group_by,
+                aggregates,
+            } => {
                 let input = source.labels();
                 let aggs: Vec<String> = aggregates.iter().map(|a| describe_aggregate(a, &input)).collect();
                 let groups: Vec<String> = group_by.iter().map(|e| e.format(&input)).collect();
@@ -395,5 +449,9 @@ fn describe_aggregate(a: &Aggregate, input: &[String]) -> String {
         None => "*".to_string(),
         Some(e) => e.format(input),
     };
-    format!("{}({}{arg})", a.function.name(), if a.distinct { "DISTINCT " } else { "" })
+    format!(
+        "{}({}{arg})",
+        a.function.name(),
+        if a.distinct { "DISTINCT " } else { "" }
+    )
 }

@@ -51,9 +51,11 @@ impl Scope {
 
     /// The position of `table.name` (or of `name` alone) in the row.
     pub fn resolve(&self, table: Option<&str>, name: &str) -> Result<usize> {
-        let mut found = self.columns.iter().enumerate().filter(|(_, c)| {
-            c.name == name && (table.is_none() || c.table.as_deref() == table)
-        });
+        let mut found = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.name == name && (table.is_none() || c.table.as_deref() == table));
         match (found.next(), found.next()) {
             (Some((i, _)), None) => Ok(i),
             (Some(_), Some(_)) => Err(SqlError::AmbiguousColumn(name.to_string())),

@@ -3,8 +3,7 @@
 
 use super::access;
 use super::bind::{
-    Aggregation, aggregate_type, bind, bind_aggregated, contains_aggregate, evaluate_constant,
-    infer_type,
+    Aggregation, aggregate_type, bind, bind_aggregated, contains_aggregate, evaluate_constant, infer_type,
 };
 use super::plan::{Node, OutputColumn, QueryPlan, SortKey};
 use super::scope::Scope;
@@ -77,7 +76,11 @@ pub fn plan_select(select: &ast::Select, txn: &Transaction) -> Result<QueryPlan>
         let having = match &select.having {
             Some(h) => Some(bind_aggregated(
                 h,
-                Aggregation { source: &scope, groups: &groups, aggregates: &mut aggregates },
+                Aggregation {
+                    source: &scope,
+                    groups: &groups,
+                    aggregates: &mut aggregates,
+                },
                 "HAVING",
             )?),
             None => None,
@@ -85,7 +88,11 @@ pub fn plan_select(select: &ast::Select, txn: &Transaction) -> Result<QueryPlan>
         for (e, _) in &items {
             exprs.push(bind_aggregated(
                 e,
-                Aggregation { source: &scope, groups: &groups, aggregates: &mut aggregates },
+                Aggregation {
+                    source: &scope,
+                    groups: &groups,
+                    aggregates: &mut aggregates,
+                },
                 "SELECT",
             )?);
         }
@@ -94,7 +101,11 @@ pub fn plan_select(select: &ast::Select, txn: &Transaction) -> Result<QueryPlan>
                 hidden_order.push((exprs.len(), o));
                 exprs.push(bind_aggregated(
                     &o.expr,
-                    Aggregation { source: &scope, groups: &groups, aggregates: &mut aggregates },
+                    Aggregation {
+                        source: &scope,
+                        groups: &groups,
+                        aggregates: &mut aggregates,
+                    },
                     "ORDER BY",
                 )?);
             }
@@ -179,7 +190,10 @@ pub fn plan_select(select: &ast::Select, txn: &Transaction) -> Result<QueryPlan>
     if let Some(offset) = &select.offset {
         let count = count_of(offset, "OFFSET")?;
         if count > 0 {
-            node = Node::Offset { source: Box::new(node), count };
+            node = Node::Offset {
+                source: Box::new(node),
+                count,
+            };
         }
     }
     if let Some(limit) = &select.limit {
@@ -380,35 +394,35 @@ fn join_node(left: Node, right: Node, on: Option<Expr>, outer: bool, left_width:
             }
             _ => false,
         });
-        if let Some(i) = equi {
-            if let Expr::Binary(_, l, r) = parts[i] {
-                let (lk, mut rk) = if columns_within(l, 0, left_width) {
-                    ((**l).clone(), (**r).clone())
-                } else {
-                    ((**r).clone(), (**l).clone())
-                };
-                rk.walk_mut(&mut |e| {
-                    if let Expr::Column(c) = e {
-                        *c -= left_width;
-                    }
-                });
-                let rest: Vec<Expr> = parts
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != i)
-                    .map(|(_, p)| (*p).clone())
-                    .collect();
-                let residual = rest.into_iter().reduce(|a, b| Expr::And(Box::new(a), Box::new(b)));
-                return Node::HashJoin {
-                    left: Box::new(left),
-                    right: Box::new(right),
-                    left_key: lk,
-                    right_key: rk,
-                    residual,
-                    outer,
-                    right_width,
-                };
-            }
+        if let Some(i) = equi
+            && let Expr::Binary(_, l, r) = parts[i]
+        {
+            let (lk, mut rk) = if columns_within(l, 0, left_width) {
+                ((**l).clone(), (**r).clone())
+            } else {
+                ((**r).clone(), (**l).clone())
+            };
+            rk.walk_mut(&mut |e| {
+                if let Expr::Column(c) = e {
+                    *c -= left_width;
+                }
+            });
+            let rest: Vec<Expr> = parts
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, p)| (*p).clone())
+                .collect();
+            let residual = rest.into_iter().reduce(|a, b| Expr::And(Box::new(a), Box::new(b)));
+            return Node::HashJoin {
+                left: Box::new(left),
+                right: Box::new(right),
+                left_key: lk,
+                right_key: rk,
+                residual,
+                outer,
+                right_width,
+            };
         }
     }
     Node::NestedLoopJoin {

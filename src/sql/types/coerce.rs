@@ -16,9 +16,8 @@ pub fn coerce(value: Value, ty: DataType, column: &str) -> Result<Value> {
             quote(v)
         ))
     };
-    let out_of_range = |v: &Value| {
-        SqlError::Overflow(format!("{} is out of range for {ty} column '{column}'", quote(v)))
-    };
+    let out_of_range =
+        |v: &Value| SqlError::Overflow(format!("{} is out of range for {ty} column '{column}'", quote(v)));
     Ok(match (ty, value) {
         (_, Value::Null) => Value::Null,
         (DataType::Int, Value::Int(i)) => {
@@ -32,7 +31,11 @@ pub fn coerce(value: Value, ty: DataType, column: &str) -> Result<Value> {
             if f.fract() != 0.0 || !f.is_finite() {
                 return Err(mismatch(&Value::Float(f)));
             }
-            let limit = if ty == DataType::Int { 2f64.powi(31) } else { 2f64.powi(63) };
+            let limit = if ty == DataType::Int {
+                2f64.powi(31)
+            } else {
+                2f64.powi(63)
+            };
             if f < -limit || f >= limit {
                 return Err(out_of_range(&Value::Float(f)));
             }
@@ -85,9 +88,13 @@ mod tests {
     fn lossy_or_wrong_values_fail_with_the_column_name() {
         let e = coerce(Value::Int(1 << 40), DataType::Int, "n").unwrap_err().to_string();
         assert!(e.contains("out of range for INT column 'n'"), "{e}");
-        let e = coerce(Value::Text("abc".into()), DataType::Int, "n").unwrap_err().to_string();
+        let e = coerce(Value::Text("abc".into()), DataType::Int, "n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("column 'n' is INT, cannot store STRING 'abc'"), "{e}");
-        let e = coerce(Value::Text("abcd".into()), DataType::Varchar(3), "v").unwrap_err().to_string();
+        let e = coerce(Value::Text("abcd".into()), DataType::Varchar(3), "v")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("VARCHAR(3)"), "{e}");
         assert!(coerce(Value::Float(1.5), DataType::BigInt, "n").is_err());
     }

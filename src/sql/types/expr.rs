@@ -50,12 +50,7 @@ impl BinaryOp {
     pub fn is_comparison(self) -> bool {
         matches!(
             self,
-            BinaryOp::Eq
-                | BinaryOp::NotEq
-                | BinaryOp::Lt
-                | BinaryOp::LtEq
-                | BinaryOp::Gt
-                | BinaryOp::GtEq
+            BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq
         )
     }
 
@@ -142,19 +137,12 @@ impl Expr {
                 ),
                 Value::Float(f) => Value::Float(-f),
                 v => {
-                    return Err(SqlError::TypeMismatch(format!(
-                        "cannot negate {} {v}",
-                        v.type_name()
-                    )));
+                    return Err(SqlError::TypeMismatch(format!("cannot negate {} {v}", v.type_name())));
                 }
             },
             Expr::Binary(op, l, r) => binary(*op, l.evaluate(row, ctx)?, r.evaluate(row, ctx)?)?,
             Expr::IsNull(e, negated) => Value::Bool(e.evaluate(row, ctx)?.is_null() != *negated),
-            Expr::InList {
-                expr,
-                list,
-                negated,
-            } => {
+            Expr::InList { expr, list, negated } => {
                 let v = expr.evaluate(row, ctx)?;
                 if v.is_null() {
                     return Ok(Value::Null);
@@ -167,11 +155,7 @@ impl Expr {
                         _ => {}
                     }
                 }
-                if saw_null {
-                    Value::Null
-                } else {
-                    Value::Bool(*negated)
-                }
+                if saw_null { Value::Null } else { Value::Bool(*negated) }
             }
             Expr::Between {
                 expr,
@@ -192,11 +176,7 @@ impl Expr {
                     None => Value::Null,
                 }
             }
-            Expr::Like {
-                expr,
-                pattern,
-                negated,
-            } => match (expr.evaluate(row, ctx)?, pattern.evaluate(row, ctx)?) {
+            Expr::Like { expr, pattern, negated } => match (expr.evaluate(row, ctx)?, pattern.evaluate(row, ctx)?) {
                 (Value::Null, _) | (_, Value::Null) => Value::Null,
                 (Value::Text(s), Value::Text(p)) => Value::Bool(like(&s, &p) != *negated),
                 (a, b) => {
@@ -208,10 +188,7 @@ impl Expr {
                 }
             },
             Expr::Function(f, args) => {
-                let values = args
-                    .iter()
-                    .map(|a| a.evaluate(row, ctx))
-                    .collect::<Result<Vec<_>>>()?;
+                let values = args.iter().map(|a| a.evaluate(row, ctx)).collect::<Result<Vec<_>>>()?;
                 f.call(values, ctx)?
             }
         })
@@ -243,9 +220,7 @@ impl Expr {
                 expr.walk(f);
                 list.iter().for_each(|e| e.walk(f));
             }
-            Expr::Between {
-                expr, low, high, ..
-            } => {
+            Expr::Between { expr, low, high, .. } => {
                 expr.walk(f);
                 low.walk(f);
                 high.walk(f);
@@ -281,9 +256,7 @@ impl Expr {
                 expr.walk_mut(f);
                 list.iter_mut().for_each(|e| e.walk_mut(f));
             }
-            Expr::Between {
-                expr, low, high, ..
-            } => {
+            Expr::Between { expr, low, high, .. } => {
                 expr.walk_mut(f);
                 low.walk_mut(f);
                 high.walk_mut(f);
@@ -313,11 +286,7 @@ impl Expr {
             Expr::Binary(op, l, r) => format!("{} {} {}", f(l), op.symbol(), f(r)),
             Expr::IsNull(e, false) => format!("{} IS NULL", f(e)),
             Expr::IsNull(e, true) => format!("{} IS NOT NULL", f(e)),
-            Expr::InList {
-                expr,
-                list,
-                negated,
-            } => format!(
+            Expr::InList { expr, list, negated } => format!(
                 "{} {}IN ({})",
                 f(expr),
                 if *negated { "NOT " } else { "" },
@@ -335,21 +304,12 @@ impl Expr {
                 f(low),
                 f(high)
             ),
-            Expr::Like {
-                expr,
-                pattern,
-                negated,
-            } => format!(
-                "{} {}LIKE {}",
-                f(expr),
-                if *negated { "NOT " } else { "" },
-                f(pattern)
-            ),
-            Expr::Function(func, args) => format!(
-                "{}({})",
-                func.name(),
-                args.iter().map(f).collect::<Vec<_>>().join(", ")
-            ),
+            Expr::Like { expr, pattern, negated } => {
+                format!("{} {}LIKE {}", f(expr), if *negated { "NOT " } else { "" }, f(pattern))
+            }
+            Expr::Function(func, args) => {
+                format!("{}({})", func.name(), args.iter().map(f).collect::<Vec<_>>().join(", "))
+            }
         }
     }
 }
@@ -416,18 +376,10 @@ pub fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value> {
             }
         }
         // Timestamp arithmetic in milliseconds.
-        (Timestamp(a), Int(b)) if op == BinaryOp::Add => {
-            a.checked_add(*b).map(Timestamp).ok_or_else(overflow)
-        }
-        (Int(a), Timestamp(b)) if op == BinaryOp::Add => {
-            a.checked_add(*b).map(Timestamp).ok_or_else(overflow)
-        }
-        (Timestamp(a), Int(b)) if op == BinaryOp::Sub => {
-            a.checked_sub(*b).map(Timestamp).ok_or_else(overflow)
-        }
-        (Timestamp(a), Timestamp(b)) if op == BinaryOp::Sub => {
-            a.checked_sub(*b).map(Int).ok_or_else(overflow)
-        }
+        (Timestamp(a), Int(b)) if op == BinaryOp::Add => a.checked_add(*b).map(Timestamp).ok_or_else(overflow),
+        (Int(a), Timestamp(b)) if op == BinaryOp::Add => a.checked_add(*b).map(Timestamp).ok_or_else(overflow),
+        (Timestamp(a), Int(b)) if op == BinaryOp::Sub => a.checked_sub(*b).map(Timestamp).ok_or_else(overflow),
+        (Timestamp(a), Timestamp(b)) if op == BinaryOp::Sub => a.checked_sub(*b).map(Int).ok_or_else(overflow),
         _ => Err(mismatch(op, &l, &r)),
     }
 }

@@ -137,11 +137,7 @@ impl ScalarFunction {
 }
 
 fn wrong_type(f: ScalarFunction, v: &Value) -> SqlError {
-    SqlError::TypeMismatch(format!(
-        "{}() does not take {} {v}",
-        f.name(),
-        v.type_name()
-    ))
+    SqlError::TypeMismatch(format!("{}() does not take {} {v}", f.name(), v.type_name()))
 }
 
 /// `time_bucket(interval, ts)`: the start of the interval-wide bucket (aligned

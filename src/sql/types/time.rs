@@ -174,9 +174,7 @@ pub fn parse_interval(text: &str) -> Result<i64> {
         ))
     };
     let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(invalid)?;
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
     let (count, unit) = t.split_at(split);
     let count: i64 = count.parse().map_err(|_| invalid())?;
     let unit_ms = match unit.trim().to_ascii_lowercase().as_str() {
@@ -190,9 +188,7 @@ pub fn parse_interval(text: &str) -> Result<i64> {
     };
     let ms = count.checked_mul(unit_ms).ok_or_else(invalid)?;
     if ms <= 0 {
-        return Err(SqlError::InvalidValue(format!(
-            "interval '{text}' must be positive"
-        )));
+        return Err(SqlError::InvalidValue(format!("interval '{text}' must be positive")));
     }
     Ok(ms)
 }
@@ -225,7 +221,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_timestamps() {
-        for s in ["", "2026-13-01", "2026-02-30", "2026-11-24T25:00:00", "x", "2026-11-24Tab"] {
+        for s in [
+            "",
+            "2026-13-01",
+            "2026-02-30",
+            "2026-11-24T25:00:00",
+            "x",
+            "2026-11-24Tab",
+        ] {
             assert!(parse_timestamp(s).is_err(), "{s}");
         }
     }

@@ -178,10 +178,7 @@ mod tests {
 
     #[test]
     fn int_and_float_compare_by_value() {
-        assert_eq!(
-            Value::Int(2).compare(&Value::Float(2.5)).unwrap(),
-            Some(Ordering::Less)
-        );
+        assert_eq!(Value::Int(2).compare(&Value::Float(2.5)).unwrap(), Some(Ordering::Less));
         assert_eq!(
             Value::Float(3.0).compare(&Value::Int(3)).unwrap(),
             Some(Ordering::Equal)
@@ -196,8 +193,7 @@ mod tests {
     fn timestamp_compares_with_iso_text() {
         let ts = Value::Timestamp(time::parse_timestamp("2026-11-24T10:00:00Z").unwrap());
         assert_eq!(
-            ts.compare(&Value::Text("2026-11-24T09:00:00Z".into()))
-                .unwrap(),
+            ts.compare(&Value::Text("2026-11-24T09:00:00Z".into())).unwrap(),
             Some(Ordering::Greater)
         );
     }
