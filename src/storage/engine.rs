@@ -7,8 +7,12 @@ pub type Result<T> = std::result::Result<T, StorageError>;
 /// A key range: (start, end) bounds over raw key bytes.
 pub type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
+/// Bytes read from storage: sled's IVec keeps small values inline and shares
+/// larger ones, so a scan hands out rows without copying them.
+pub type Bytes = sled::IVec;
+
 /// Key-value pairs in key order.
-pub type ScanIter = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + Send>;
+pub type ScanIter = Box<dyn Iterator<Item = Result<(Bytes, Bytes)>> + Send>;
 
 /// Writes to apply together: per keyspace, key -> Some(value) to set or None
 /// to delete.

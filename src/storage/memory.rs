@@ -33,7 +33,10 @@ impl Engine for MemoryEngine {
             return Ok(Box::new(std::iter::empty()));
         }
         let items: Vec<_> = match self.lock().get(space) {
-            Some(s) => s.range(range).map(|(k, v)| Ok((k.clone(), v.clone()))).collect(),
+            Some(s) => s
+                .range(range)
+                .map(|(k, v)| Ok((k.as_slice().into(), v.as_slice().into())))
+                .collect(),
             None => Vec::new(),
         };
         Ok(Box::new(items.into_iter()))

@@ -20,7 +20,7 @@ mod tables;
 mod txn;
 
 pub use catalog::{Column, DefaultValue, Index, Table, is_data_space};
-pub use engine::{Engine, KeyRange, ScanIter, WriteBatch};
+pub use engine::{Bytes, Engine, KeyRange, ScanIter, WriteBatch};
 pub use error::StorageError;
 pub use memory::MemoryEngine;
 pub use rowcodec::RowVersion;

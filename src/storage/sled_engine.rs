@@ -36,9 +36,7 @@ impl Engine for SledEngine {
 
     fn scan(&self, space: &str, range: KeyRange) -> Result<ScanIter> {
         let iter = self.tree(space)?.range(range);
-        Ok(Box::new(iter.map(|item| {
-            item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StorageError::from)
-        })))
+        Ok(Box::new(iter.map(|item| item.map_err(StorageError::from))))
     }
 
     fn commit(&self, batch: WriteBatch) -> Result<()> {

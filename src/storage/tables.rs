@@ -6,14 +6,14 @@
 //! scan yields row keys in index order.
 
 use super::catalog::{Index, Table};
-use super::engine::{KeyRange, Result};
+use super::engine::{Bytes, KeyRange, Result};
 use super::keycode;
 use super::rowcodec::{decode_row, encode_row};
 use super::txn::Transaction;
 use crate::sql::types::{Row, Value};
 
 /// (row key, row) pairs.
-pub type RowIter = Box<dyn Iterator<Item = Result<(Vec<u8>, Row)>> + Send>;
+pub type RowIter = Box<dyn Iterator<Item = Result<(Bytes, Row)>> + Send>;
 
 /// The index entry key of a row.
 fn index_key(index: &Index, row: &[Value], row_key: &[u8]) -> Vec<u8> {
@@ -53,7 +53,7 @@ impl Transaction {
         let rows = keys
             .into_iter()
             .filter_map(|key| match self.get_row(table, &key) {
-                Ok(Some(row)) => Some(Ok((key, row))),
+                Ok(Some(row)) => Some(Ok((Bytes::from(key), row))),
                 Ok(None) => None,
                 Err(e) => Some(Err(e)),
             })

@@ -1,4 +1,4 @@
-use super::engine::{Engine, KeyRange, Result, ScanIter, WriteBatch};
+use super::engine::{Bytes, Engine, KeyRange, Result, ScanIter, WriteBatch};
 use super::rowcodec::RowVersion;
 use std::collections::BTreeSet;
 use std::iter::Peekable;
@@ -122,7 +122,7 @@ struct MergeIter {
 }
 
 impl Iterator for MergeIter {
-    type Item = Result<(Vec<u8>, Vec<u8>)>;
+    type Item = Result<(Bytes, Bytes)>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -132,11 +132,11 @@ impl Iterator for MergeIter {
                 (Some(Ok(_)), None) => return self.base.next(),
                 (None, Some(_)) => true,
                 (Some(Ok((bk, _))), Some((pk, _))) => {
-                    if bk == pk {
+                    if bk.as_ref() == pk.as_slice() {
                         self.base.next(); // shadowed by the pending write
                         true
                     } else {
-                        pk < bk
+                        pk.as_slice() < bk.as_ref()
                     }
                 }
             };
@@ -144,7 +144,7 @@ impl Iterator for MergeIter {
                 return self.base.next();
             }
             if let Some((k, Some(v))) = self.pending.next() {
-                return Some(Ok((k, v)));
+                return Some(Ok((k.into(), v.into())));
             }
             // A pending delete: skip it and look again.
         }
@@ -160,7 +160,7 @@ mod tests {
     fn all(t: &Transaction) -> Vec<(Vec<u8>, Vec<u8>)> {
         t.scan("s", (Bound::Unbounded, Bound::Unbounded))
             .unwrap()
-            .map(|r| r.unwrap())
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
             .collect()
     }
 

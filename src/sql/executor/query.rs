@@ -225,7 +225,7 @@ pub fn scan(txn: &Transaction, table: &Table, access: &Access) -> Result<RowIter
             for key in keys {
                 let k = encode_values(key);
                 if let Some(row) = txn.get_row(table, &k)? {
-                    rows.push(Ok((k, row)));
+                    rows.push(Ok((k.into(), row)));
                 }
             }
             Box::new(rows.into_iter())

@@ -122,7 +122,7 @@ fn matching_rows(
             None => true,
         };
         if keep {
-            out.push((key, row));
+            out.push((key.to_vec(), row));
         }
     }
     Ok(out)
