@@ -136,6 +136,11 @@ impl Transaction {
     }
 
     fn counter(&mut self, key: &str) -> Result<u64> {
+        self.counter_by(key, 1)
+    }
+
+    /// Takes `n` consecutive values of a counter; returns the first.
+    fn counter_by(&mut self, key: &str, n: u64) -> Result<u64> {
         let next = match self.get(META, key.as_bytes())? {
             Some(b) => u64::from_be_bytes(
                 b.as_slice()
@@ -144,7 +149,10 @@ impl Transaction {
             ),
             None => 1,
         };
-        self.set(META, key.as_bytes().to_vec(), (next + 1).to_be_bytes().to_vec());
+        let after = next
+            .checked_add(n)
+            .ok_or_else(|| corrupt(format!("counter {key} overflowed")))?;
+        self.set(META, key.as_bytes().to_vec(), after.to_be_bytes().to_vec());
         Ok(next)
     }
 
@@ -153,10 +161,12 @@ impl Transaction {
         self.counter("next_id")
     }
 
-    /// The next hidden row id of a table without a primary key. Deterministic:
-    /// the counter is part of the data and moves in the same commit.
-    pub fn next_rowid(&mut self, table: &Table) -> Result<i64> {
-        Ok(self.counter(&format!("rowid/{}", table.id))? as i64)
+    /// `n` consecutive hidden row ids for a table without a primary key;
+    /// returns the first. Deterministic: the counter is part of the data and
+    /// moves in the same commit.
+    pub fn next_rowids(&mut self, table: &Table, n: u64) -> Result<i64> {
+        let first = self.counter_by(&format!("rowid/{}", table.id), n)?;
+        i64::try_from(first).map_err(|_| corrupt(format!("row ids of table {} ran out", table.name)))
     }
 
     /// Forgets a dropped table's row-id counter.

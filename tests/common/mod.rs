@@ -26,8 +26,14 @@ impl Node {
     /// Starts `chronos node` with its files under `data_dir` and waits until
     /// it accepts connections.
     pub fn start(data_dir: &Path, port: u16) -> Node {
+        Node::start_with_env(data_dir, port, &[])
+    }
+
+    /// Like `start`, with extra environment variables for the node.
+    pub fn start_with_env(data_dir: &Path, port: u16, env: &[(&str, &str)]) -> Node {
         let address = format!("127.0.0.1:{port}");
         let child = Command::new(BIN)
+            .envs(env.iter().copied())
             .args(["node", "--id", "node1", "--address", &address])
             .arg("--data-dir")
             .arg(data_dir)

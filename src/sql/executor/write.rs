@@ -8,6 +8,8 @@ use crate::sql::planner::Access;
 use crate::sql::types::{DataType, EvalContext, Expr, Row, Value, coerce};
 use crate::storage::keycode::encode_values;
 use crate::storage::{DefaultValue, Table, Transaction};
+use std::collections::BTreeSet;
+use std::ops::Bound;
 
 pub fn insert(
     txn: &mut Transaction,
@@ -17,7 +19,7 @@ pub fn insert(
     ctx: &EvalContext,
 ) -> Result<u64> {
     let empty: Row = Vec::new();
-    let mut count = 0;
+    let mut prepared = Vec::with_capacity(rows.len());
     for exprs in rows {
         let mut given: Vec<Option<Value>> = vec![None; table.columns.len()];
         for (&i, e) in targets.iter().zip(&exprs) {
@@ -32,21 +34,67 @@ pub fn insert(
             row.push(coerce(value, column.data_type, &column.name)?);
         }
         check_not_null(table, &row)?;
-        let key = match table.has_rowid() {
-            true => encode_values([&Value::Int(txn.next_rowid(table)?)]),
-            false => {
-                let key = primary_key(table, &row);
-                if txn.get_row(table, &key)?.is_some() {
-                    return Err(duplicate_key(table, &row));
-                }
-                key
+        prepared.push(row);
+    }
+    let keys: Vec<Vec<u8>> = match table.has_rowid() {
+        true => {
+            let first = txn.next_rowids(table, prepared.len() as u64)?;
+            (0..prepared.len() as i64)
+                .map(|i| encode_values([&Value::Int(first + i)]))
+                .collect()
+        }
+        false => {
+            let keys: Vec<Vec<u8>> = prepared.iter().map(|row| primary_key(table, row)).collect();
+            if let Some(i) = first_taken_key(txn, table, &keys)? {
+                return Err(duplicate_key(table, &prepared[i]));
             }
-        };
+            keys
+        }
+    };
+    let count = prepared.len() as u64;
+    for (key, row) in keys.into_iter().zip(prepared) {
         check_unique(txn, table, &row, None)?;
         txn.insert_row(table, key, &row);
-        count += 1;
     }
     Ok(count)
+}
+
+/// The position of the first new primary key that is already taken, by an
+/// existing row or an earlier row of the same statement.
+///
+/// Fast path: one range read over [smallest, largest] new key answers for
+/// the whole statement when the range holds few rows (time-series appends
+/// land past every existing key). Otherwise one lookup per key.
+fn first_taken_key(txn: &Transaction, table: &Table, keys: &[Vec<u8>]) -> Result<Option<usize>> {
+    let mut sorted: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+    sorted.sort_unstable();
+    let (Some(&low), Some(&high)) = (sorted.first(), sorted.last()) else {
+        return Ok(None);
+    };
+    if sorted.windows(2).all(|w| w[0] != w[1]) {
+        let range = (Bound::Included(low.to_vec()), Bound::Included(high.to_vec()));
+        let budget = keys.len() * 2 + 16;
+        let mut clash = false;
+        let mut read = 0;
+        for item in txn.scan(&table.space(), range)? {
+            let (key, _) = item?;
+            read += 1;
+            if read > budget || sorted.binary_search(&key.as_ref()).is_ok() {
+                clash = true;
+                break;
+            }
+        }
+        if !clash {
+            return Ok(None);
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (i, key) in keys.iter().enumerate() {
+        if !seen.insert(key.as_slice()) || txn.get_row(table, key)?.is_some() {
+            return Ok(Some(i));
+        }
+    }
+    Ok(None)
 }
 
 pub fn update(
