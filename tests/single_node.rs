@@ -113,6 +113,33 @@ fn bad_input_gets_clear_errors_and_the_node_keeps_serving() {
         "{err}"
     );
 
+    // Hostile nesting straight at the API (the client's own parser would
+    // refuse these first): an error each, never a crashed node.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = chronos::client::Client::connect(&node.address).await.unwrap();
+        let hostile = [
+            format!("SELECT {}1{}", "(".repeat(5000), ")".repeat(5000)),
+            format!("SELECT 1{}", " + 1".repeat(50_000)),
+            format!("SELECT {}1", "-".repeat(20_000)),
+            format!("SELECT {}true", "NOT ".repeat(20_000)),
+            format!("SELECT 1 FROM t WHERE {}", vec!["n = 1"; 20_000].join(" OR ")),
+        ];
+        for sql in hostile {
+            let reply = client.execute(&sql).await.unwrap();
+            let error = reply.error.expect("refused");
+            assert!(
+                error.message.contains("too deeply") || error.message.contains("stack limit"),
+                "{}",
+                error.message
+            );
+            assert!(client.query(&sql).await.is_err());
+        }
+    });
+
     assert!(node.ok("SELECT name FROM t WHERE id = 1").contains("| a    |"));
 }
 

@@ -38,6 +38,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("chronos")
+        // Parsing and planning recurse over the statement; 8 MiB (as for a
+        // main thread) leaves a wide margin over the parser's depth limits.
+        .thread_stack_size(8 * 1024 * 1024)
         .build()
         .map_err(DaemonError::Runtime)?;
     runtime.block_on(run_node(config))
@@ -80,9 +83,12 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
         let stop = wait_for(requests.clone(), Request::Stop);
         let serving = server::serve(listener, service.clone(), config.max_request_bytes, stop);
         tokio::pin!(serving);
+        // Biased: the stop request is seen first, even when the server
+        // (which watches the same request) finishes in the same poll.
         let outcome = tokio::select! {
-            outcome = &mut serving => Some(outcome),
+            biased;
             _ = wait_for(requests.clone(), Request::Stop) => None,
+            outcome = &mut serving => Some(outcome),
         };
         let outcome = match outcome {
             Some(o) => o,
@@ -100,6 +106,7 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
             }
         };
         if *requests.borrow_and_update() != Request::Run {
+            readiness::stopping();
             break;
         }
         // The server failed on its own: restart it with backoff.

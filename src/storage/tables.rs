@@ -7,6 +7,7 @@
 
 use super::catalog::{Index, Table};
 use super::engine::{Bytes, KeyRange, Result};
+use super::error::StorageError;
 use super::keycode;
 use super::rowcodec::{decode_row, encode_row};
 use super::txn::Transaction;
@@ -22,19 +23,32 @@ fn index_key(index: &Index, row: &[Value], row_key: &[u8]) -> Vec<u8> {
     key
 }
 
+/// Decodes a stored row and checks it has one value per column, so that a
+/// damaged row is an error here rather than a panic where columns are read.
+fn table_row(space: &str, width: usize, bytes: &[u8]) -> Result<Row> {
+    let (row, _) = decode_row(bytes)?;
+    if row.len() != width {
+        return Err(StorageError::Corrupt {
+            space: space.to_string(),
+            detail: format!("row has {} values, table has {width} columns", row.len()),
+        });
+    }
+    Ok(row)
+}
+
 impl Transaction {
     pub fn scan_rows(&self, table: &Table, range: KeyRange) -> Result<RowIter> {
         let iter = self.scan(&table.space(), range)?;
-        Ok(Box::new(iter.map(|item| {
+        let (space, width) = (table.space(), table.columns.len());
+        Ok(Box::new(iter.map(move |item| {
             let (k, v) = item?;
-            let (row, _) = decode_row(&v)?;
-            Ok((k, row))
+            Ok((k, table_row(&space, width, &v)?))
         })))
     }
 
     pub fn get_row(&self, table: &Table, key: &[u8]) -> Result<Option<Row>> {
         match self.get(&table.space(), key)? {
-            Some(v) => Ok(Some(decode_row(&v)?.0)),
+            Some(v) => Ok(Some(table_row(&table.space(), table.columns.len(), &v)?)),
             None => Ok(None),
         }
     }

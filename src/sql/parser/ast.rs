@@ -196,6 +196,23 @@ pub enum Expr {
     },
 }
 
+impl Expr {
+    /// Levels of nesting (a literal or column is 1). The parser keeps this
+    /// at most MAX_EXPR_DEPTH, so the recursion here is bounded.
+    pub fn depth(&self) -> usize {
+        let children: Vec<&Expr> = match self {
+            Expr::Literal(_) | Expr::Column { .. } => Vec::new(),
+            Expr::Unary { expr, .. } | Expr::IsNull { expr, .. } => vec![expr],
+            Expr::Binary { left, right, .. } => vec![left, right],
+            Expr::InList { expr, list, .. } => std::iter::once(&**expr).chain(list).collect(),
+            Expr::Between { expr, low, high, .. } => vec![expr, low, high],
+            Expr::Like { expr, pattern, .. } => vec![expr, pattern],
+            Expr::Function { args, .. } => args.iter().collect(),
+        };
+        1 + children.into_iter().map(Expr::depth).max().unwrap_or(0)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnaryOp {
     Not,

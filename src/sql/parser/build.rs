@@ -12,6 +12,30 @@ fn invalid(pair: &P, message: String) -> SqlError {
     SqlError::Syntax { line, column, message }
 }
 
+/// The deepest expression accepted. Expressions are walked recursively when
+/// they are planned, evaluated and dropped; this bound keeps every such walk
+/// far from the end of a thread's stack whatever the input.
+pub const MAX_EXPR_DEPTH: usize = 128;
+
+fn check_depth(depth: usize, at: &P) -> Result<()> {
+    match depth > MAX_EXPR_DEPTH {
+        true => Err(invalid(
+            at,
+            format!(
+                "expression is nested too deeply (more than {MAX_EXPR_DEPTH} levels); \
+                 use IN (...) for a long list of alternatives"
+            ),
+        )),
+        false => Ok(()),
+    }
+}
+
+/// The depth of a binary node over a child of depth `child`.
+fn deeper(child: usize, at: &P) -> Result<usize> {
+    check_depth(child + 1, at)?;
+    Ok(child + 1)
+}
+
 /// The next child, which the grammar guarantees is there.
 fn next<'a>(pairs: &mut impl Iterator<Item = P<'a>>, parent: &str) -> Result<P<'a>> {
     pairs
@@ -359,11 +383,32 @@ fn binary(op: BinaryOp, left: Expr, right: Expr) -> Expr {
     }
 }
 
+/// Builds an expression. Parentheses nest the builder once per grammar level,
+/// so its recursion is bounded too.
 pub fn expr(pair: P) -> Result<Expr> {
+    thread_local!(static NESTING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            NESTING.with(|n| n.set(n.get().saturating_sub(1)));
+        }
+    }
+    let level = NESTING.with(|n| {
+        n.set(n.get() + 1);
+        n.get()
+    });
+    let _leave = Leave;
+    // Nine grammar levels per pair of parentheses.
+    check_depth(level / 9, &pair)?;
+    build_expr(pair)
+}
+
+fn build_expr(pair: P) -> Result<Expr> {
     let rule = pair.as_rule();
     match rule {
         Rule::expr => expr(next(&mut pair.into_inner(), "expression")?),
         Rule::or_expr | Rule::and_expr => {
+            let pair_at = pair.clone();
             let op = if rule == Rule::or_expr {
                 BinaryOp::Or
             } else {
@@ -376,12 +421,16 @@ pub fn expr(pair: P) -> Result<Expr> {
                 .next()
                 .ok_or_else(|| SqlError::Invalid("malformed expression".into()))?;
             let mut acc = expr(first)?;
+            let mut depth = acc.depth();
             for p in operands {
-                acc = binary(op, acc, expr(p)?);
+                let right = expr(p)?;
+                depth = deeper(depth.max(right.depth()), &pair_at)?;
+                acc = binary(op, acc, right);
             }
             Ok(acc)
         }
         Rule::not_expr => {
+            let pair_at = pair.clone();
             let mut nots = 0;
             let mut operand = None;
             for p in pair.into_inner() {
@@ -391,6 +440,7 @@ pub fn expr(pair: P) -> Result<Expr> {
                 }
             }
             let mut e = operand.ok_or_else(|| SqlError::Invalid("malformed NOT".into()))?;
+            check_depth(e.depth() + nots, &pair_at)?;
             for _ in 0..nots {
                 e = Expr::Unary {
                     op: UnaryOp::Not,
@@ -400,18 +450,23 @@ pub fn expr(pair: P) -> Result<Expr> {
             Ok(e)
         }
         Rule::cmp_expr => {
+            let pair_at = pair.clone();
             let mut inner = pair.into_inner();
             let mut acc = expr(next(&mut inner, "comparison")?)?;
             for suffix in inner {
                 acc = comparison_suffix(acc, suffix)?;
+                check_depth(acc.depth(), &pair_at)?;
             }
             Ok(acc)
         }
         Rule::add_expr | Rule::mul_expr | Rule::concat_expr => {
+            let pair_at = pair.clone();
             let mut inner = pair.into_inner();
             let mut acc = expr(next(&mut inner, "operand")?)?;
+            let mut depth = acc.depth();
             while let Some(op) = inner.next() {
                 let right = expr(next(&mut inner, "operand")?)?;
+                depth = deeper(depth.max(right.depth()), &pair_at)?;
                 let op = match op.as_str() {
                     "+" => BinaryOp::Add,
                     "-" => BinaryOp::Sub,
@@ -486,6 +541,9 @@ pub fn expr(pair: P) -> Result<Expr> {
 }
 
 fn wrap_unary(ops: &[P], mut e: Expr) -> Result<Expr> {
+    if let Some(first) = ops.first() {
+        check_depth(e.depth() + ops.len(), first)?;
+    }
     for op in ops.iter().rev() {
         let op = if op.as_str() == "-" {
             UnaryOp::Minus
