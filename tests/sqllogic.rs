@@ -2,6 +2,8 @@
 //! files. Each record goes through `Database::execute_script`, the same path
 //! the server's Execute call takes.
 
+mod common;
+
 use chronos::sql::{ApplyContext, Database, SqlError, StatementOutput};
 use chronos::storage::{RowVersion, SledEngine};
 use sqllogictest::{DBOutput, DefaultColumnType};
@@ -61,13 +63,7 @@ fn run_file(path: &Path) -> Result<(), String> {
 
 #[test]
 fn sql_logic_tests() {
-    let mut files: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/slt"))
-        .expect("tests/slt exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no .slt files found");
+    let files = common::slt_files();
     let failures: Vec<String> = files.iter().filter_map(|f| run_file(f).err()).collect();
     assert!(
         failures.is_empty(),
