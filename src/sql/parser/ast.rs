@@ -194,6 +194,18 @@ pub enum Expr {
         star: bool,
         distinct: bool,
     },
+    /// `CASE [operand] WHEN a THEN b ... [ELSE c] END`
+    Case {
+        operand: Option<Box<Expr>>,
+        whens: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
+    /// `CAST(expr AS type)`
+    Cast {
+        expr: Box<Expr>,
+        type_name: String,
+        type_length: Option<u32>,
+    },
 }
 
 impl Expr {
@@ -208,6 +220,17 @@ impl Expr {
             Expr::Between { expr, low, high, .. } => vec![expr, low, high],
             Expr::Like { expr, pattern, .. } => vec![expr, pattern],
             Expr::Function { args, .. } => args.iter().collect(),
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => operand
+                .iter()
+                .chain(otherwise)
+                .map(|e| &**e)
+                .chain(whens.iter().flat_map(|(w, t)| [w, t]))
+                .collect(),
+            Expr::Cast { expr, .. } => vec![expr],
         };
         1 + children.into_iter().map(Expr::depth).max().unwrap_or(0)
     }
@@ -316,6 +339,31 @@ impl fmt::Display for Expr {
                 let inner = if *star { "*".to_string() } else { args.join(", ") };
                 write!(f, "{name}({}{inner})", if *distinct { "DISTINCT " } else { "" })
             }
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
+                write!(f, "CASE")?;
+                if let Some(o) = operand {
+                    write!(f, " {o}")?;
+                }
+                for (w, t) in whens {
+                    write!(f, " WHEN {w} THEN {t}")?;
+                }
+                if let Some(e) = otherwise {
+                    write!(f, " ELSE {e}")?;
+                }
+                write!(f, " END")
+            }
+            Expr::Cast {
+                expr,
+                type_name,
+                type_length,
+            } => match type_length {
+                Some(n) => write!(f, "CAST({expr} AS {type_name}({n}))"),
+                None => write!(f, "CAST({expr} AS {type_name})"),
+            },
         }
     }
 }

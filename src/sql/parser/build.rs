@@ -15,7 +15,7 @@ fn invalid(pair: &P, message: String) -> SqlError {
 /// The deepest expression accepted. Expressions are walked recursively when
 /// they are planned, evaluated and dropped; this bound keeps every such walk
 /// far from the end of a thread's stack whatever the input.
-pub const MAX_EXPR_DEPTH: usize = 128;
+pub const MAX_EXPR_DEPTH: usize = 64;
 
 fn check_depth(depth: usize, at: &P) -> Result<()> {
     match depth > MAX_EXPR_DEPTH {
@@ -141,21 +141,7 @@ fn column_def(pair: P) -> Result<ColumnDef> {
     for p in pair.into_inner() {
         match p.as_rule() {
             Rule::ident => c.name = ident(p),
-            Rule::data_type => {
-                for q in p.into_inner() {
-                    match q.as_rule() {
-                        Rule::type_name => c.type_name = q.as_str().to_ascii_uppercase(),
-                        Rule::integer => {
-                            c.type_length = Some(
-                                q.as_str()
-                                    .parse()
-                                    .map_err(|_| invalid(&q, format!("type length {} is too large", q.as_str())))?,
-                            )
-                        }
-                        _ => {}
-                    }
-                }
-            }
+            Rule::data_type => (c.type_name, c.type_length) = data_type(p)?,
             Rule::primary_key => c.primary_key = true,
             Rule::not_null => c.nullable = Some(false),
             Rule::nullable => c.nullable = Some(true),
@@ -375,6 +361,15 @@ fn order_item(pair: P) -> Result<OrderItem> {
     Ok(item)
 }
 
+/// Joins operands with `op` into a balanced tree, keeping their order.
+fn balanced(op: BinaryOp, mut operands: Vec<Expr>) -> Option<Expr> {
+    if operands.len() <= 1 {
+        return operands.pop();
+    }
+    let right = operands.split_off(operands.len() / 2);
+    Some(binary(op, balanced(op, operands)?, balanced(op, right)?))
+}
+
 fn binary(op: BinaryOp, left: Expr, right: Expr) -> Expr {
     Expr::Binary {
         op,
@@ -414,20 +409,20 @@ fn build_expr(pair: P) -> Result<Expr> {
             } else {
                 BinaryOp::And
             };
-            let mut operands = pair
+            let operands = pair
                 .into_inner()
-                .filter(|p| !matches!(p.as_rule(), Rule::kw_or | Rule::kw_and));
-            let first = operands
-                .next()
-                .ok_or_else(|| SqlError::Invalid("malformed expression".into()))?;
-            let mut acc = expr(first)?;
-            let mut depth = acc.depth();
-            for p in operands {
-                let right = expr(p)?;
-                depth = deeper(depth.max(right.depth()), &pair_at)?;
-                acc = binary(op, acc, right);
-            }
-            Ok(acc)
+                .filter(|p| !matches!(p.as_rule(), Rule::kw_or | Rule::kw_and))
+                .map(expr)
+                .collect::<Result<Vec<_>>>()?;
+            // AND and OR are associative (in three-valued logic too), so a
+            // long chain becomes a balanced tree: `a = 1 OR ... OR a = 500`
+            // is 9 levels deep, not 500.
+            let depth = operands.iter().map(Expr::depth).max().unwrap_or(0);
+            check_depth(
+                depth + operands.len().next_power_of_two().trailing_zeros() as usize,
+                &pair_at,
+            )?;
+            balanced(op, operands).ok_or_else(|| SqlError::Invalid("malformed expression".into()))
         }
         Rule::not_expr => {
             let pair_at = pair.clone();
@@ -536,8 +531,68 @@ fn build_expr(pair: P) -> Result<Expr> {
                 distinct,
             })
         }
+        Rule::case_expr => {
+            let pair_at = pair.clone();
+            let (mut operand, mut whens, mut otherwise) = (None, Vec::new(), None);
+            for p in pair.into_inner() {
+                match p.as_rule() {
+                    Rule::case_operand => operand = Some(Box::new(expr(next(&mut p.into_inner(), "CASE")?)?)),
+                    Rule::when_clause => {
+                        let mut parts = p.into_inner().filter(|q| q.as_rule() == Rule::expr);
+                        let when = expr(next(&mut parts, "WHEN")?)?;
+                        let then = expr(next(&mut parts, "THEN")?)?;
+                        whens.push((when, then));
+                    }
+                    Rule::else_clause => {
+                        let e = next(&mut p.into_inner().filter(|q| q.as_rule() == Rule::expr), "ELSE")?;
+                        otherwise = Some(Box::new(expr(e)?));
+                    }
+                    _ => {}
+                }
+            }
+            let case = Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            };
+            check_depth(case.depth(), &pair_at)?;
+            Ok(case)
+        }
+        Rule::cast_expr => {
+            let pair_at = pair.clone();
+            let mut inner = pair
+                .into_inner()
+                .filter(|q| matches!(q.as_rule(), Rule::expr | Rule::data_type));
+            let operand = expr(next(&mut inner, "CAST")?)?;
+            let (type_name, type_length) = data_type(next(&mut inner, "CAST type")?)?;
+            check_depth(operand.depth() + 1, &pair_at)?;
+            Ok(Expr::Cast {
+                expr: Box::new(operand),
+                type_name,
+                type_length,
+            })
+        }
         _ => Err(invalid(&pair, format!("unexpected {:?} in expression", pair.as_rule()))),
     }
+}
+
+/// A type as written: its name in upper case and its length, if any.
+fn data_type(pair: P) -> Result<(String, Option<u32>)> {
+    let (mut name, mut length) = (String::new(), None);
+    for q in pair.into_inner() {
+        match q.as_rule() {
+            Rule::type_name => name = q.as_str().to_ascii_uppercase(),
+            Rule::integer => {
+                length = Some(
+                    q.as_str()
+                        .parse()
+                        .map_err(|_| invalid(&q, format!("type length {} is too large", q.as_str())))?,
+                )
+            }
+            _ => {}
+        }
+    }
+    Ok((name, length))
 }
 
 fn wrap_unary(ops: &[P], mut e: Expr) -> Result<Expr> {

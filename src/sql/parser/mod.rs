@@ -35,6 +35,28 @@ pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>> {
 }
 
 fn parse_with_grammar(sql: &str) -> Result<Vec<ParsedStatement>> {
+    // pest recurses several frames per level of parentheses or CASE, and
+    // unoptimized builds use large frames: deep input is parsed on a helper
+    // thread with a roomy stack, so the caller's stack size never matters.
+    if check_nesting(sql)? > SHALLOW {
+        return std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("sql-parse".into())
+                .stack_size(DEEP_PARSE_STACK)
+                .spawn_scoped(scope, || grammar(sql))
+                .map_err(|e| SqlError::Invalid(format!("cannot start the parser thread: {e}")))?
+                .join()
+                .map_err(|_| SqlError::Invalid("the parser failed on this input".into()))?
+        });
+    }
+    grammar(sql)
+}
+
+/// Nesting that any thread stack parses comfortably.
+const SHALLOW: usize = 8;
+const DEEP_PARSE_STACK: usize = 64 * 1024 * 1024;
+
+fn grammar(sql: &str) -> Result<Vec<ParsedStatement>> {
     let mut pairs = SqlParser::parse(Rule::script, sql).map_err(syntax_error)?;
     let script = pairs.next().ok_or_else(|| SqlError::Syntax {
         line: 1,
@@ -52,6 +74,80 @@ fn parse_with_grammar(sql: &str) -> Result<Vec<ParsedStatement>> {
             })
         })
         .collect()
+}
+
+/// Refuses input nested deeper than the grammar may safely recurse. The
+/// grammar recurses only through parentheses and CASE ... END, so counting
+/// those (outside strings, quoted names and comments) before parsing keeps
+/// the parser's own recursion bounded on any thread stack.
+/// Returns the deepest nesting found.
+fn check_nesting(sql: &str) -> Result<usize> {
+    let bytes = sql.as_bytes();
+    let (mut depth, mut cases, mut i, mut deepest) = (0usize, 0usize, 0usize, 0usize);
+    let word_at = |i: usize, w: &str| {
+        bytes.len() >= i + w.len()
+            && bytes[i..i + w.len()].eq_ignore_ascii_case(w.as_bytes())
+            && bytes
+                .get(i + w.len())
+                .is_none_or(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+    };
+    while i < bytes.len() {
+        let b = bytes[i];
+        let starts_word = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        match b {
+            b'\'' | b'"' => {
+                // Skip to the closing quote (a doubled quote stays inside).
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == b && bytes.get(i + 1) == Some(&b) {
+                        i += 2;
+                    } else if bytes[i] == b {
+                        break;
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            b'c' | b'C' if starts_word && word_at(i, "case") => {
+                depth += 1;
+                cases += 1;
+            }
+            b'e' | b'E' if starts_word && cases > 0 && word_at(i, "end") => {
+                depth = depth.saturating_sub(1);
+                cases -= 1;
+            }
+            _ => {}
+        }
+        deepest = deepest.max(depth);
+        if depth > build::MAX_EXPR_DEPTH {
+            let line = sql[..i].matches('\n').count() + 1;
+            let column = sql[..i].rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            return Err(SqlError::Syntax {
+                line,
+                column,
+                message: format!(
+                    "nesting is too deep (more than {} levels of parentheses or CASE)",
+                    build::MAX_EXPR_DEPTH
+                ),
+            });
+        }
+        i += 1;
+    }
+    Ok(deepest)
 }
 
 /// Parses exactly one statement.

@@ -68,6 +68,17 @@ pub fn contains_aggregate(e: &ast::Expr) -> bool {
         }
         Like { expr, pattern, .. } => contains_aggregate(expr) || contains_aggregate(pattern),
         Function { args, .. } => args.iter().any(contains_aggregate),
+        Case {
+            operand,
+            whens,
+            otherwise,
+        } => {
+            operand.iter().chain(otherwise).any(|e| contains_aggregate(e))
+                || whens
+                    .iter()
+                    .any(|(w, t)| contains_aggregate(w) || contains_aggregate(t))
+        }
+        Cast { expr, .. } => contains_aggregate(expr),
     }
 }
 
@@ -165,6 +176,27 @@ impl Binder<'_> {
                 }
                 f.check_arity(args.len())?;
                 Expr::Function(f, args.iter().map(|e| self.bind(e)).collect::<Result<_>>()?)
+            }
+            ast::Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => Expr::Case {
+                operand: operand.as_ref().map(|o| b(self, o)).transpose()?,
+                whens: whens
+                    .iter()
+                    .map(|(w, t)| Ok((self.bind(w)?, self.bind(t)?)))
+                    .collect::<Result<_>>()?,
+                otherwise: otherwise.as_ref().map(|e| b(self, e)).transpose()?,
+            },
+            ast::Expr::Cast {
+                expr,
+                type_name,
+                type_length,
+            } => {
+                let ty = DataType::from_sql(type_name, *type_length)
+                    .ok_or_else(|| SqlError::Invalid(format!("unknown type {type_name} in CAST")))?;
+                Expr::Cast(b(self, expr)?, ty)
             }
         })
     }
@@ -304,6 +336,12 @@ pub fn infer_type(e: &Expr, input: &[Option<DataType>]) -> Option<DataType> {
             ScalarFunction::Abs | ScalarFunction::NullIf => args.first().and_then(|a| infer_type(a, input)),
             ScalarFunction::Coalesce | ScalarFunction::IfNull => args.iter().find_map(|a| infer_type(a, input)),
         },
+        Expr::Case { whens, otherwise, .. } => whens
+            .iter()
+            .map(|(_, t)| t)
+            .chain(otherwise.as_deref())
+            .find_map(|e| infer_type(e, input)),
+        Expr::Cast(_, ty) => Some(*ty),
     }
 }
 

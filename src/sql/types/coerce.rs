@@ -63,6 +63,69 @@ pub fn coerce(value: Value, ty: DataType, column: &str) -> Result<Value> {
     })
 }
 
+/// `CAST(value AS ty)`: explicit conversions, looser than storing into a
+/// column. Floats convert to integers by truncation toward zero (as in
+/// SQLite); text must spell a value of the target type, or it is an error
+/// (as in PostgreSQL, rather than SQLite's silent 0).
+pub fn cast(value: Value, ty: DataType) -> Result<Value> {
+    let fail = |v: &Value| SqlError::InvalidValue(format!("cannot cast {} {} to {ty}", v.type_name(), quote(v)));
+    let to_int = |f: f64, v: &Value| -> Result<i64> {
+        let t = f.trunc();
+        if !t.is_finite() || !(-9.223_372_036_854_775e18..9.223_372_036_854_775e18).contains(&t) {
+            return Err(SqlError::Overflow(format!("{} does not fit {ty}", quote(v))));
+        }
+        Ok(t as i64)
+    };
+    Ok(match (ty, value) {
+        (_, Value::Null) => Value::Null,
+        (DataType::Int | DataType::BigInt, v) => {
+            let i = match &v {
+                Value::Int(i) => *i,
+                Value::Float(f) => to_int(*f, &v)?,
+                Value::Text(s) => match s.trim().parse::<i64>() {
+                    Ok(i) => i,
+                    Err(_) => to_int(s.trim().parse::<f64>().map_err(|_| fail(&v))?, &v)?,
+                },
+                Value::Bool(b) => i64::from(*b),
+                Value::Timestamp(ms) => *ms,
+                Value::Null => return Ok(Value::Null),
+            };
+            if ty == DataType::Int && i32::try_from(i).is_err() {
+                return Err(SqlError::Overflow(format!("{i} does not fit INT")));
+            }
+            Value::Int(i)
+        }
+        (DataType::Float | DataType::Double, v) => Value::Float(match &v {
+            Value::Int(i) => *i as f64,
+            Value::Float(f) => *f,
+            Value::Text(s) => s.trim().parse::<f64>().map_err(|_| fail(&v))?,
+            Value::Bool(b) => f64::from(u8::from(*b)),
+            Value::Timestamp(ms) => *ms as f64,
+            Value::Null => return Ok(Value::Null),
+        }),
+        (DataType::String, v) => Value::Text(v.to_string()),
+        (DataType::Varchar(n), v) => Value::Text(v.to_string().chars().take(n as usize).collect()),
+        (DataType::Bool, v) => Value::Bool(match &v {
+            Value::Bool(b) => *b,
+            Value::Int(i) => *i != 0,
+            Value::Float(f) => *f != 0.0,
+            Value::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "t" | "yes" | "y" | "on" | "1" => true,
+                "false" | "f" | "no" | "n" | "off" | "0" => false,
+                _ => return Err(fail(&v)),
+            },
+            Value::Timestamp(_) => return Err(fail(&v)),
+            Value::Null => return Ok(Value::Null),
+        }),
+        (DataType::Timestamp, v) => Value::Timestamp(match &v {
+            Value::Timestamp(ms) | Value::Int(ms) => *ms,
+            Value::Float(f) if f.fract() == 0.0 => to_int(*f, &v)?,
+            Value::Text(s) => time::parse_timestamp(s)?,
+            _ => return Err(fail(&v)),
+        }),
+    })
+}
+
 fn quote(v: &Value) -> String {
     match v {
         Value::Text(s) => format!("'{s}'"),

@@ -1,6 +1,8 @@
 //! Bound expressions: column references resolved to row positions, ready to
 //! evaluate against a row.
 
+use super::coerce::cast;
+use super::datatype::DataType;
 use super::functions::ScalarFunction;
 use super::value::{Row, Value};
 use crate::sql::error::{Result, SqlError};
@@ -93,6 +95,15 @@ pub enum Expr {
         negated: bool,
     },
     Function(ScalarFunction, Vec<Expr>),
+    /// CASE: with an operand, the first WHEN equal to it (NULL equals
+    /// nothing); without, the first WHEN that is true. Only the chosen
+    /// branch is evaluated.
+    Case {
+        operand: Option<Box<Expr>>,
+        whens: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
+    Cast(Box<Expr>, DataType),
 }
 
 impl Expr {
@@ -191,6 +202,28 @@ impl Expr {
                 let values = args.iter().map(|a| a.evaluate(row, ctx)).collect::<Result<Vec<_>>>()?;
                 f.call(values, ctx)?
             }
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
+                let subject = operand.as_ref().map(|o| o.evaluate(row, ctx)).transpose()?;
+                for (when, then) in whens {
+                    let w = when.evaluate(row, ctx)?;
+                    let hit = match &subject {
+                        Some(s) => s.compare(&w)? == Some(Ordering::Equal),
+                        None => w.as_bool()? == Some(true),
+                    };
+                    if hit {
+                        return then.evaluate(row, ctx);
+                    }
+                }
+                match otherwise {
+                    Some(e) => e.evaluate(row, ctx)?,
+                    None => Value::Null,
+                }
+            }
+            Expr::Cast(e, ty) => cast(e.evaluate(row, ctx)?, *ty)?,
         })
     }
 
@@ -230,6 +263,15 @@ impl Expr {
                 pattern.walk(f);
             }
             Expr::Function(_, args) => args.iter().for_each(|e| e.walk(f)),
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
+                operand.iter().chain(otherwise).for_each(|e| e.walk(f));
+                whens.iter().flat_map(|(w, t)| [w, t]).for_each(|e| e.walk(f));
+            }
+            Expr::Cast(e, _) => e.walk(f),
         }
     }
 
@@ -266,6 +308,15 @@ impl Expr {
                 pattern.walk_mut(f);
             }
             Expr::Function(_, args) => args.iter_mut().for_each(|e| e.walk_mut(f)),
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
+                operand.iter_mut().chain(otherwise).for_each(|e| e.walk_mut(f));
+                whens.iter_mut().flat_map(|(w, t)| [w, t]).for_each(|e| e.walk_mut(f));
+            }
+            Expr::Cast(e, _) => e.walk_mut(f),
         }
     }
 
@@ -310,6 +361,24 @@ impl Expr {
             Expr::Function(func, args) => {
                 format!("{}({})", func.name(), args.iter().map(f).collect::<Vec<_>>().join(", "))
             }
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
+                let mut out = "CASE".to_string();
+                if let Some(o) = operand {
+                    out += &format!(" {}", f(o));
+                }
+                for (w, t) in whens {
+                    out += &format!(" WHEN {} THEN {}", f(w), f(t));
+                }
+                if let Some(e) = otherwise {
+                    out += &format!(" ELSE {}", f(e));
+                }
+                out + " END"
+            }
+            Expr::Cast(e, ty) => format!("CAST({} AS {ty})", f(e)),
         }
     }
 }
