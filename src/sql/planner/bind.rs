@@ -332,7 +332,13 @@ pub fn infer_type(e: &Expr, input: &[Option<DataType>]) -> Option<DataType> {
             ScalarFunction::Now | ScalarFunction::TimeBucket => Some(DataType::Timestamp),
             ScalarFunction::Round => Some(DataType::Double),
             ScalarFunction::Length => Some(DataType::BigInt),
-            ScalarFunction::Lower | ScalarFunction::Upper => Some(DataType::String),
+            ScalarFunction::Lower
+            | ScalarFunction::Upper
+            | ScalarFunction::Substr
+            | ScalarFunction::Trim
+            | ScalarFunction::LTrim
+            | ScalarFunction::RTrim
+            | ScalarFunction::Replace => Some(DataType::String),
             ScalarFunction::Abs | ScalarFunction::NullIf => args.first().and_then(|a| infer_type(a, input)),
             ScalarFunction::Coalesce | ScalarFunction::IfNull => args.iter().find_map(|a| infer_type(a, input)),
         },

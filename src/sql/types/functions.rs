@@ -18,6 +18,11 @@ pub enum ScalarFunction {
     Coalesce,
     IfNull,
     NullIf,
+    Substr,
+    Trim,
+    LTrim,
+    RTrim,
+    Replace,
 }
 
 impl ScalarFunction {
@@ -34,6 +39,11 @@ impl ScalarFunction {
             "coalesce" => ScalarFunction::Coalesce,
             "ifnull" => ScalarFunction::IfNull,
             "nullif" => ScalarFunction::NullIf,
+            "substr" | "substring" => ScalarFunction::Substr,
+            "trim" => ScalarFunction::Trim,
+            "ltrim" => ScalarFunction::LTrim,
+            "rtrim" => ScalarFunction::RTrim,
+            "replace" => ScalarFunction::Replace,
             _ => return None,
         })
     }
@@ -50,6 +60,11 @@ impl ScalarFunction {
             ScalarFunction::Coalesce => "coalesce",
             ScalarFunction::IfNull => "ifnull",
             ScalarFunction::NullIf => "nullif",
+            ScalarFunction::Substr => "substr",
+            ScalarFunction::Trim => "trim",
+            ScalarFunction::LTrim => "ltrim",
+            ScalarFunction::RTrim => "rtrim",
+            ScalarFunction::Replace => "replace",
         }
     }
 
@@ -58,7 +73,11 @@ impl ScalarFunction {
         let ok = match self {
             ScalarFunction::Now => n == 0,
             ScalarFunction::TimeBucket | ScalarFunction::IfNull | ScalarFunction::NullIf => n == 2,
-            ScalarFunction::Round => n == 1 || n == 2,
+            ScalarFunction::Round | ScalarFunction::Trim | ScalarFunction::LTrim | ScalarFunction::RTrim => {
+                n == 1 || n == 2
+            }
+            ScalarFunction::Substr => n == 2 || n == 3,
+            ScalarFunction::Replace => n == 3,
             ScalarFunction::Coalesce => n >= 1,
             _ => n == 1,
         };
@@ -76,6 +95,7 @@ impl ScalarFunction {
         if matches!(self, ScalarFunction::Coalesce | ScalarFunction::IfNull) {
             return Ok(args.into_iter().find(|v| !v.is_null()).unwrap_or(Value::Null));
         }
+        let args_len = args.len();
         let mut args = args.into_iter();
         let mut next = || args.next().unwrap_or(Value::Null);
         Ok(match self {
@@ -123,6 +143,49 @@ impl ScalarFunction {
                 v => Value::Int(v.to_string().chars().count() as i64),
             },
             ScalarFunction::Coalesce | ScalarFunction::IfNull => unreachable!("handled above"),
+            ScalarFunction::Substr => {
+                let (s, start, len) = (next(), next(), next());
+                let (Some(s), Value::Int(start)) = (text_of(s), &start) else {
+                    return match start {
+                        Value::Null | Value::Int(_) => Ok(Value::Null),
+                        v => Err(wrong_type(self, &v)),
+                    };
+                };
+                let len = match len {
+                    Value::Int(n) => Some(n),
+                    Value::Null if args_len == 2 => None,
+                    Value::Null => return Ok(Value::Null),
+                    v => return Err(wrong_type(self, &v)),
+                };
+                Value::Text(substr(&s, *start, len))
+            }
+            ScalarFunction::Trim | ScalarFunction::LTrim | ScalarFunction::RTrim => {
+                let s = next();
+                let set = match args_len {
+                    1 => Some(" ".to_string()),
+                    _ => text_of(next()),
+                };
+                let (Some(s), Some(set)) = (text_of(s), set) else {
+                    return Ok(Value::Null);
+                };
+                let strip = |c: char| set.contains(c);
+                Value::Text(
+                    match self {
+                        ScalarFunction::Trim => s.trim_matches(strip),
+                        ScalarFunction::LTrim => s.trim_start_matches(strip),
+                        _ => s.trim_end_matches(strip),
+                    }
+                    .to_string(),
+                )
+            }
+            ScalarFunction::Replace => {
+                let (s, from, to) = (text_of(next()), text_of(next()), text_of(next()));
+                match (s, from, to) {
+                    (Some(s), Some(from), _) if from.is_empty() => Value::Text(s),
+                    (Some(s), Some(from), Some(to)) => Value::Text(s.replace(&from, &to)),
+                    _ => Value::Null,
+                }
+            }
             ScalarFunction::NullIf => {
                 let a = next();
                 let b = next();
@@ -134,6 +197,49 @@ impl ScalarFunction {
             }
         })
     }
+}
+
+/// Text functions take numbers as their text, as SQLite does; NULL is None.
+fn text_of(v: Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::Text(s) => Some(s),
+        v => Some(v.to_string()),
+    }
+}
+
+/// SQLite's substr: 1-based `start` (negative counts from the end, 0 is just
+/// before the first character); a negative `len` takes characters before
+/// `start`.
+fn substr(s: &str, start: i64, len: Option<i64>) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let n = chars.len() as i64;
+    let (mut p1, mut p2) = (start, len.unwrap_or(n.saturating_add(1)));
+    let negative = p2 < 0;
+    if negative {
+        p2 = p2.saturating_neg();
+    }
+    if p1 < 0 {
+        p1 = p1.saturating_add(n);
+        if p1 < 0 {
+            p2 = (p2.saturating_add(p1)).max(0);
+            p1 = 0;
+        }
+    } else if p1 > 0 {
+        p1 -= 1;
+    } else if p2 > 0 {
+        p2 -= 1;
+    }
+    if negative {
+        p1 = p1.saturating_sub(p2);
+        if p1 < 0 {
+            p2 = (p2.saturating_add(p1)).max(0);
+            p1 = 0;
+        }
+    }
+    let from = p1.min(n) as usize;
+    let to = p1.saturating_add(p2).min(n).max(p1.min(n)) as usize;
+    chars[from..to].iter().collect()
 }
 
 fn wrong_type(f: ScalarFunction, v: &Value) -> SqlError {
