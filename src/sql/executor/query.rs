@@ -3,7 +3,7 @@
 use super::Rows;
 use super::aggregate;
 use crate::sql::error::{Result, SqlError};
-use crate::sql::planner::{Access, Node, SortKey, ValueRange};
+use crate::sql::planner::{Access, Node, SetOperator, SortKey, ValueRange};
 use crate::sql::types::{EvalContext, Expr, Row, Value};
 use crate::storage::keycode::{encode_values, prefix_end};
 use crate::storage::{KeyRange, RowIter, Table, Transaction};
@@ -127,6 +127,11 @@ pub fn execute_node(node: Node, txn: &Transaction, ctx: EvalContext) -> Result<R
                 Err(_) => true,
             }))
         }
+        Node::SetOp { op, left, right } => {
+            let left = execute_node(*left, txn, ctx)?;
+            let right = execute_node(*right, txn, ctx)?;
+            set_operation(op, left, right)?
+        }
         Node::Offset { source, count } => {
             let source = execute_node(*source, txn, ctx)?;
             Box::new(source.skip(usize::try_from(count).unwrap_or(usize::MAX)))
@@ -134,6 +139,30 @@ pub fn execute_node(node: Node, txn: &Transaction, ctx: EvalContext) -> Result<R
         Node::Limit { source, count } => {
             let source = execute_node(*source, txn, ctx)?;
             Box::new(source.take(usize::try_from(count).unwrap_or(usize::MAX)))
+        }
+    })
+}
+
+/// UNION ALL streams both inputs; the others keep a set of rows (the right
+/// input's for INTERSECT and EXCEPT, the rows seen so far for UNION).
+fn set_operation(op: SetOperator, left: Rows, right: Rows) -> Result<Rows> {
+    Ok(match op {
+        SetOperator::UnionAll => Box::new(left.chain(right)),
+        SetOperator::Union => {
+            let mut seen: BTreeSet<Row> = BTreeSet::new();
+            Box::new(left.chain(right).filter(move |r| match r {
+                Ok(row) => seen.insert(row.clone()),
+                Err(_) => true,
+            }))
+        }
+        SetOperator::Intersect | SetOperator::Except => {
+            let other: BTreeSet<Row> = right.collect::<Result<_>>()?;
+            let keep_present = op == SetOperator::Intersect;
+            let mut seen: BTreeSet<Row> = BTreeSet::new();
+            Box::new(left.filter(move |r| match r {
+                Ok(row) => other.contains(row) == keep_present && seen.insert(row.clone()),
+                Err(_) => true,
+            }))
         }
     })
 }

@@ -99,6 +99,29 @@ pub struct Select {
     pub order_by: Vec<OrderItem>,
     pub limit: Option<Expr>,
     pub offset: Option<Expr>,
+    /// Further SELECTs combined with this one, left to right. Their own
+    /// `order_by`, `limit` and `offset` are empty: this Select's apply to the
+    /// combined result.
+    pub compound: Vec<(SetOperator, Select)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetOperator {
+    Union,
+    UnionAll,
+    Intersect,
+    Except,
+}
+
+impl SetOperator {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            SetOperator::Union => "UNION",
+            SetOperator::UnionAll => "UNION ALL",
+            SetOperator::Intersect => "INTERSECT",
+            SetOperator::Except => "EXCEPT",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -232,31 +232,26 @@ fn delete(pair: P) -> Result<Statement> {
 }
 
 fn select(pair: P) -> Result<Select> {
-    let mut s = Select {
-        distinct: false,
-        items: Vec::new(),
-        from: None,
-        filter: None,
-        group_by: Vec::new(),
-        having: None,
-        order_by: Vec::new(),
-        limit: None,
-        offset: None,
-    };
+    let mut s = empty_select();
+    let mut op = None;
     for p in pair.into_inner() {
         match p.as_rule() {
-            Rule::distinct => s.distinct = true,
-            Rule::select_item => s.items.push(select_item(p)?),
-            Rule::from_clause => s.from = Some(from_clause(p)?),
-            Rule::where_clause => s.filter = Some(where_clause(p)?),
-            Rule::group_by => {
-                s.group_by = p
-                    .into_inner()
-                    .filter(|q| q.as_rule() == Rule::expr)
-                    .map(expr)
-                    .collect::<Result<_>>()?
+            Rule::select_core => match op.take() {
+                None => select_core(p, &mut s)?,
+                Some(op) => {
+                    let mut core = empty_select();
+                    select_core(p, &mut core)?;
+                    s.compound.push((op, core));
+                }
+            },
+            Rule::set_op => {
+                op = Some(match p.into_inner().next().map(|q| q.as_rule()) {
+                    Some(Rule::union_all) => SetOperator::UnionAll,
+                    Some(Rule::intersect_op) => SetOperator::Intersect,
+                    Some(Rule::except_op) => SetOperator::Except,
+                    _ => SetOperator::Union,
+                })
             }
-            Rule::having => s.having = Some(expr(next(&mut p.into_inner().skip(1), "HAVING")?)?),
             Rule::order_by => {
                 for q in p.into_inner().filter(|q| q.as_rule() == Rule::order_item) {
                     s.order_by.push(order_item(q)?);
@@ -277,6 +272,43 @@ fn select(pair: P) -> Result<Select> {
         }
     }
     Ok(s)
+}
+
+fn empty_select() -> Select {
+    Select {
+        distinct: false,
+        items: Vec::new(),
+        from: None,
+        filter: None,
+        group_by: Vec::new(),
+        having: None,
+        order_by: Vec::new(),
+        limit: None,
+        offset: None,
+        compound: Vec::new(),
+    }
+}
+
+/// SELECT ... FROM ... WHERE ... GROUP BY ... HAVING ...
+fn select_core(pair: P, s: &mut Select) -> Result<()> {
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::distinct => s.distinct = true,
+            Rule::select_item => s.items.push(select_item(p)?),
+            Rule::from_clause => s.from = Some(from_clause(p)?),
+            Rule::where_clause => s.filter = Some(where_clause(p)?),
+            Rule::group_by => {
+                s.group_by = p
+                    .into_inner()
+                    .filter(|q| q.as_rule() == Rule::expr)
+                    .map(expr)
+                    .collect::<Result<_>>()?
+            }
+            Rule::having => s.having = Some(expr(next(&mut p.into_inner().skip(1), "HAVING")?)?),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn select_item(pair: P) -> Result<SelectItem> {

@@ -9,7 +9,9 @@ pub mod plan;
 mod scope;
 mod select;
 
-pub use plan::{Access, Aggregate, AggregateFunction, Node, OutputColumn, Plan, QueryPlan, SortKey, ValueRange};
+pub use plan::{
+    Access, Aggregate, AggregateFunction, Node, OutputColumn, Plan, QueryPlan, SetOperator, SortKey, ValueRange,
+};
 
 use crate::sql::error::{Result, SqlError};
 use crate::sql::parser::ast::Statement;

@@ -1,5 +1,6 @@
 //! Plan nodes: what the planner produces and the executor runs.
 
+pub use crate::sql::parser::ast::SetOperator;
 use crate::sql::types::{DataType, Expr, Value};
 use crate::storage::{Index, Table};
 use std::fmt::Write as _;
@@ -111,6 +112,13 @@ pub enum Node {
     },
     Distinct {
         source: Box<Node>,
+    },
+    /// UNION [ALL], INTERSECT or EXCEPT of two inputs of equal width. All
+    /// but UNION ALL return distinct rows (NULLs count as equal).
+    SetOp {
+        op: SetOperator,
+        left: Box<Node>,
+        right: Box<Node>,
     },
     Offset {
         source: Box<Node>,
@@ -315,6 +323,7 @@ impl Node {
             | Node::Distinct { source }
             | Node::Offset { source, .. }
             | Node::Limit { source, .. } => source.labels(),
+            Node::SetOp { left, .. } => left.labels(),
             Node::NestedLoopJoin { left, right, .. } | Node::HashJoin { left, right, .. } => {
                 let mut l = left.labels();
                 l.extend(right.labels());
@@ -431,6 +440,11 @@ impl Node {
             Node::Distinct { source } => {
                 let _ = writeln!(out, "{pad}Distinct");
                 child(out, source);
+            }
+            Node::SetOp { op, left, right } => {
+                let _ = writeln!(out, "{pad}{}", op.keyword());
+                child(out, left);
+                child(out, right);
             }
             Node::Offset { source, count } => {
                 let _ = writeln!(out, "{pad}Offset {count}");

@@ -13,6 +13,9 @@ use crate::sql::types::{BinaryOp, DataType, Expr, Value};
 use crate::storage::{Table, Transaction};
 
 pub fn plan_select(select: &ast::Select, txn: &Transaction) -> Result<QueryPlan> {
+    if !select.compound.is_empty() {
+        return plan_compound(select, txn);
+    }
     let (mut node, scope) = plan_from(select, txn)?;
 
     // SELECT items as AST expressions (wildcards expanded) and their names.
@@ -187,6 +190,14 @@ pub fn plan_select(select: &ast::Select, txn: &Transaction) -> Result<QueryPlan>
             exprs: (0..visible).map(Expr::Column).collect(),
         };
     }
+    Ok(QueryPlan {
+        root: limited(node, select)?,
+        columns,
+    })
+}
+
+/// Applies OFFSET and LIMIT.
+fn limited(mut node: Node, select: &ast::Select) -> Result<Node> {
     if let Some(offset) = &select.offset {
         let count = count_of(offset, "OFFSET")?;
         if count > 0 {
@@ -202,7 +213,75 @@ pub fn plan_select(select: &ast::Select, txn: &Transaction) -> Result<QueryPlan>
             count: count_of(limit, "LIMIT")?,
         };
     }
-    Ok(QueryPlan { root: node, columns })
+    Ok(node)
+}
+
+/// SELECTs joined by UNION [ALL], INTERSECT or EXCEPT, left to right. The
+/// result has the first SELECT's column names; ORDER BY may name those
+/// columns or their positions.
+fn plan_compound(select: &ast::Select, txn: &Transaction) -> Result<QueryPlan> {
+    let mut first = select.clone();
+    first.order_by.clear();
+    first.limit = None;
+    first.offset = None;
+    first.compound.clear();
+    let QueryPlan { mut root, mut columns } = plan_select(&first, txn)?;
+    for (op, other) in &select.compound {
+        let plan = plan_select(other, txn)?;
+        if plan.columns.len() != columns.len() {
+            return Err(SqlError::Invalid(format!(
+                "each SELECT of a {} must have the same number of columns: {} and {}",
+                op.keyword(),
+                columns.len(),
+                plan.columns.len()
+            )));
+        }
+        for (c, o) in columns.iter_mut().zip(&plan.columns) {
+            c.data_type = c.data_type.or(o.data_type);
+        }
+        root = Node::SetOp {
+            op: *op,
+            left: Box::new(root),
+            right: Box::new(plan.root),
+        };
+    }
+    if !select.order_by.is_empty() {
+        let items: Vec<(ast::Expr, String)> = columns
+            .iter()
+            .map(|c| {
+                let e = ast::Expr::Column {
+                    table: None,
+                    name: c.name.clone(),
+                };
+                (e, c.name.clone())
+            })
+            .collect();
+        let keys = select
+            .order_by
+            .iter()
+            .map(|o| {
+                let position = order_by_output(&o.expr, &items)?.ok_or_else(|| {
+                    SqlError::Invalid(format!(
+                        "ORDER BY {} must name a result column of the compound SELECT, by name or position",
+                        o.expr
+                    ))
+                })?;
+                Ok(SortKey {
+                    expr: Expr::Column(position),
+                    descending: o.descending,
+                    nulls_first: o.nulls_first.unwrap_or(!o.descending),
+                })
+            })
+            .collect::<Result<_>>()?;
+        root = Node::Sort {
+            source: Box::new(root),
+            keys,
+        };
+    }
+    Ok(QueryPlan {
+        root: limited(root, select)?,
+        columns,
+    })
 }
 
 /// Which output column an ORDER BY item names: a 1-based position, or an
