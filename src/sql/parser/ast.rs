@@ -103,6 +103,9 @@ pub struct Select {
     /// `order_by`, `limit` and `offset` are empty: this Select's apply to the
     /// combined result.
     pub compound: Vec<(SetOperator, Select)>,
+    /// `WITH name AS (SELECT ...)`, visible to the FROM clauses of this
+    /// statement (and to later WITH entries).
+    pub with: Vec<(String, Select)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,8 +142,11 @@ pub struct From {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableRef {
+    /// The table, view or WITH name; for a subquery, "subquery".
     pub name: String,
     pub alias: Option<String>,
+    /// `(SELECT ...) [AS] alias` in FROM.
+    pub subquery: Option<Box<Select>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -244,6 +244,17 @@ fn select(pair: P) -> Result<Select> {
                     s.compound.push((op, core));
                 }
             },
+            Rule::with_clause => {
+                for cte in p.into_inner().filter(|q| q.as_rule() == Rule::cte) {
+                    let mut parts = cte.into_inner().filter(|q| matches!(q.as_rule(), Rule::ident | Rule::select));
+                    let name = ident(next(&mut parts, "WITH")?);
+                    let query = select(next(&mut parts, "WITH")?)?;
+                    if s.with.iter().any(|(n, _)| *n == name) {
+                        return Err(SqlError::Invalid(format!("WITH name '{name}' is defined twice")));
+                    }
+                    s.with.push((name, query));
+                }
+            }
             Rule::set_op => {
                 op = Some(match p.into_inner().next().map(|q| q.as_rule()) {
                     Some(Rule::union_all) => SetOperator::UnionAll,
@@ -286,6 +297,7 @@ fn empty_select() -> Select {
         limit: None,
         offset: None,
         compound: Vec::new(),
+        with: Vec::new(),
     }
 }
 
@@ -334,9 +346,19 @@ fn alias(pair: P) -> Result<String> {
 
 fn table_ref(pair: P) -> Result<TableRef> {
     let mut inner = pair.into_inner();
-    Ok(TableRef {
-        name: ident(next(&mut inner, "table")?),
-        alias: inner.next().map(alias).transpose()?,
+    let first = next(&mut inner, "table")?;
+    let alias = inner.next().map(alias).transpose()?;
+    Ok(match first.as_rule() {
+        Rule::select => TableRef {
+            name: "subquery".into(),
+            alias,
+            subquery: Some(Box::new(select(first)?)),
+        },
+        _ => TableRef {
+            name: ident(first),
+            alias,
+            subquery: None,
+        },
     })
 }
 

@@ -6,13 +6,16 @@ use super::bind::{
     Aggregation, aggregate_type, bind, bind_aggregated, contains_aggregate, evaluate_constant, infer_type,
 };
 use super::plan::{Node, OutputColumn, QueryPlan, SortKey};
-use super::scope::Scope;
+use super::scope::{Scope, ScopeColumn};
 use crate::sql::error::{Result, SqlError};
 use crate::sql::parser::ast;
 use crate::sql::types::{BinaryOp, DataType, Expr, Value};
 use crate::storage::{Table, Transaction};
 
 pub fn plan_select(select: &ast::Select, txn: &Transaction) -> Result<QueryPlan> {
+    if !select.with.is_empty() {
+        return plan_select(&inline_with(select), txn);
+    }
     if !select.compound.is_empty() {
         return plan_compound(select, txn);
     }
@@ -359,9 +362,77 @@ fn count_of(e: &ast::Expr, clause: &str) -> Result<u64> {
 /// One table of the FROM clause: its scan and where its columns start in
 /// the joined row.
 struct Source {
-    table: Table,
+    kind: SourceKind,
     alias: String,
     offset: usize,
+}
+
+enum SourceKind {
+    Table(Table),
+    /// A subquery in FROM (or a WITH name or a view), already planned.
+    Derived(QueryPlan),
+}
+
+impl Source {
+    fn scope(&self) -> Scope {
+        match &self.kind {
+            SourceKind::Table(t) => Scope::of_table(t, &self.alias),
+            SourceKind::Derived(plan) => Scope {
+                columns: plan
+                    .columns
+                    .iter()
+                    .map(|c| ScopeColumn {
+                        table: Some(self.alias.clone()),
+                        name: c.name.clone(),
+                        data_type: c.data_type,
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    fn width(&self) -> usize {
+        match &self.kind {
+            SourceKind::Table(t) => t.columns.len(),
+            SourceKind::Derived(plan) => plan.columns.len(),
+        }
+    }
+}
+
+/// Replaces references to WITH names in FROM clauses by the named queries,
+/// so the rest of planning sees ordinary subqueries. A later WITH entry may
+/// use an earlier one; a WITH name hides a table of the same name.
+fn inline_with(select: &ast::Select) -> ast::Select {
+    let mut s = select.clone();
+    let mut defined: Vec<(String, ast::Select)> = Vec::new();
+    for (name, query) in std::mem::take(&mut s.with) {
+        let query = substitute(query, &defined);
+        defined.retain(|(n, _)| *n != name);
+        defined.push((name, query));
+    }
+    substitute(s, &defined)
+}
+
+fn substitute(mut s: ast::Select, names: &[(String, ast::Select)]) -> ast::Select {
+    // Names this select defines itself hide the outer ones.
+    let visible: Vec<(String, ast::Select)> = names
+        .iter()
+        .filter(|(n, _)| !s.with.iter().any(|(m, _)| m == n))
+        .cloned()
+        .collect();
+    if let Some(from) = &mut s.from {
+        for r in std::iter::once(&mut from.table).chain(from.joins.iter_mut().map(|j| &mut j.table)) {
+            if let Some(sub) = r.subquery.take() {
+                r.subquery = Some(Box::new(substitute(*sub, &visible)));
+            } else if let Some((_, query)) = visible.iter().find(|(n, _)| *n == r.name) {
+                r.alias = Some(r.alias.clone().unwrap_or_else(|| r.name.clone()));
+                r.subquery = Some(Box::new(query.clone()));
+            }
+        }
+    }
+    s.compound = s.compound.into_iter().map(|(op, c)| (op, substitute(c, &visible))).collect();
+    s.with = s.with.into_iter().map(|(n, q)| (n, substitute(q, &visible))).collect();
+    s
 }
 
 /// Builds the scans and joins of the FROM clause and adds WHERE. Each table
@@ -381,18 +452,26 @@ fn plan_from(select: &ast::Select, txn: &Transaction) -> Result<(Node, Scope)> {
     let mut sources = Vec::new();
     let mut scope = Scope::default();
     for r in refs {
-        let table = txn
-            .table(&r.name)?
-            .ok_or_else(|| SqlError::UnknownTable(r.name.clone()))?;
+        let kind = match &r.subquery {
+            Some(query) => SourceKind::Derived(plan_select(query, txn)?),
+            None => SourceKind::Table(
+                txn.table(&r.name)?
+                    .ok_or_else(|| SqlError::UnknownTable(r.name.clone()))?,
+            ),
+        };
         let alias = r.alias.clone().unwrap_or_else(|| r.name.clone());
         if scope.has_table(&alias) {
             return Err(SqlError::Invalid(format!(
                 "table name '{alias}' is used more than once in FROM: give it an alias"
             )));
         }
-        let offset = scope.len();
-        scope.join(Scope::of_table(&table, &alias));
-        sources.push(Source { table, alias, offset });
+        let source = Source {
+            kind,
+            alias,
+            offset: scope.len(),
+        };
+        scope.join(source.scope());
+        sources.push(source);
     }
 
     let filter = match &select.filter {
@@ -402,7 +481,13 @@ fn plan_from(select: &ast::Select, txn: &Transaction) -> Result<(Node, Scope)> {
     let conjuncts: Vec<&Expr> = filter.as_ref().map(access::conjuncts).unwrap_or_default();
 
     let scan = |s: &Source| -> Node {
-        let width = s.table.columns.len();
+        let table = match &s.kind {
+            SourceKind::Table(t) => t,
+            // The whole WHERE clause is applied above the joins; a derived
+            // table is read as planned.
+            SourceKind::Derived(plan) => return plan.root.clone(),
+        };
+        let width = table.columns.len();
         let mine: Vec<Expr> = conjuncts
             .iter()
             .filter(|c| columns_within(c, s.offset, s.offset + width))
@@ -418,19 +503,19 @@ fn plan_from(select: &ast::Select, txn: &Transaction) -> Result<(Node, Scope)> {
             .collect();
         let refs: Vec<&Expr> = mine.iter().collect();
         Node::Scan {
-            table: s.table.clone(),
+            table: table.clone(),
             alias: s.alias.clone(),
-            access: access::choose(&s.table, &refs),
+            access: access::choose(table, &refs),
         }
     };
 
     let mut node = scan(&sources[0]);
-    let mut left_scope = Scope::of_table(&sources[0].table, &sources[0].alias);
+    let mut left_scope = sources[0].scope();
     for (join, source) in from.joins.iter().zip(&sources[1..]) {
         let right = scan(source);
-        let right_width = source.table.columns.len();
+        let right_width = source.width();
         let left_width = left_scope.len();
-        left_scope.join(Scope::of_table(&source.table, &source.alias));
+        left_scope.join(source.scope());
         let on = match &join.on {
             Some(e) => Some(bind(e, &left_scope, "ON")?),
             None => None,
