@@ -51,6 +51,13 @@ pub struct Index {
     pub unique: bool,
 }
 
+/// A view: a named SELECT, planned afresh wherever it is used.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct View {
+    pub name: String,
+    pub sql: String,
+}
+
 impl Table {
     /// The keyspace holding the table's rows.
     pub fn space(&self) -> String {
@@ -111,6 +118,25 @@ impl Transaction {
         let bytes = serde_json::to_vec(table).map_err(|e| corrupt(e.to_string()))?;
         self.set(CATALOG, format!("t/{}", table.name).into_bytes(), bytes);
         Ok(())
+    }
+
+    pub fn view(&self, name: &str) -> Result<Option<View>> {
+        match self.get(CATALOG, format!("v/{name}").as_bytes())? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| corrupt(format!("view {name}: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    pub fn save_view(&mut self, view: &View) -> Result<()> {
+        let bytes = serde_json::to_vec(view).map_err(|e| corrupt(e.to_string()))?;
+        self.set(CATALOG, format!("v/{}", view.name).into_bytes(), bytes);
+        Ok(())
+    }
+
+    pub fn remove_view(&mut self, name: &str) {
+        self.delete(CATALOG, format!("v/{name}").into_bytes());
     }
 
     pub fn remove_table(&mut self, name: &str) {

@@ -19,7 +19,7 @@ mod sled_engine;
 mod tables;
 mod txn;
 
-pub use catalog::{Column, DefaultValue, Index, Table, is_data_space};
+pub use catalog::{Column, DefaultValue, Index, Table, View, is_data_space};
 pub use engine::{Bytes, Engine, KeyRange, ScanIter, WriteBatch};
 pub use error::StorageError;
 pub use memory::MemoryEngine;

@@ -2,9 +2,15 @@
 //! the data they create or remove.
 
 use crate::sql::error::{Result, SqlError};
-use crate::storage::{Index, Table, Transaction};
+use crate::storage::{Index, Table, Transaction, View};
 
 pub fn create_table(txn: &mut Transaction, mut table: Table, if_not_exists: bool) -> Result<()> {
+    if txn.view(&table.name)?.is_some() {
+        return Err(SqlError::Invalid(format!(
+            "a view named '{}' already exists",
+            table.name
+        )));
+    }
     if txn.table(&table.name)?.is_some() {
         return match if_not_exists {
             true => Ok(()),
@@ -28,6 +34,9 @@ pub fn create_table(txn: &mut Transaction, mut table: Table, if_not_exists: bool
 }
 
 pub fn drop_table(txn: &mut Transaction, name: &str, if_exists: bool) -> Result<()> {
+    if txn.view(name)?.is_some() {
+        return Err(SqlError::Invalid(format!("'{name}' is a view; use DROP VIEW")));
+    }
     let Some(table) = txn.table(name)? else {
         return match if_exists {
             true => Ok(()),
@@ -68,6 +77,37 @@ pub fn create_index(txn: &mut Transaction, table: &str, mut index: Index, if_not
     t.indexes.push(index);
     txn.save_table(&t)?;
     Ok(())
+}
+
+pub fn create_view(txn: &mut Transaction, view: View, if_not_exists: bool) -> Result<()> {
+    if txn.table(&view.name)?.is_some() {
+        return Err(SqlError::Invalid(format!(
+            "a table named '{}' already exists",
+            view.name
+        )));
+    }
+    if txn.view(&view.name)?.is_some() {
+        return match if_not_exists {
+            true => Ok(()),
+            false => Err(SqlError::Invalid(format!("view '{}' already exists", view.name))),
+        };
+    }
+    txn.save_view(&view)?;
+    Ok(())
+}
+
+pub fn drop_view(txn: &mut Transaction, name: &str, if_exists: bool) -> Result<()> {
+    if txn.view(name)?.is_some() {
+        txn.remove_view(name);
+        return Ok(());
+    }
+    if txn.table(name)?.is_some() {
+        return Err(SqlError::Invalid(format!("'{name}' is a table; use DROP TABLE")));
+    }
+    match if_exists {
+        true => Ok(()),
+        false => Err(SqlError::Invalid(format!("view '{name}' does not exist"))),
+    }
 }
 
 pub fn drop_index(txn: &mut Transaction, name: &str, if_exists: bool) -> Result<()> {

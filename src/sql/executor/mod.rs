@@ -78,5 +78,13 @@ pub fn execute(plan: Plan, txn: &mut Transaction, ctx: &EvalContext) -> Result<O
             ddl::drop_index(txn, &name, if_exists)?;
             Outcome::Affected(0)
         }
+        Plan::CreateView { view, if_not_exists } => {
+            ddl::create_view(txn, view, if_not_exists)?;
+            Outcome::Affected(0)
+        }
+        Plan::DropView { name, if_exists } => {
+            ddl::drop_view(txn, &name, if_exists)?;
+            Outcome::Affected(0)
+        }
     })
 }

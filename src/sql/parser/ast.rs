@@ -21,6 +21,17 @@ pub enum Statement {
         name: String,
         if_exists: bool,
     },
+    CreateView {
+        name: String,
+        query: Box<Select>,
+        /// The SELECT's text, as stored in the catalog.
+        sql: String,
+        if_not_exists: bool,
+    },
+    DropView {
+        name: String,
+        if_exists: bool,
+    },
     Insert {
         table: String,
         columns: Option<Vec<String>>,
@@ -50,6 +61,8 @@ impl Statement {
             Statement::DropTable { .. } => "DROP TABLE",
             Statement::CreateIndex { .. } => "CREATE INDEX",
             Statement::DropIndex { .. } => "DROP INDEX",
+            Statement::CreateView { .. } => "CREATE VIEW",
+            Statement::DropView { .. } => "DROP VIEW",
             Statement::Insert { .. } => "INSERT",
             Statement::Update { .. } => "UPDATE",
             Statement::Delete { .. } => "DELETE",

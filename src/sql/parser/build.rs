@@ -62,8 +62,26 @@ fn statement_of(pair: P) -> Result<Statement> {
         Rule::delete => delete(pair),
         Rule::create_table => create_table(pair),
         Rule::create_index => create_index(pair),
-        Rule::drop_table | Rule::drop_index => {
-            let is_table = pair.as_rule() == Rule::drop_table;
+        Rule::create_view => {
+            let (mut name, mut if_not_exists, mut query) = (String::new(), false, None);
+            for p in pair.into_inner() {
+                match p.as_rule() {
+                    Rule::if_not_exists => if_not_exists = true,
+                    Rule::ident => name = ident(p),
+                    Rule::select => query = Some((p.as_str().trim().to_string(), select(p)?)),
+                    _ => {}
+                }
+            }
+            let (sql, query) = query.ok_or_else(|| SqlError::Invalid("CREATE VIEW needs a SELECT".into()))?;
+            Ok(Statement::CreateView {
+                name,
+                query: Box::new(query),
+                sql,
+                if_not_exists,
+            })
+        }
+        Rule::drop_table | Rule::drop_index | Rule::drop_view => {
+            let rule = pair.as_rule();
             let mut if_exists = false;
             let mut name = String::new();
             for p in pair.into_inner() {
@@ -73,10 +91,10 @@ fn statement_of(pair: P) -> Result<Statement> {
                     _ => {}
                 }
             }
-            Ok(if is_table {
-                Statement::DropTable { name, if_exists }
-            } else {
-                Statement::DropIndex { name, if_exists }
+            Ok(match rule {
+                Rule::drop_table => Statement::DropTable { name, if_exists },
+                Rule::drop_view => Statement::DropView { name, if_exists },
+                _ => Statement::DropIndex { name, if_exists },
             })
         }
         Rule::begin => Ok(Statement::Begin),
@@ -246,7 +264,9 @@ fn select(pair: P) -> Result<Select> {
             },
             Rule::with_clause => {
                 for cte in p.into_inner().filter(|q| q.as_rule() == Rule::cte) {
-                    let mut parts = cte.into_inner().filter(|q| matches!(q.as_rule(), Rule::ident | Rule::select));
+                    let mut parts = cte
+                        .into_inner()
+                        .filter(|q| matches!(q.as_rule(), Rule::ident | Rule::select));
                     let name = ident(next(&mut parts, "WITH")?);
                     let query = select(next(&mut parts, "WITH")?)?;
                     if s.with.iter().any(|(n, _)| *n == name) {

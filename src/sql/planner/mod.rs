@@ -15,7 +15,7 @@ pub use plan::{
 
 use crate::sql::error::{Result, SqlError};
 use crate::sql::parser::ast::Statement;
-use crate::storage::{Table, Transaction};
+use crate::storage::{Table, Transaction, View};
 use bind::bind;
 use scope::Scope;
 
@@ -105,6 +105,26 @@ pub fn plan(statement: &Statement, txn: &Transaction) -> Result<Plan> {
             name: name.clone(),
             if_exists: *if_exists,
         }),
+        Statement::CreateView {
+            name,
+            query,
+            sql,
+            if_not_exists,
+        } => {
+            // Planned now so that a broken view is refused when created.
+            select::plan_select(query, txn)?;
+            Ok(Plan::CreateView {
+                view: View {
+                    name: name.clone(),
+                    sql: sql.clone(),
+                },
+                if_not_exists: *if_not_exists,
+            })
+        }
+        Statement::DropView { name, if_exists } => Ok(Plan::DropView {
+            name: name.clone(),
+            if_exists: *if_exists,
+        }),
         Statement::Begin | Statement::Commit | Statement::Rollback => Err(SqlError::Invalid(format!(
             "{} is handled by the session, not planned",
             statement.kind()
@@ -113,7 +133,15 @@ pub fn plan(statement: &Statement, txn: &Transaction) -> Result<Plan> {
 }
 
 fn table_of(txn: &Transaction, name: &str) -> Result<Table> {
-    txn.table(name)?.ok_or_else(|| SqlError::UnknownTable(name.to_string()))
+    if let Some(table) = txn.table(name)? {
+        return Ok(table);
+    }
+    match txn.view(name)? {
+        Some(_) => Err(SqlError::Invalid(format!(
+            "'{name}' is a view; only tables can be changed"
+        ))),
+        None => Err(SqlError::UnknownTable(name.to_string())),
+    }
 }
 
 fn column_of(table: &Table, name: &str) -> Result<usize> {

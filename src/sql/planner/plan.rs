@@ -2,7 +2,7 @@
 
 pub use crate::sql::parser::ast::SetOperator;
 use crate::sql::types::{DataType, Expr, Value};
-use crate::storage::{Index, Table};
+use crate::storage::{Index, Table, View};
 use std::fmt::Write as _;
 use std::ops::Bound;
 
@@ -42,6 +42,14 @@ pub enum Plan {
         if_not_exists: bool,
     },
     DropIndex {
+        name: String,
+        if_exists: bool,
+    },
+    CreateView {
+        view: View,
+        if_not_exists: bool,
+    },
+    DropView {
         name: String,
         if_exists: bool,
     },

@@ -399,6 +399,22 @@ impl Source {
     }
 }
 
+/// A view used in FROM: its SELECT, parsed and planned where it is used.
+fn plan_view(txn: &Transaction, name: &str) -> Result<QueryPlan> {
+    let view = txn
+        .view(name)?
+        .ok_or_else(|| SqlError::UnknownTable(name.to_string()))?;
+    match crate::sql::parser::parse_one(&view.sql) {
+        Ok(ast::Statement::Select(query)) => {
+            plan_select(&query, txn).map_err(|e| SqlError::Invalid(format!("view '{name}' no longer works: {e}")))
+        }
+        Ok(_) | Err(_) => Err(SqlError::Storage(crate::storage::StorageError::Corrupt {
+            space: "catalog".into(),
+            detail: format!("view {name} does not hold a SELECT"),
+        })),
+    }
+}
+
 /// Replaces references to WITH names in FROM clauses by the named queries,
 /// so the rest of planning sees ordinary subqueries. A later WITH entry may
 /// use an earlier one; a WITH name hides a table of the same name.
@@ -430,7 +446,11 @@ fn substitute(mut s: ast::Select, names: &[(String, ast::Select)]) -> ast::Selec
             }
         }
     }
-    s.compound = s.compound.into_iter().map(|(op, c)| (op, substitute(c, &visible))).collect();
+    s.compound = s
+        .compound
+        .into_iter()
+        .map(|(op, c)| (op, substitute(c, &visible)))
+        .collect();
     s.with = s.with.into_iter().map(|(n, q)| (n, substitute(q, &visible))).collect();
     s
 }
@@ -454,10 +474,10 @@ fn plan_from(select: &ast::Select, txn: &Transaction) -> Result<(Node, Scope)> {
     for r in refs {
         let kind = match &r.subquery {
             Some(query) => SourceKind::Derived(plan_select(query, txn)?),
-            None => SourceKind::Table(
-                txn.table(&r.name)?
-                    .ok_or_else(|| SqlError::UnknownTable(r.name.clone()))?,
-            ),
+            None => match txn.table(&r.name)? {
+                Some(table) => SourceKind::Table(table),
+                None => SourceKind::Derived(plan_view(txn, &r.name)?),
+            },
         };
         let alias = r.alias.clone().unwrap_or_else(|| r.name.clone());
         if scope.has_table(&alias) {
