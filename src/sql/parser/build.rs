@@ -656,7 +656,7 @@ fn data_type(pair: P) -> Result<(String, Option<u32>)> {
     for q in pair.into_inner() {
         match q.as_rule() {
             Rule::type_name => name = q.as_str().to_ascii_uppercase(),
-            Rule::integer => {
+            Rule::integer if length.is_none() => {
                 length = Some(
                     q.as_str()
                         .parse()

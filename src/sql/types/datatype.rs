@@ -30,6 +30,9 @@ impl DataType {
             "BIGINT" | "INT8" => DataType::BigInt,
             "FLOAT" | "REAL" | "FLOAT4" => DataType::Float,
             "DOUBLE" | "FLOAT8" => DataType::Double,
+            // Exact decimals are stored as DOUBLE (as SQLite's REAL affinity
+            // does); the precision is accepted and not enforced.
+            "NUMERIC" | "DECIMAL" => return Some(DataType::Double),
             "STRING" | "TEXT" => DataType::String,
             "VARCHAR" | "CHAR" => DataType::Varchar(length?),
             "BOOL" | "BOOLEAN" => DataType::Bool,
