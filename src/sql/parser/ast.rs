@@ -173,6 +173,8 @@ pub struct Join {
     pub kind: JoinKind,
     pub table: TableRef,
     pub on: Option<Expr>,
+    /// `USING (a, b)`: equal columns of both sides, shown once.
+    pub using: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

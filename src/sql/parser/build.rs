@@ -392,24 +392,40 @@ fn from_clause(pair: P) -> Result<From> {
                 kind: JoinKind::Inner,
                 table: table_ref(next(&mut p.into_inner(), "join")?)?,
                 on: None,
+                using: Vec::new(),
             }),
             Rule::join => {
                 let mut j = p.into_inner();
                 let kind_pair = next(&mut j, "join")?;
                 let kind_rule = next(&mut kind_pair.into_inner(), "join")?.as_rule();
                 let table = table_ref(next(&mut j, "join")?)?;
-                let on = j.find(|q| q.as_rule() == Rule::expr).map(expr).transpose()?;
+                let (mut on, mut using) = (None, Vec::new());
+                for q in j {
+                    match q.as_rule() {
+                        Rule::expr => on = Some(expr(q)?),
+                        Rule::using => {
+                            using = next(&mut q.into_inner().filter(|r| r.as_rule() == Rule::ident_list), "USING")
+                                .map(ident_list)?
+                        }
+                        _ => {}
+                    }
+                }
                 let kind = match kind_rule {
                     Rule::left_join => JoinKind::Left,
                     _ => JoinKind::Inner,
                 };
-                if kind == JoinKind::Left && on.is_none() {
+                if kind == JoinKind::Left && on.is_none() && using.is_empty() {
                     return Err(SqlError::Invalid(format!(
-                        "LEFT JOIN {} needs an ON condition",
+                        "LEFT JOIN {} needs an ON or USING condition",
                         table.name
                     )));
                 }
-                joins.push(Join { kind, table, on });
+                joins.push(Join {
+                    kind,
+                    table,
+                    on,
+                    using,
+                });
             }
             _ => {}
         }

@@ -10,6 +10,9 @@ pub struct ScopeColumn {
     pub table: Option<String>,
     pub name: String,
     pub data_type: Option<DataType>,
+    /// The right-hand copy of a `JOIN ... USING` column: reachable only by
+    /// its qualified name, and left out of an unqualified `*`.
+    pub hidden: bool,
 }
 
 /// The columns of an input row, in order.
@@ -28,6 +31,7 @@ impl Scope {
                     table: Some(alias.to_string()),
                     name: c.name.clone(),
                     data_type: Some(c.data_type),
+                    hidden: false,
                 })
                 .collect(),
         }
@@ -55,7 +59,7 @@ impl Scope {
             .columns
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.name == name && (table.is_none() || c.table.as_deref() == table));
+            .filter(|(_, c)| c.name == name && (c.table.as_deref() == table || (table.is_none() && !c.hidden)));
         match (found.next(), found.next()) {
             (Some((i, _)), None) => Ok(i),
             (Some(_), Some(_)) => Err(SqlError::AmbiguousColumn(name.to_string())),

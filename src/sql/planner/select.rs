@@ -39,7 +39,11 @@ pub fn plan_select(select: &ast::Select, txn: &Transaction) -> Result<QueryPlan>
                     return Err(SqlError::Invalid("SELECT * needs a FROM clause".into()));
                 }
                 for c in &scope.columns {
-                    if only.is_none() || c.table.as_deref() == only {
+                    let shown = match only {
+                        None => !c.hidden,
+                        Some(t) => c.table.as_deref() == Some(t),
+                    };
+                    if shown {
                         let e = ast::Expr::Column {
                             table: c.table.clone(),
                             name: c.name.clone(),
@@ -385,6 +389,7 @@ impl Source {
                         table: Some(self.alias.clone()),
                         name: c.name.clone(),
                         data_type: c.data_type,
+                        hidden: false,
                     })
                     .collect(),
             },
@@ -396,6 +401,15 @@ impl Source {
             SourceKind::Table(t) => t.columns.len(),
             SourceKind::Derived(plan) => plan.columns.len(),
         }
+    }
+}
+
+fn using_error(name: &str, side: &str, e: SqlError) -> SqlError {
+    match e {
+        SqlError::AmbiguousColumn(_) => {
+            SqlError::Invalid(format!("USING column '{name}' appears more than once on the {side} side of the join"))
+        }
+        _ => SqlError::UnknownColumn(format!("USING column '{name}' does not exist on the {side} side of the join")),
     }
 }
 
@@ -494,6 +508,17 @@ fn plan_from(select: &ast::Select, txn: &Transaction) -> Result<(Node, Scope)> {
         sources.push(source);
     }
 
+    // The right-hand copies of USING columns answer only to qualified names.
+    for (join, source) in from.joins.iter().zip(&sources[1..]) {
+        for name in &join.using {
+            let r = source
+                .scope()
+                .resolve(None, name)
+                .map_err(|e| using_error(name, "right", e))?;
+            scope.columns[source.offset + r].hidden = true;
+        }
+    }
+
     let filter = match &select.filter {
         Some(f) => Some(bind(f, &scope, "WHERE")?),
         None => None,
@@ -535,11 +560,30 @@ fn plan_from(select: &ast::Select, txn: &Transaction) -> Result<(Node, Scope)> {
         let right = scan(source);
         let right_width = source.width();
         let left_width = left_scope.len();
-        left_scope.join(source.scope());
-        let on = match &join.on {
+        let mut right_scope = source.scope();
+        // USING (a): `left.a = right.a`, and the right copy of `a` is hidden.
+        let mut equalities = Vec::new();
+        for name in &join.using {
+            let l = left_scope.resolve(None, name).map_err(|e| using_error(name, "left", e))?;
+            let r = right_scope.resolve(None, name).map_err(|e| using_error(name, "right", e))?;
+            right_scope.columns[r].hidden = true;
+            equalities.push(Expr::Binary(
+                BinaryOp::Eq,
+                Box::new(Expr::Column(l)),
+                Box::new(Expr::Column(left_width + r)),
+            ));
+        }
+        left_scope.join(right_scope);
+        let mut on = match &join.on {
             Some(e) => Some(bind(e, &left_scope, "ON")?),
             None => None,
         };
+        for eq in equalities {
+            on = Some(match on {
+                Some(prev) => Expr::And(Box::new(prev), Box::new(eq)),
+                None => eq,
+            });
+        }
         let outer = join.kind == ast::JoinKind::Left;
         node = join_node(node, right, on, outer, left_width, right_width);
     }
