@@ -5,7 +5,7 @@
 //! indexed values followed by the row's key, with an empty value, so an index
 //! scan yields row keys in index order.
 
-use super::catalog::{Index, Table};
+use super::catalog::{DefaultValue, Index, Table};
 use super::engine::{Bytes, KeyRange, Result};
 use super::error::StorageError;
 use super::keycode;
@@ -23,32 +23,63 @@ fn index_key(index: &Index, row: &[Value], row_key: &[u8]) -> Vec<u8> {
     key
 }
 
-/// Decodes a stored row and checks it has one value per column, so that a
-/// damaged row is an error here rather than a panic where columns are read.
-fn table_row(space: &str, width: usize, bytes: &[u8]) -> Result<Row> {
-    let (row, _) = decode_row(bytes)?;
-    if row.len() != width {
-        return Err(StorageError::Corrupt {
-            space: space.to_string(),
-            detail: format!("row has {} values, table has {width} columns", row.len()),
-        });
+/// What a table's stored rows must look like.
+struct RowShape {
+    space: String,
+    /// Per column, the value of a row stored before the column was added.
+    fill: Vec<Value>,
+}
+
+impl RowShape {
+    fn of(table: &Table) -> RowShape {
+        RowShape {
+            space: table.space(),
+            fill: table
+                .columns
+                .iter()
+                .map(|c| match &c.default {
+                    Some(DefaultValue::Value(v)) => v.clone(),
+                    _ => Value::Null,
+                })
+                .collect(),
+        }
     }
-    Ok(row)
+
+    /// Decodes a stored row into one value per column: rows written before
+    /// ALTER TABLE ADD COLUMN get the new columns' defaults, and a row with
+    /// too many values is an error here, not a panic where columns are read.
+    fn row(&self, bytes: &[u8]) -> Result<Row> {
+        let (mut row, _) = decode_row(bytes)?;
+        if row.len() > self.fill.len() {
+            return Err(StorageError::Corrupt {
+                space: self.space.clone(),
+                detail: format!("row has {} values, table has {} columns", row.len(), self.fill.len()),
+            });
+        }
+        row.extend_from_slice(&self.fill[row.len()..]);
+        Ok(row)
+    }
 }
 
 impl Transaction {
     pub fn scan_rows(&self, table: &Table, range: KeyRange) -> Result<RowIter> {
         let iter = self.scan(&table.space(), range)?;
-        let (space, width) = (table.space(), table.columns.len());
+        let shape = RowShape::of(table);
         Ok(Box::new(iter.map(move |item| {
             let (k, v) = item?;
-            Ok((k, table_row(&space, width, &v)?))
+            Ok((k, shape.row(&v)?))
         })))
     }
 
     pub fn get_row(&self, table: &Table, key: &[u8]) -> Result<Option<Row>> {
         match self.get(&table.space(), key)? {
-            Some(v) => Ok(Some(table_row(&table.space(), table.columns.len(), &v)?)),
+            Some(v) => {
+                let (row, _) = decode_row(&v)?;
+                match row.len() == table.columns.len() {
+                    true => Ok(Some(row)),
+                    false => Ok(Some(RowShape::of(table).row(&v)?)),
+                }
+            }
             None => Ok(None),
         }
     }

@@ -2,7 +2,7 @@
 //! the data they create or remove.
 
 use crate::sql::error::{Result, SqlError};
-use crate::storage::{Index, Table, Transaction, View};
+use crate::storage::{Column, DefaultValue, Index, Table, Transaction, View};
 
 pub fn create_table(txn: &mut Transaction, mut table: Table, if_not_exists: bool) -> Result<()> {
     if txn.view(&table.name)?.is_some() {
@@ -75,6 +75,48 @@ pub fn create_index(txn: &mut Transaction, table: &str, mut index: Index, if_not
     }
     txn.set_index_owner(&index.name, Some(table));
     t.indexes.push(index);
+    txn.save_table(&t)?;
+    Ok(())
+}
+
+pub fn add_column(txn: &mut Transaction, table: &str, column: Column, unique: bool) -> Result<()> {
+    let mut t = txn
+        .table(table)?
+        .ok_or_else(|| SqlError::UnknownTable(table.to_string()))?;
+    let filled = matches!(&column.default, Some(DefaultValue::Value(v)) if !v.is_null());
+    if !column.nullable && !filled {
+        let everything = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
+        if txn.scan_rows(&t, everything)?.next().is_some() {
+            return Err(SqlError::Invalid(format!(
+                "column '{}' is NOT NULL without a DEFAULT, but table '{table}' has rows",
+                column.name
+            )));
+        }
+    }
+    let name = column.name.clone();
+    t.columns.push(column);
+    if unique {
+        let index = Index {
+            id: txn.next_id()?,
+            name: format!("{table}_{name}_key"),
+            columns: vec![t.columns.len() - 1],
+            unique: true,
+        };
+        if txn.index_owner(&index.name)?.is_some() {
+            return Err(SqlError::IndexExists(index.name));
+        }
+        if let Some(values) = txn.build_index(&t, &index)? {
+            return Err(SqlError::DuplicateKey {
+                target: format!("unique index '{}' (existing rows)", index.name),
+                key: format!(
+                    "({})",
+                    values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        txn.set_index_owner(&index.name, Some(table));
+        t.indexes.push(index);
+    }
     txn.save_table(&t)?;
     Ok(())
 }

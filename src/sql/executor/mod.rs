@@ -78,6 +78,10 @@ pub fn execute(plan: Plan, txn: &mut Transaction, ctx: &EvalContext) -> Result<O
             ddl::drop_index(txn, &name, if_exists)?;
             Outcome::Affected(0)
         }
+        Plan::AddColumn { table, column, unique } => {
+            ddl::add_column(txn, &table, column, unique)?;
+            Outcome::Affected(0)
+        }
         Plan::CreateView { view, if_not_exists } => {
             ddl::create_view(txn, view, if_not_exists)?;
             Outcome::Affected(0)

@@ -21,6 +21,11 @@ pub enum Statement {
         name: String,
         if_exists: bool,
     },
+    /// ALTER TABLE t ADD [COLUMN] ...
+    AddColumn {
+        table: String,
+        column: ColumnDef,
+    },
     CreateView {
         name: String,
         query: Box<Select>,
@@ -62,6 +67,7 @@ impl Statement {
             Statement::CreateIndex { .. } => "CREATE INDEX",
             Statement::DropIndex { .. } => "DROP INDEX",
             Statement::CreateView { .. } => "CREATE VIEW",
+            Statement::AddColumn { .. } => "ALTER TABLE",
             Statement::DropView { .. } => "DROP VIEW",
             Statement::Insert { .. } => "INSERT",
             Statement::Update { .. } => "UPDATE",

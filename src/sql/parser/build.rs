@@ -62,6 +62,18 @@ fn statement_of(pair: P) -> Result<Statement> {
         Rule::delete => delete(pair),
         Rule::create_table => create_table(pair),
         Rule::create_index => create_index(pair),
+        Rule::alter_table => {
+            let (mut table, mut column) = (String::new(), None);
+            for p in pair.into_inner() {
+                match p.as_rule() {
+                    Rule::ident => table = ident(p),
+                    Rule::column_def => column = Some(column_def(p)?),
+                    _ => {}
+                }
+            }
+            let column = column.ok_or_else(|| SqlError::Invalid("ALTER TABLE ADD needs a column".into()))?;
+            Ok(Statement::AddColumn { table, column })
+        }
         Rule::create_view => {
             let (mut name, mut if_not_exists, mut query) = (String::new(), false, None);
             for p in pair.into_inner() {
@@ -420,12 +432,7 @@ fn from_clause(pair: P) -> Result<From> {
                         table.name
                     )));
                 }
-                joins.push(Join {
-                    kind,
-                    table,
-                    on,
-                    using,
-                });
+                joins.push(Join { kind, table, on, using });
             }
             _ => {}
         }

@@ -20,18 +20,6 @@ pub fn create_table(create: &ast::CreateTable) -> Result<Plan> {
                 def.name
             )));
         }
-        let data_type = DataType::from_sql(&def.type_name, def.type_length).ok_or_else(|| {
-            let shown = match def.type_length {
-                Some(n) => format!("{}({n})", def.type_name),
-                None => def.type_name.clone(),
-            };
-            let hint = if def.type_name == "VARCHAR" {
-                " (VARCHAR needs a length, e.g. VARCHAR(64))"
-            } else {
-                ""
-            };
-            SqlError::Invalid(format!("unknown type {shown} for column '{}'{hint}", def.name))
-        })?;
         if def.primary_key {
             if !primary_key.is_empty() {
                 return Err(SqlError::Invalid(format!(
@@ -43,31 +31,7 @@ pub fn create_table(create: &ast::CreateTable) -> Result<Plan> {
         if def.unique {
             unique.push(i);
         }
-        let default = match &def.default {
-            None => None,
-            Some(ast::Expr::Function { name: f, args, .. })
-                if args.is_empty() && matches!(f.as_str(), "now" | "current_timestamp") =>
-            {
-                if !matches!(data_type, DataType::Timestamp | DataType::BigInt) {
-                    return Err(SqlError::Invalid(format!(
-                        "DEFAULT now() needs a TIMESTAMP or BIGINT column, '{}' is {data_type}",
-                        def.name
-                    )));
-                }
-                Some(DefaultValue::Now)
-            }
-            Some(e) => {
-                let v = evaluate_constant(e, "DEFAULT")
-                    .map_err(|err| SqlError::Invalid(format!("DEFAULT of column '{}': {err}", def.name)))?;
-                Some(DefaultValue::Value(coerce(v, data_type, &def.name)?))
-            }
-        };
-        columns.push(Column {
-            name: def.name.clone(),
-            data_type,
-            nullable: def.nullable.unwrap_or(true),
-            default,
-        });
+        columns.push(column(def)?);
     }
     if !create.primary_key.is_empty() {
         if !primary_key.is_empty() {
@@ -121,6 +85,76 @@ pub fn create_table(create: &ast::CreateTable) -> Result<Plan> {
             indexes,
         },
         if_not_exists: create.if_not_exists,
+    })
+}
+
+/// A column definition's type, nullability and DEFAULT, checked.
+fn column(def: &ast::ColumnDef) -> Result<Column> {
+    let data_type = DataType::from_sql(&def.type_name, def.type_length).ok_or_else(|| {
+        let shown = match def.type_length {
+            Some(n) => format!("{}({n})", def.type_name),
+            None => def.type_name.clone(),
+        };
+        let hint = if def.type_name == "VARCHAR" {
+            " (VARCHAR needs a length, e.g. VARCHAR(64))"
+        } else {
+            ""
+        };
+        SqlError::Invalid(format!("unknown type {shown} for column '{}'{hint}", def.name))
+    })?;
+    let default = match &def.default {
+        None => None,
+        Some(ast::Expr::Function { name: f, args, .. })
+            if args.is_empty() && matches!(f.as_str(), "now" | "current_timestamp") =>
+        {
+            if !matches!(data_type, DataType::Timestamp | DataType::BigInt) {
+                return Err(SqlError::Invalid(format!(
+                    "DEFAULT now() needs a TIMESTAMP or BIGINT column, '{}' is {data_type}",
+                    def.name
+                )));
+            }
+            Some(DefaultValue::Now)
+        }
+        Some(e) => {
+            let v = evaluate_constant(e, "DEFAULT")
+                .map_err(|err| SqlError::Invalid(format!("DEFAULT of column '{}': {err}", def.name)))?;
+            Some(DefaultValue::Value(coerce(v, data_type, &def.name)?))
+        }
+    };
+    Ok(Column {
+        name: def.name.clone(),
+        data_type,
+        nullable: def.nullable.unwrap_or(true),
+        default,
+    })
+}
+
+/// ALTER TABLE ... ADD COLUMN: rows stored before read the new column as
+/// its DEFAULT (or NULL).
+pub fn add_column(txn: &Transaction, table: &str, def: &ast::ColumnDef) -> Result<Plan> {
+    let t = txn
+        .table(table)?
+        .ok_or_else(|| SqlError::UnknownTable(table.to_string()))?;
+    if t.column_index(&def.name).is_some() {
+        return Err(SqlError::Invalid(format!(
+            "column '{}' already exists in table '{table}'",
+            def.name
+        )));
+    }
+    if def.primary_key {
+        return Err(SqlError::Invalid("ADD COLUMN cannot add a PRIMARY KEY column".into()));
+    }
+    let column = column(def)?;
+    if matches!(column.default, Some(DefaultValue::Now)) {
+        return Err(SqlError::Invalid(format!(
+            "ADD COLUMN '{}' cannot default to now(): existing rows would have no value; add it with a constant DEFAULT",
+            def.name
+        )));
+    }
+    Ok(Plan::AddColumn {
+        table: table.to_string(),
+        column,
+        unique: def.unique,
     })
 }
 

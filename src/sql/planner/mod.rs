@@ -105,6 +105,7 @@ pub fn plan(statement: &Statement, txn: &Transaction) -> Result<Plan> {
             name: name.clone(),
             if_exists: *if_exists,
         }),
+        Statement::AddColumn { table, column } => ddl::add_column(txn, table, column),
         Statement::CreateView {
             name,
             query,

@@ -2,7 +2,7 @@
 
 pub use crate::sql::parser::ast::SetOperator;
 use crate::sql::types::{DataType, Expr, Value};
-use crate::storage::{Index, Table, View};
+use crate::storage::{Column, Index, Table, View};
 use std::fmt::Write as _;
 use std::ops::Bound;
 
@@ -44,6 +44,12 @@ pub enum Plan {
     DropIndex {
         name: String,
         if_exists: bool,
+    },
+    AddColumn {
+        table: String,
+        column: Column,
+        /// Also create a UNIQUE index on it.
+        unique: bool,
     },
     CreateView {
         view: View,

@@ -406,10 +406,12 @@ impl Source {
 
 fn using_error(name: &str, side: &str, e: SqlError) -> SqlError {
     match e {
-        SqlError::AmbiguousColumn(_) => {
-            SqlError::Invalid(format!("USING column '{name}' appears more than once on the {side} side of the join"))
-        }
-        _ => SqlError::UnknownColumn(format!("USING column '{name}' does not exist on the {side} side of the join")),
+        SqlError::AmbiguousColumn(_) => SqlError::Invalid(format!(
+            "USING column '{name}' appears more than once on the {side} side of the join"
+        )),
+        _ => SqlError::UnknownColumn(format!(
+            "USING column '{name}' does not exist on the {side} side of the join"
+        )),
     }
 }
 
@@ -564,8 +566,12 @@ fn plan_from(select: &ast::Select, txn: &Transaction) -> Result<(Node, Scope)> {
         // USING (a): `left.a = right.a`, and the right copy of `a` is hidden.
         let mut equalities = Vec::new();
         for name in &join.using {
-            let l = left_scope.resolve(None, name).map_err(|e| using_error(name, "left", e))?;
-            let r = right_scope.resolve(None, name).map_err(|e| using_error(name, "right", e))?;
+            let l = left_scope
+                .resolve(None, name)
+                .map_err(|e| using_error(name, "left", e))?;
+            let r = right_scope
+                .resolve(None, name)
+                .map_err(|e| using_error(name, "right", e))?;
             right_scope.columns[r].hidden = true;
             equalities.push(Expr::Binary(
                 BinaryOp::Eq,
