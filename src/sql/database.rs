@@ -11,6 +11,7 @@ use super::parser::ast::Statement;
 use super::parser::{ParsedStatement, parse_script};
 use super::planner::{OutputColumn, plan};
 use super::script::{Unit, units};
+use super::subquery;
 use super::types::{EvalContext, Row};
 use crate::storage::is_data_space;
 use crate::storage::{Engine, RowVersion, Transaction};
@@ -180,8 +181,10 @@ impl Database {
         }
         let _guard = self.read_lock();
         let mut txn = self.read_txn();
-        let plan = plan(statement, &txn)?;
-        match executor::execute(plan, &mut txn, &EvalContext { now_ms })? {
+        let eval = EvalContext { now_ms };
+        let inlined = subquery::inline(statement, &txn, &eval)?;
+        let plan = plan(inlined.as_ref().unwrap_or(statement), &txn)?;
+        match executor::execute(plan, &mut txn, &eval)? {
             Outcome::Rows(result) => Ok(consume(result)),
             Outcome::Affected(_) => Err(SqlError::Invalid("query produced no rows".into())),
         }
@@ -205,7 +208,11 @@ fn affected(kind: &'static str, count: u64) -> StatementOutput {
 
 fn run_statement(s: &ParsedStatement, txn: &mut Transaction, eval: &EvalContext) -> Result<StatementOutput> {
     let kind = s.statement.kind();
-    let plan = plan(&s.statement, txn)?;
+    let inlined = match subquery::may_contain(&s.text) {
+        true => subquery::inline(&s.statement, txn, eval)?,
+        false => None,
+    };
+    let plan = plan(inlined.as_ref().unwrap_or(&s.statement), txn)?;
     Ok(match executor::execute(plan, txn, eval)? {
         Outcome::Affected(count) => affected(kind, count),
         Outcome::Rows(result) => StatementOutput::Rows {

@@ -7,6 +7,7 @@ pub mod executor;
 pub mod parser;
 pub mod planner;
 pub mod script;
+mod subquery;
 pub mod types;
 
 pub use database::{ApplyContext, Database, ScriptOutcome, StatementOutput};

@@ -250,6 +250,16 @@ pub enum Expr {
         whens: Vec<(Expr, Expr)>,
         otherwise: Option<Box<Expr>>,
     },
+    /// `(SELECT ...)` giving one value.
+    Subquery(Box<Select>),
+    /// `EXISTS (SELECT ...)`
+    Exists(Box<Select>),
+    /// `expr [NOT] IN (SELECT ...)`
+    InSubquery {
+        expr: Box<Expr>,
+        query: Box<Select>,
+        negated: bool,
+    },
     /// `CAST(expr AS type)`
     Cast {
         expr: Box<Expr>,
@@ -280,7 +290,8 @@ impl Expr {
                 .map(|e| &**e)
                 .chain(whens.iter().flat_map(|(w, t)| [w, t]))
                 .collect(),
-            Expr::Cast { expr, .. } => vec![expr],
+            Expr::Cast { expr, .. } | Expr::InSubquery { expr, .. } => vec![expr],
+            Expr::Subquery(_) | Expr::Exists(_) => Vec::new(),
         };
         1 + children.into_iter().map(Expr::depth).max().unwrap_or(0)
     }
@@ -405,6 +416,11 @@ impl fmt::Display for Expr {
                     write!(f, " ELSE {e}")?;
                 }
                 write!(f, " END")
+            }
+            Expr::Subquery(_) => write!(f, "(subquery)"),
+            Expr::Exists(_) => write!(f, "EXISTS (subquery)"),
+            Expr::InSubquery { expr, negated, .. } => {
+                write!(f, "{expr} {}IN (subquery)", if *negated { "NOT " } else { "" })
             }
             Expr::Cast {
                 expr,

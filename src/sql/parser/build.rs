@@ -655,6 +655,19 @@ fn build_expr(pair: P) -> Result<Expr> {
             check_depth(case.depth(), &pair_at)?;
             Ok(case)
         }
+        Rule::subquery | Rule::exists => {
+            let is_exists = rule == Rule::exists;
+            let query = pair
+                .into_inner()
+                .find(|q| q.as_rule() == Rule::select)
+                .ok_or_else(|| SqlError::Invalid("subquery needs a SELECT".into()))?;
+            let query = Box::new(select(query)?);
+            Ok(if is_exists {
+                Expr::Exists(query)
+            } else {
+                Expr::Subquery(query)
+            })
+        }
         Rule::cast_expr => {
             let pair_at = pair.clone();
             let mut inner = pair
@@ -723,6 +736,23 @@ fn number_literal(pair: &P, text: &str) -> Result<Expr> {
 /// `LIKE`) to its left operand.
 fn comparison_suffix(left: Expr, suffix: P) -> Result<Expr> {
     let rule = suffix.as_rule();
+    if rule == Rule::in_subquery {
+        let mut negated = false;
+        let mut query = None;
+        for p in suffix.into_inner() {
+            match p.as_rule() {
+                Rule::not_op => negated = true,
+                Rule::select => query = Some(select(p)?),
+                _ => {}
+            }
+        }
+        let query = query.ok_or_else(|| SqlError::Invalid("IN needs a SELECT".into()))?;
+        return Ok(Expr::InSubquery {
+            expr: Box::new(left),
+            query: Box::new(query),
+            negated,
+        });
+    }
     let mut negated = false;
     let mut operands = Vec::new();
     let mut op_text = "";

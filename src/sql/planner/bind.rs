@@ -78,7 +78,8 @@ pub fn contains_aggregate(e: &ast::Expr) -> bool {
                     .iter()
                     .any(|(w, t)| contains_aggregate(w) || contains_aggregate(t))
         }
-        Cast { expr, .. } => contains_aggregate(expr),
+        Cast { expr, .. } | InSubquery { expr, .. } => contains_aggregate(expr),
+        Subquery(_) | Exists(_) => false,
     }
 }
 
@@ -189,6 +190,14 @@ impl Binder<'_> {
                     .collect::<Result<_>>()?,
                 otherwise: otherwise.as_ref().map(|e| b(self, e)).transpose()?,
             },
+            // Database runs subqueries before planning and puts their values
+            // in their place; only a view's stored SELECT gets here with one.
+            ast::Expr::Subquery(_) | ast::Expr::Exists(_) | ast::Expr::InSubquery { .. } => {
+                return Err(SqlError::Invalid(format!(
+                    "subqueries are not supported in {} here (a view's SELECT cannot hold one)",
+                    self.clause
+                )));
+            }
             ast::Expr::Cast {
                 expr,
                 type_name,

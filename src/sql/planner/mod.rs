@@ -9,6 +9,8 @@ pub mod plan;
 mod scope;
 mod select;
 
+pub use select::plan_select;
+
 pub use plan::{
     Access, Aggregate, AggregateFunction, Node, OutputColumn, Plan, QueryPlan, SetOperator, SortKey, ValueRange,
 };
