@@ -527,7 +527,10 @@ fn plan_from(select: &ast::Select, txn: &Transaction) -> Result<(Node, Scope)> {
     };
     let conjuncts: Vec<&Expr> = filter.as_ref().map(access::conjuncts).unwrap_or_default();
 
-    let scan = |s: &Source| -> Node {
+    // `filter_here`: apply the table's own WHERE conjuncts right above its
+    // scan, so joins see fewer rows. Not for the right side of a LEFT JOIN,
+    // where a filter such as `b.x IS NULL` must see the NULL-extended rows.
+    let scan = |s: &Source, filter_here: bool| -> Node {
         let table = match &s.kind {
             SourceKind::Table(t) => t,
             // The whole WHERE clause is applied above the joins; a derived
@@ -549,17 +552,25 @@ fn plan_from(select: &ast::Select, txn: &Transaction) -> Result<(Node, Scope)> {
             })
             .collect();
         let refs: Vec<&Expr> = mine.iter().collect();
-        Node::Scan {
+        let scan = Node::Scan {
             table: table.clone(),
             alias: s.alias.clone(),
             access: access::choose(table, &refs),
+        };
+        match mine.into_iter().reduce(|a, b| Expr::And(Box::new(a), Box::new(b))) {
+            Some(predicate) if filter_here && !from.joins.is_empty() => Node::Filter {
+                source: Box::new(scan),
+                predicate,
+            },
+            _ => scan,
         }
     };
 
-    let mut node = scan(&sources[0]);
+    let mut node = scan(&sources[0], true);
     let mut left_scope = sources[0].scope();
     for (join, source) in from.joins.iter().zip(&sources[1..]) {
-        let right = scan(source);
+        let outer = join.kind == ast::JoinKind::Left;
+        let right = scan(source, !outer);
         let right_width = source.width();
         let left_width = left_scope.len();
         let mut right_scope = source.scope();
@@ -584,13 +595,22 @@ fn plan_from(select: &ast::Select, txn: &Transaction) -> Result<(Node, Scope)> {
             Some(e) => Some(bind(e, &left_scope, "ON")?),
             None => None,
         };
-        for eq in equalities {
+        // WHERE conjuncts linking this table to the ones before it join here
+        // (as a hash join when one is an equality), instead of filtering a
+        // cross product at the end. The whole WHERE still runs at the end.
+        let total = left_width + right_width;
+        let linking = conjuncts.iter().filter(|c| {
+            !outer
+                && columns_within(c, 0, total)
+                && !columns_within(c, 0, left_width)
+                && !columns_within(c, left_width, total)
+        });
+        for eq in equalities.into_iter().chain(linking.map(|c| (*c).clone())) {
             on = Some(match on {
                 Some(prev) => Expr::And(Box::new(prev), Box::new(eq)),
                 None => eq,
             });
         }
-        let outer = join.kind == ast::JoinKind::Left;
         node = join_node(node, right, on, outer, left_width, right_width);
     }
     if let Some(predicate) = filter {
