@@ -64,7 +64,15 @@ pub fn create_index(txn: &mut Transaction, table: &str, mut index: Index, if_not
         .table(table)?
         .ok_or_else(|| SqlError::UnknownTable(table.to_string()))?;
     index.id = txn.next_id()?;
-    if let Some(values) = txn.build_index(&t, &index)? {
+    attach_index(txn, &mut t, index)?;
+    txn.save_table(&t)?;
+    Ok(())
+}
+
+/// Fills a new index from the table's rows (refusing duplicates in a UNIQUE
+/// one) and adds it to the table; the caller saves the table.
+fn attach_index(txn: &mut Transaction, table: &mut Table, index: Index) -> Result<()> {
+    if let Some(values) = txn.build_index(table, &index)? {
         return Err(SqlError::DuplicateKey {
             target: format!("unique index '{}' (existing rows)", index.name),
             key: format!(
@@ -73,9 +81,8 @@ pub fn create_index(txn: &mut Transaction, table: &str, mut index: Index, if_not
             ),
         });
     }
-    txn.set_index_owner(&index.name, Some(table));
-    t.indexes.push(index);
-    txn.save_table(&t)?;
+    txn.set_index_owner(&index.name, Some(&table.name));
+    table.indexes.push(index);
     Ok(())
 }
 
@@ -105,17 +112,7 @@ pub fn add_column(txn: &mut Transaction, table: &str, column: Column, unique: bo
         if txn.index_owner(&index.name)?.is_some() {
             return Err(SqlError::IndexExists(index.name));
         }
-        if let Some(values) = txn.build_index(&t, &index)? {
-            return Err(SqlError::DuplicateKey {
-                target: format!("unique index '{}' (existing rows)", index.name),
-                key: format!(
-                    "({})",
-                    values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
-                ),
-            });
-        }
-        txn.set_index_owner(&index.name, Some(table));
-        t.indexes.push(index);
+        attach_index(txn, &mut t, index)?;
     }
     txn.save_table(&t)?;
     Ok(())
