@@ -38,21 +38,7 @@ pub fn execute_node(node: Node, txn: &Transaction, ctx: EvalContext) -> Result<R
             let left = execute_node(*left, txn, ctx)?;
             let right: Vec<Row> = execute_node(*right, txn, ctx)?.collect::<Result<_>>()?;
             Box::new(flat_map_results(left, move |l| {
-                let mut out = Vec::new();
-                for r in &right {
-                    let joined = concat(&l, r);
-                    let keep = match &predicate {
-                        Some(p) => matches(p, &joined, &ctx)?,
-                        None => true,
-                    };
-                    if keep {
-                        out.push(joined);
-                    }
-                }
-                if outer && out.is_empty() {
-                    out.push(pad_nulls(&l, right_width));
-                }
-                Ok(out)
+                join_rows(&l, right.iter().map(Ok), predicate.as_ref(), outer, right_width, &ctx)
             }))
         }
         Node::HashJoin {
@@ -74,29 +60,22 @@ pub fn execute_node(node: Node, txn: &Transaction, ctx: EvalContext) -> Result<R
                 }
             }
             Box::new(flat_map_results(left, move |l| {
-                let mut out = Vec::new();
                 let key = left_key.evaluate(&l, &ctx)?;
-                if !key.is_null() {
-                    for r in table.get(&key).map(Vec::as_slice).unwrap_or_default() {
-                        // The map groups by total order; confirm SQL equality
-                        // (which errors on incomparable types).
-                        if key.compare(&r_key(&right_key, r, &ctx)?)? != Some(Ordering::Equal) {
-                            continue;
-                        }
-                        let joined = concat(&l, r);
-                        let keep = match &residual {
-                            Some(p) => matches(p, &joined, &ctx)?,
-                            None => true,
-                        };
-                        if keep {
-                            out.push(joined);
-                        }
-                    }
-                }
-                if outer && out.is_empty() {
-                    out.push(pad_nulls(&l, right_width));
-                }
-                Ok(out)
+                let bucket = match key.is_null() {
+                    true => &[][..],
+                    false => table.get(&key).map(Vec::as_slice).unwrap_or_default(),
+                };
+                // The map groups by total order; confirm SQL equality (which
+                // errors on incomparable types).
+                let matching =
+                    bucket
+                        .iter()
+                        .filter_map(|r| match r_key(&right_key, r, &ctx).and_then(|v| key.compare(&v)) {
+                            Ok(Some(Ordering::Equal)) => Some(Ok(r)),
+                            Ok(_) => None,
+                            Err(e) => Some(Err(e)),
+                        });
+                join_rows(&l, matching, residual.as_ref(), outer, right_width, &ctx)
             }))
         }
         Node::Aggregate {
@@ -169,6 +148,34 @@ fn set_operation(op: SetOperator, left: Rows, right: Rows) -> Result<Rows> {
 
 fn r_key(key: &Expr, row: &Row, ctx: &EvalContext) -> Result<Value> {
     key.evaluate(row, ctx)
+}
+
+/// One left row joined with its candidate right rows: those for which
+/// `predicate` holds, or (for an outer join with none) the row padded with
+/// NULLs.
+fn join_rows<'a>(
+    left: &Row,
+    candidates: impl Iterator<Item = Result<&'a Row>>,
+    predicate: Option<&Expr>,
+    outer: bool,
+    right_width: usize,
+    ctx: &EvalContext,
+) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    for r in candidates {
+        let joined = concat(left, r?);
+        let keep = match predicate {
+            Some(p) => matches(p, &joined, ctx)?,
+            None => true,
+        };
+        if keep {
+            out.push(joined);
+        }
+    }
+    if outer && out.is_empty() {
+        out.push(pad_nulls(left, right_width));
+    }
+    Ok(out)
 }
 
 /// WHERE semantics: only TRUE keeps a row; FALSE and NULL drop it.
