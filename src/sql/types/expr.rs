@@ -155,6 +155,11 @@ impl Expr {
             Expr::IsNull(e, negated) => Value::Bool(e.evaluate(row, ctx)?.is_null() != *negated),
             Expr::InList { expr, list, negated } => {
                 let v = expr.evaluate(row, ctx)?;
+                // Nothing is IN an empty set, not even NULL (an IN subquery
+                // that returned no rows).
+                if list.is_empty() {
+                    return Ok(Value::Bool(*negated));
+                }
                 if v.is_null() {
                     return Ok(Value::Null);
                 }
