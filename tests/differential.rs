@@ -98,7 +98,17 @@ fn int_expr(rng: &mut Rng, s: &Scope, depth: u32) -> String {
             int_expr(rng, s, d),
             int_expr(rng, s, d)
         ),
-        _ => format!("coalesce({}, {})", int_expr(rng, s, d), int_expr(rng, s, d)),
+        _ => match rng.below(3) {
+            0 => format!("coalesce({}, {})", int_expr(rng, s, d), int_expr(rng, s, d)),
+            1 => format!("nullif({}, {})", int_expr(rng, s, d), rng.below(4)),
+            _ => format!(
+                "CASE {} WHEN {} THEN {} ELSE {} END",
+                int_expr(rng, s, d),
+                rng.below(4),
+                int_expr(rng, s, d),
+                int_expr(rng, s, d)
+            ),
+        },
     }
 }
 
@@ -110,10 +120,18 @@ fn text_expr(rng: &mut Rng, s: &Scope, depth: u32) -> String {
         };
     }
     let d = depth - 1;
-    match rng.below(3) {
+    match rng.below(6) {
         0 => format!("{} || {}", text_expr(rng, s, d), text_expr(rng, s, d)),
         1 => format!("upper({})", text_expr(rng, s, d)),
-        _ => format!("substr({}, 1, {})", text_expr(rng, s, d), rng.below(3) + 1),
+        2 => format!(
+            "substr({}, {}, {})",
+            text_expr(rng, s, d),
+            rng.below(4) as i64 - 1,
+            rng.below(3) + 1
+        ),
+        3 => format!("replace({}, 'x', 'q')", text_expr(rng, s, d)),
+        4 => format!("trim({}, 'x')", text_expr(rng, s, d)),
+        _ => format!("coalesce({}, 'none')", text_expr(rng, s, d)),
     }
 }
 
@@ -185,7 +203,7 @@ fn query(rng: &mut Rng) -> String {
         true => format!(" WHERE {}", bool_expr(rng, &scope, 2)),
         false => String::new(),
     };
-    match rng.below(10) {
+    match rng.below(11) {
         // Aggregates, grouped or not.
         0..=2 => {
             let group = scope.ints[rng.below(scope.ints.len())];
@@ -239,6 +257,32 @@ fn query(rng: &mut Rng) -> String {
             };
             format!("SELECT a, b, c FROM t1 WHERE {sub}")
         }
+        // Subqueries in FROM and WITH, over an aggregate.
+        5 => {
+            let value = int_expr(rng, &scope, 1);
+            let inner = format!(
+                "SELECT {}, sum({value}) AS total, count(*) AS n FROM {from}{filter} GROUP BY {}",
+                scope.ints[0], scope.ints[0]
+            );
+            let outer_filter = format!("n > {} OR total IS NULL", rng.below(3));
+            match rng.chance(50) {
+                true => format!("SELECT * FROM ({inner}) AS g WHERE {outer_filter}"),
+                false => format!("WITH g AS ({inner}) SELECT g.n, g.total FROM g WHERE {outer_filter}"),
+            }
+        }
+        // Comma joins linked in WHERE, over three tables.
+        6 => format!(
+            "SELECT t1.a, t2.e, x.c FROM t1, t2, t1 AS x WHERE t1.a = t2.a AND x.b = t2.a AND {}",
+            bool_expr(
+                rng,
+                &Scope {
+                    ints: vec!["t1.b", "t2.e", "x.a"],
+                    texts: vec!["t1.c", "x.c", "t2.f"],
+                    reals: vec!["x.d"],
+                },
+                1
+            )
+        ),
         // Plain selects, sometimes DISTINCT, sometimes ordered and limited.
         _ => {
             let n = rng.below(3) + 1;
