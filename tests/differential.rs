@@ -203,7 +203,7 @@ fn query(rng: &mut Rng) -> String {
         true => format!(" WHERE {}", bool_expr(rng, &scope, 2)),
         false => String::new(),
     };
-    match rng.below(11) {
+    match rng.below(12) {
         // Aggregates, grouped or not.
         0..=2 => {
             let group = scope.ints[rng.below(scope.ints.len())];
@@ -270,6 +270,19 @@ fn query(rng: &mut Rng) -> String {
                 false => format!("WITH g AS ({inner}) SELECT g.n, g.total FROM g WHERE {outer_filter}"),
             }
         }
+        // A comma join written in an order the planner changes.
+        7 => format!(
+            "SELECT x.a, t1.b, t2.f FROM t1 AS x, t1, t2 WHERE t1.a = t2.a AND x.b = t2.e AND {}",
+            bool_expr(
+                rng,
+                &Scope {
+                    ints: vec!["t1.b", "t2.e", "x.a"],
+                    texts: vec!["t1.c", "x.c", "t2.f"],
+                    reals: vec!["x.d"],
+                },
+                1
+            )
+        ),
         // Comma joins linked in WHERE, over three tables.
         6 => format!(
             "SELECT t1.a, t2.e, x.c FROM t1, t2, t1 AS x WHERE t1.a = t2.a AND x.b = t2.a AND {}",

@@ -5,7 +5,7 @@ use super::access;
 use super::bind::{
     Aggregation, aggregate_type, bind, bind_aggregated, contains_aggregate, evaluate_constant, infer_type,
 };
-use super::plan::{Node, OutputColumn, QueryPlan, SortKey};
+use super::plan::{Access, Node, OutputColumn, QueryPlan, SortKey};
 use super::scope::{Scope, ScopeColumn};
 use crate::sql::error::{Result, SqlError};
 use crate::sql::parser::ast;
@@ -404,6 +404,88 @@ impl Source {
     }
 }
 
+/// A table's own WHERE conjuncts, over its own columns.
+fn own_conjuncts(s: &Source, conjuncts: &[&Expr]) -> Vec<Expr> {
+    conjuncts
+        .iter()
+        .filter(|c| columns_within(c, s.offset, s.offset + s.width()))
+        .map(|c| {
+            let mut c = (*c).clone();
+            c.walk_mut(&mut |e| {
+                if let Expr::Column(i) = e {
+                    *i -= s.offset;
+                }
+            });
+            c
+        })
+        .collect()
+}
+
+/// A rough size for a FROM source after its own WHERE conditions: a key or
+/// index lookup finds few rows, a range some, a filter fewer than none.
+fn estimate(s: &Source, conjuncts: &[&Expr]) -> u64 {
+    let SourceKind::Table(table) = &s.kind else {
+        return 1000;
+    };
+    let mine = own_conjuncts(s, conjuncts);
+    let refs: Vec<&Expr> = mine.iter().collect();
+    match access::choose(table, &refs) {
+        Access::KeyLookup(_) | Access::IndexLookup { .. } => 10,
+        Access::KeyRange(_) | Access::IndexRange { .. } => 300,
+        Access::Full if !mine.is_empty() => 500,
+        Access::Full => 1000,
+    }
+}
+
+/// The order to join a comma join of three or more sources: start with the
+/// smallest estimate, then keep adding the smallest source that a WHERE
+/// condition links to those already joined (so each step can be a hash join),
+/// and only when none is linked, the smallest of the rest. None when that is
+/// the order written.
+fn join_order(sources: &[Source], conjuncts: &[&Expr]) -> Option<Vec<usize>> {
+    if sources.len() < 3 {
+        return None;
+    }
+    let estimates: Vec<u64> = sources.iter().map(|s| estimate(s, conjuncts)).collect();
+    let owner = |column: usize| {
+        sources
+            .iter()
+            .position(|s| (s.offset..s.offset + s.width()).contains(&column))
+    };
+    // For each conjunct, the sources it reads.
+    let reads: Vec<Vec<usize>> = conjuncts
+        .iter()
+        .map(|c| {
+            let mut found = Vec::new();
+            c.walk(&mut |e| {
+                if let Expr::Column(i) = e
+                    && let Some(s) = owner(*i)
+                    && !found.contains(&s)
+                {
+                    found.push(s);
+                }
+            });
+            found
+        })
+        .collect();
+    let smallest = |candidates: &mut dyn Iterator<Item = usize>| candidates.min_by_key(|&i| (estimates[i], i));
+    let mut order = vec![smallest(&mut (0..sources.len()))?];
+    while order.len() < sources.len() {
+        let linked = (0..sources.len()).filter(|i| {
+            !order.contains(i)
+                && reads
+                    .iter()
+                    .any(|r| r.len() > 1 && r.contains(i) && r.iter().all(|s| s == i || order.contains(s)))
+        });
+        let next = match smallest(&mut linked.into_iter()) {
+            Some(i) => i,
+            None => smallest(&mut (0..sources.len()).filter(|i| !order.contains(i)))?,
+        };
+        order.push(next);
+    }
+    (order.iter().enumerate().any(|(k, &i)| k != i)).then_some(order)
+}
+
 fn using_error(name: &str, side: &str, e: SqlError) -> SqlError {
     match e {
         SqlError::AmbiguousColumn(_) => SqlError::Invalid(format!(
@@ -537,20 +619,7 @@ fn plan_from(select: &ast::Select, txn: &Transaction) -> Result<(Node, Scope)> {
             // table is read as planned.
             SourceKind::Derived(plan) => return plan.root.clone(),
         };
-        let width = table.columns.len();
-        let mine: Vec<Expr> = conjuncts
-            .iter()
-            .filter(|c| columns_within(c, s.offset, s.offset + width))
-            .map(|c| {
-                let mut c = (*c).clone();
-                c.walk_mut(&mut |e| {
-                    if let Expr::Column(i) = e {
-                        *i -= s.offset;
-                    }
-                });
-                c
-            })
-            .collect();
+        let mine = own_conjuncts(s, &conjuncts);
         let refs: Vec<&Expr> = mine.iter().collect();
         let scan = Node::Scan {
             table: table.clone(),
@@ -565,6 +634,59 @@ fn plan_from(select: &ast::Select, txn: &Transaction) -> Result<(Node, Scope)> {
             _ => scan,
         }
     };
+
+    // A comma join of three or more tables runs in an order chosen from the
+    // WHERE clause (see `join_order`), then puts the columns back in place.
+    let plain = from
+        .joins
+        .iter()
+        .all(|j| j.on.is_none() && j.using.is_empty() && j.kind == ast::JoinKind::Inner);
+    if plain && let Some(order) = join_order(&sources, &conjuncts) {
+        let mut new_index = vec![0; scope.len()];
+        let mut next = 0;
+        for &i in &order {
+            let (start, width) = (sources[i].offset, sources[i].width());
+            for slot in &mut new_index[start..start + width] {
+                *slot = next;
+                next += 1;
+            }
+        }
+        let remap = |e: &Expr| {
+            let mut e = e.clone();
+            e.walk_mut(&mut |x| {
+                if let Expr::Column(i) = x {
+                    *i = new_index[*i];
+                }
+            });
+            e
+        };
+        let mut node = scan(&sources[order[0]], true);
+        let mut width = sources[order[0]].width();
+        for &i in &order[1..] {
+            let right_width = sources[i].width();
+            let total = width + right_width;
+            let on = conjuncts
+                .iter()
+                .map(|c| remap(c))
+                .filter(|c| {
+                    columns_within(c, 0, total) && !columns_within(c, 0, width) && !columns_within(c, width, total)
+                })
+                .reduce(|a, b| Expr::And(Box::new(a), Box::new(b)));
+            node = join_node(node, scan(&sources[i], true), on, false, width, right_width);
+            width = total;
+        }
+        if let Some(predicate) = &filter {
+            node = Node::Filter {
+                source: Box::new(node),
+                predicate: remap(predicate),
+            };
+        }
+        node = Node::Project {
+            source: Box::new(node),
+            exprs: new_index.iter().map(|&i| Expr::Column(i)).collect(),
+        };
+        return Ok((node, scope));
+    }
 
     let mut node = scan(&sources[0], true);
     let mut left_scope = sources[0].scope();
