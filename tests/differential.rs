@@ -270,32 +270,24 @@ fn query(rng: &mut Rng) -> String {
                 false => format!("WITH g AS ({inner}) SELECT g.n, g.total FROM g WHERE {outer_filter}"),
             }
         }
-        // A comma join written in an order the planner changes.
-        7 => format!(
-            "SELECT x.a, t1.b, t2.f FROM t1 AS x, t1, t2 WHERE t1.a = t2.a AND x.b = t2.e AND {}",
-            bool_expr(
-                rng,
-                &Scope {
-                    ints: vec!["t1.b", "t2.e", "x.a"],
-                    texts: vec!["t1.c", "x.c", "t2.f"],
-                    reals: vec!["x.d"],
-                },
-                1
-            )
-        ),
-        // Comma joins linked in WHERE, over three tables.
-        6 => format!(
-            "SELECT t1.a, t2.e, x.c FROM t1, t2, t1 AS x WHERE t1.a = t2.a AND x.b = t2.a AND {}",
-            bool_expr(
-                rng,
-                &Scope {
-                    ints: vec!["t1.b", "t2.e", "x.a"],
-                    texts: vec!["t1.c", "x.c", "t2.f"],
-                    reals: vec!["x.d"],
-                },
-                1
-            )
-        ),
+        // Three-table comma joins linked in WHERE: once in a good order, and
+        // once written in an order the planner changes.
+        6 | 7 => {
+            let scope = Scope {
+                ints: vec!["t1.b", "t2.e", "x.a"],
+                texts: vec!["t1.c", "x.c", "t2.f"],
+                reals: vec!["x.d"],
+            };
+            let extra = bool_expr(rng, &scope, 1);
+            match rng.chance(50) {
+                true => {
+                    format!("SELECT t1.a, t2.e, x.c FROM t1, t2, t1 AS x WHERE t1.a = t2.a AND x.b = t2.a AND {extra}")
+                }
+                false => {
+                    format!("SELECT x.a, t1.b, t2.f FROM t1 AS x, t1, t2 WHERE t1.a = t2.a AND x.b = t2.e AND {extra}")
+                }
+            }
+        }
         // Plain selects, sometimes DISTINCT, sometimes ordered and limited.
         _ => {
             let n = rng.below(3) + 1;
