@@ -22,6 +22,16 @@ pub struct Config {
     /// or one comma-separated string (handy in the environment).
     #[serde(deserialize_with = "list_or_commas")]
     pub peers: Vec<String>,
+    /// host:port of a member of a running cluster: on first start, this
+    /// node asks it to be added (learner first, voter once caught up).
+    pub join: Option<String>,
+    /// The address other members reach this node at; `address` when unset.
+    pub advertise_address: Option<String>,
+    /// Build a snapshot and compact the Raft log after this many entries.
+    pub snapshot_every: u64,
+    /// Followers call an election after this many milliseconds without
+    /// hearing from a leader (randomized up to twice this).
+    pub election_timeout_ms: u64,
     /// Largest accepted request, in bytes.
     pub max_request_bytes: usize,
     /// Log level or filter (tracing syntax); RUST_LOG overrides it.
@@ -37,6 +47,10 @@ impl Default for Config {
             data_dir: "./data".into(),
             address: "127.0.0.1:8000".into(),
             peers: Vec::new(),
+            join: None,
+            advertise_address: None,
+            snapshot_every: 10_000,
+            election_timeout_ms: 1_000,
             max_request_bytes: 16 * 1024 * 1024,
             log_level: "info".into(),
             log_target: "auto".into(),
@@ -51,6 +65,10 @@ const KEYS: &[&str] = &[
     "data_dir",
     "address",
     "peers",
+    "join",
+    "advertise_address",
+    "snapshot_every",
+    "election_timeout_ms",
     "max_request_bytes",
     "log_level",
     "log_target",
@@ -85,6 +103,8 @@ pub struct Overrides {
     pub address: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peers: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +146,11 @@ impl Config {
         let config: Config = figment.extract().map_err(|e| describe(e, file))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The address stored in the membership for this node.
+    pub fn advertised(&self) -> &str {
+        self.advertise_address.as_deref().unwrap_or(&self.address)
     }
 
     /// Where this node keeps its files.
@@ -181,7 +206,38 @@ impl Config {
             return Err(ConfigError::Invalid("key 'data_dir': must not be empty".into()));
         }
         self.socket_addr()?;
-        self.peers()?;
+        let peers = self.peers()?;
+        let mut names = std::collections::BTreeSet::from([self.id.as_str()]);
+        for peer in &peers {
+            if !names.insert(peer.id.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "key 'peers': id '{}' appears twice (or is this node's own id); each member needs a distinct id",
+                    peer.id
+                )));
+            }
+        }
+        if let Some(join) = &self.join {
+            if !join.contains(':') {
+                return Err(ConfigError::Invalid(format!("key 'join': '{join}' is not a host:port address")));
+            }
+            if !peers.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "keys 'join' and 'peers' exclude each other: --join adds this node to a running cluster, --peers forms a new one".into(),
+                ));
+            }
+        }
+        if self.snapshot_every < 10 {
+            return Err(ConfigError::Invalid(format!(
+                "key 'snapshot_every': {} is too small (at least 10)",
+                self.snapshot_every
+            )));
+        }
+        if !(50..=60_000).contains(&self.election_timeout_ms) {
+            return Err(ConfigError::Invalid(format!(
+                "key 'election_timeout_ms': {} must be between 50 and 60000",
+                self.election_timeout_ms
+            )));
+        }
         if self.max_request_bytes < 1024 {
             return Err(ConfigError::Invalid(format!(
                 "key 'max_request_bytes': {} is too small (at least 1024)",

@@ -42,6 +42,17 @@ enum Command {
         /// Other cluster members: id=host:port,...
         #[arg(long, value_delimiter = ',')]
         peers: Option<Vec<String>>,
+        /// Join a running cluster through this member (host:port) on first start.
+        #[arg(long, value_name = "HOST:PORT")]
+        join: Option<String>,
+    },
+    /// Show or change the cluster's membership.
+    Cluster {
+        /// Any member of the cluster.
+        #[arg(long, default_value = "127.0.0.1:8000", env = "CHRONOS_LEADER", global = true)]
+        leader: String,
+        #[command(subcommand)]
+        action: ClusterAction,
     },
     /// Open a SQL shell, or run SQL given with -e or on standard input.
     Client {
@@ -61,6 +72,24 @@ enum Command {
     Version,
 }
 
+#[derive(Subcommand)]
+enum ClusterAction {
+    /// Members, their addresses and roles, the leader, terms and log positions.
+    Status,
+    /// Add a node (started with --join, or with an empty data directory).
+    Add {
+        /// The new member's id.
+        id: String,
+        /// Its host:port.
+        address: String,
+    },
+    /// Remove a member.
+    Remove {
+        /// The member's id.
+        id: String,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -70,12 +99,14 @@ fn main() -> ExitCode {
             data_dir,
             address,
             peers,
+            join,
         } => {
             let overrides = Overrides {
                 id,
                 data_dir,
                 address,
                 peers,
+                join,
             };
             let config = match Config::load(config.as_deref(), &overrides) {
                 Ok(c) => c,
@@ -100,9 +131,38 @@ fn main() -> ExitCode {
             format,
             consistency,
         } => run_client(&leader, execute, format, consistency),
+        Command::Cluster { leader, action } => run_cluster(&leader, action),
         Command::Version => {
             println!("chronos {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn run_cluster(address: &str, action: ClusterAction) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chronos: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let mut client = Client::connect(address).await?;
+        match action {
+            ClusterAction::Status => client.cluster_status().await,
+            ClusterAction::Add { id, address } => client.add_member(&id, &address).await,
+            ClusterAction::Remove { id } => client.remove_member(&id).await,
+        }
+    });
+    match result {
+        Ok(status) => {
+            print!("{}", client::format_cluster_status(&status));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The generated gRPC types (proto/chronos.proto) and conversions between
+//! The generated gRPC types (proto/chronos.proto, proto/raft.proto) and conversions between
 //! them and SQL values, shared by the server and the client.
 
 #[allow(clippy::all, clippy::pedantic)]
@@ -6,7 +6,14 @@ pub mod v1 {
     tonic::include_proto!("chronos.v1");
 }
 
+/// Peer RPC between cluster members (proto/raft.proto).
+#[allow(clippy::all, clippy::pedantic)]
+pub mod raft {
+    tonic::include_proto!("chronos.raft.v1");
+}
+
 use crate::sql::types::Value;
+use crate::sql::{ScriptOutcome, StatementOutput};
 use v1::value::Kind;
 
 impl From<&Value> for v1::Value {
@@ -45,6 +52,40 @@ pub fn row_to_proto(row: &[Value]) -> v1::Row {
 
 pub fn row_from_proto(row: v1::Row) -> Vec<Value> {
     row.values.into_iter().map(Value::from).collect()
+}
+
+/// The answer to Execute for a script's outcome.
+pub fn execute_response(outcome: &ScriptOutcome) -> v1::ExecuteResponse {
+    let results = outcome.outputs.iter().map(statement_result).collect();
+    let error = outcome.error.as_ref().map(|(index, e)| v1::StatementError {
+        statement_index: u32::try_from(*index).unwrap_or(u32::MAX),
+        code: e.code().to_string(),
+        message: e.to_string(),
+    });
+    v1::ExecuteResponse { results, error }
+}
+
+fn statement_result(output: &StatementOutput) -> v1::StatementResult {
+    match output {
+        StatementOutput::Affected { kind, count } => v1::StatementResult {
+            kind: kind.to_string(),
+            rows_affected: *count,
+            columns: Vec::new(),
+            rows: Vec::new(),
+        },
+        StatementOutput::Rows { kind, columns, rows } => v1::StatementResult {
+            kind: kind.to_string(),
+            rows_affected: 0,
+            columns: columns
+                .iter()
+                .map(|name| v1::Column {
+                    name: name.clone(),
+                    r#type: String::new(),
+                })
+                .collect(),
+            rows: rows.iter().map(|r| row_to_proto(r)).collect(),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,17 @@
 
 use crate::proto::row_from_proto;
 use crate::proto::v1::chronos_client::ChronosClient;
-use crate::proto::v1::{ExecuteRequest, ExecuteResponse, QueryRequest};
+use crate::proto::v1::{
+    AddMemberRequest, ClusterStatusRequest, ClusterStatusResponse, ExecuteRequest, ExecuteResponse, QueryRequest,
+    RemoveMemberRequest,
+};
 use crate::sql::types::Value;
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(20);
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Replies may carry large inline results.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 
@@ -63,37 +68,136 @@ impl QueryStream {
     }
 }
 
+/// A connection to a cluster through one node (any node: writes are
+/// forwarded to the leader). Each write carries an idempotency key (this
+/// client's id and a sequence number), so when a node or the leader fails
+/// the client retries the same write, on another member if need be, and
+/// it takes effect once.
 #[derive(Clone)]
 pub struct Client {
     inner: ChronosClient<Channel>,
     pub consistency: Consistency,
+    /// The address in use, and the other members learned from the cluster.
+    address: String,
+    members: Vec<String>,
+    client_id: String,
+    sequence: u64,
+    /// How long a write keeps being retried while the cluster has no
+    /// leader or the node is unreachable.
+    pub retry_for: Duration,
+}
+
+async fn open(address: &str) -> Result<ChronosClient<Channel>, ClientError> {
+    let uri = match address.contains("://") {
+        true => address.to_string(),
+        false => format!("http://{address}"),
+    };
+    let endpoint = Endpoint::from_shared(uri).map_err(|_| ClientError::Address(address.to_string()))?;
+    let channel = endpoint
+        .connect_timeout(CONNECT_TIMEOUT)
+        .connect()
+        .await
+        .map_err(|e| ClientError::Connect {
+            address: address.to_string(),
+            message: source_chain(&e),
+        })?;
+    Ok(ChronosClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES))
+}
+
+/// A client id unique enough for idempotency keys: host, process, time.
+fn new_client_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    format!("{}-{}-{nanos:x}", host.trim(), std::process::id())
 }
 
 impl Client {
     pub async fn connect(address: &str) -> Result<Client, ClientError> {
-        let uri = match address.contains("://") {
-            true => address.to_string(),
-            false => format!("http://{address}"),
-        };
-        let endpoint = Endpoint::from_shared(uri).map_err(|_| ClientError::Address(address.to_string()))?;
-        let channel = endpoint
-            .connect_timeout(CONNECT_TIMEOUT)
-            .connect()
-            .await
-            .map_err(|e| ClientError::Connect {
-                address: address.to_string(),
-                message: source_chain(&e),
-            })?;
-        Ok(Client {
-            inner: ChronosClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES),
+        let inner = open(address).await?;
+        let mut client = Client {
+            inner,
             consistency: Consistency::default(),
-        })
+            address: address.to_string(),
+            members: Vec::new(),
+            client_id: new_client_id(),
+            sequence: 0,
+            retry_for: DEFAULT_RETRY_FOR,
+        };
+        client.learn_members().await;
+        Ok(client)
+    }
+
+    /// Remembers the cluster's member addresses, for failing over.
+    async fn learn_members(&mut self) {
+        if let Ok(status) = self.inner.cluster_status(ClusterStatusRequest {}).await {
+            self.members = status.into_inner().members.into_iter().map(|m| m.address).collect();
+        }
+    }
+
+    /// Moves to the next known member after the current one failed.
+    async fn fail_over(&mut self) {
+        let Some(pos) = self.members.iter().position(|a| *a == self.address) else {
+            return;
+        };
+        for step in 1..=self.members.len() {
+            let next = self.members[(pos + step) % self.members.len()].clone();
+            if let Ok(inner) = open(&next).await {
+                self.inner = inner;
+                self.address = next;
+                return;
+            }
+        }
+    }
+
+    /// The address of the node in use.
+    pub fn address(&self) -> &str {
+        &self.address
     }
 
     /// Runs a script. SQL errors come back inside the response, not as Err.
+    /// While the cluster has no leader or the node is unreachable, the same
+    /// request (same idempotency key) is retried for `retry_for`.
     pub async fn execute(&mut self, sql: &str) -> Result<ExecuteResponse, ClientError> {
-        let request = ExecuteRequest { sql: sql.to_string() };
-        Ok(self.inner.execute(request).await?.into_inner())
+        self.sequence += 1;
+        let request = ExecuteRequest {
+            sql: sql.to_string(),
+            client_id: self.client_id.clone(),
+            sequence: self.sequence,
+            forwarded: false,
+        };
+        let deadline = std::time::Instant::now() + self.retry_for;
+        loop {
+            match self.inner.execute(request.clone()).await {
+                Ok(reply) => return Ok(reply.into_inner()),
+                Err(s) if s.code() == tonic::Code::Unavailable && std::time::Instant::now() < deadline => {
+                    if is_transport_failure(&s) {
+                        self.fail_over().await;
+                    }
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(s) => return Err(s.into()),
+            }
+        }
+    }
+
+    /// The cluster's members and roles.
+    pub async fn cluster_status(&mut self) -> Result<ClusterStatusResponse, ClientError> {
+        Ok(self.inner.cluster_status(ClusterStatusRequest {}).await?.into_inner())
+    }
+
+    pub async fn add_member(&mut self, id: &str, address: &str) -> Result<ClusterStatusResponse, ClientError> {
+        let request = AddMemberRequest {
+            id: id.to_string(),
+            address: address.to_string(),
+        };
+        Ok(self.inner.add_member(request).await?.into_inner())
+    }
+
+    pub async fn remove_member(&mut self, id: &str) -> Result<ClusterStatusResponse, ClientError> {
+        let request = RemoveMemberRequest { id: id.to_string() };
+        Ok(self.inner.remove_member(request).await?.into_inner())
     }
 
     /// Starts a query; its columns are known once this returns.
@@ -114,6 +218,13 @@ impl Client {
             stream,
         })
     }
+}
+
+/// True when the call never reached a working node (as opposed to a node
+/// answering that it cannot serve the request right now).
+fn is_transport_failure(s: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    s.source().is_some() || s.message().contains("transport") || s.message().contains("connect")
 }
 
 /// "transport error: connection refused" rather than just "transport error".

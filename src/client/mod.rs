@@ -7,5 +7,5 @@ pub mod repl;
 pub mod session;
 
 pub use connection::{Client, ClientError, Consistency};
-pub use format::Format;
+pub use format::{Format, cluster_status as format_cluster_status};
 pub use session::Session;

@@ -7,9 +7,17 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 pub fn init_logging(config: &Config) {
-    let filter = EnvFilter::try_from_default_env()
+    let mut filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // openraft narrates every election and membership step at INFO; our own
+    // log lines say what matters. A filter naming openraft still wins.
+    let named = std::env::var("RUST_LOG").unwrap_or_else(|_| config.log_level.clone());
+    if !named.contains("openraft") {
+        if let Ok(directive) = "openraft=warn".parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     // systemd sets JOURNAL_STREAM when stderr goes to the journal.
     let journald = match config.log_target.as_str() {
         "journald" => true,

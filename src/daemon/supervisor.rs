@@ -4,6 +4,8 @@
 use super::readiness;
 use super::signals::{self, Request};
 use crate::config::{Config, ConfigError};
+use crate::raft::service::RaftService;
+use crate::raft::{ClusterError, RaftNode, RaftSettings, role_name};
 use crate::server::{self, ChronosService};
 use crate::sql::{Database, SqlError};
 use crate::storage::{Engine, SledEngine, StorageError};
@@ -29,6 +31,8 @@ pub enum DaemonError {
     Database(#[from] SqlError),
     #[error("cannot listen on {address}: {source}")]
     Listen { address: String, source: std::io::Error },
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -57,9 +61,22 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
         path: dir.display().to_string(),
         source,
     })?;
+    let sled = engine.db().clone();
     let engine: Arc<dyn Engine> = Arc::new(engine);
     let db = Arc::new(Database::open(engine.clone())?);
-    let service = ChronosService::new(db.clone(), Arc::new(Clock::default()), site_id(&config.id));
+    let peers = config.peers()?.into_iter().map(|p| (p.id, p.address)).collect();
+    let settings = RaftSettings {
+        name: config.id.clone(),
+        address: config.advertised().to_string(),
+        peers,
+        join: config.join.clone(),
+        snapshot_every: config.snapshot_every,
+        election_timeout_ms: config.election_timeout_ms,
+        dir: dir.clone(),
+    };
+    let node = RaftNode::start(settings, db.clone(), sled, Arc::new(Clock::default())).await?;
+    let service = ChronosService::new(node.clone());
+    let raft_service = RaftService::new(node.clone());
     let mut requests = signals::listen().map_err(DaemonError::Runtime)?;
 
     let mut listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::Listen {
@@ -68,7 +85,9 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
     })?;
     let address = listener.local_addr().map_or(config.address.clone(), |a| a.to_string());
     tracing::info!(id = %config.id, %address, data = %dir.display(), "node serving");
-    readiness::ready(&format!("serving on {address} (single node, leader)"));
+    tokio::spawn(node.clone().bootstrap());
+    readiness::ready(&format!("serving on {address}"));
+    tokio::spawn(report_role(node.clone(), address.clone()));
     if let Some(every) = readiness::watchdog_interval() {
         tokio::spawn(async move {
             loop {
@@ -81,7 +100,13 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
     let mut backoff = Duration::from_millis(100);
     loop {
         let stop = wait_for(requests.clone(), Request::Stop);
-        let serving = server::serve(listener, service.clone(), config.max_request_bytes, stop);
+        let serving = server::serve(
+            listener,
+            service.clone(),
+            raft_service.clone(),
+            config.max_request_bytes,
+            stop,
+        );
         tokio::pin!(serving);
         // Biased: the stop request is seen first, even when the server
         // (which watches the same request) finishes in the same poll.
@@ -120,13 +145,15 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
             address: config.address.clone(),
             source,
         })?;
-        readiness::status(&format!("serving on {address} (single node, leader)"));
+        readiness::status(&format!("serving on {address}"));
     }
+    node.shutdown().await;
     // Every acknowledged write is already durable; this flush covers
     // anything sled still buffers (e.g. orphan cleanup).
     if let Err(e) = engine.flush() {
         tracing::error!(error = %e, "flush on stop failed");
     }
+    drop(node);
     drop(db);
     tracing::info!("stopped");
     Ok(())
@@ -145,9 +172,26 @@ async fn wait_for(mut requests: watch::Receiver<Request>, at_least: Request) {
     }
 }
 
-/// A stable number for the node id, stored in row versions (FNV-1a).
-pub fn site_id(id: &str) -> u64 {
-    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+/// Keeps systemd's STATUS= line up to date with the role and the leader.
+async fn report_role(node: Arc<RaftNode>, address: String) {
+    let mut metrics = node.raft().metrics();
+    let mut last = String::new();
+    loop {
+        let line = {
+            let m = metrics.borrow_and_update();
+            let leader = m
+                .current_leader
+                .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.name.clone()))
+                .unwrap_or_else(|| "none".into());
+            format!("serving on {address}: {}, leader {leader}, term {}", role_name(m.state), m.current_term)
+        };
+        if line != last {
+            readiness::status(&line);
+            tracing::info!("{line}");
+            last = line;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
 }

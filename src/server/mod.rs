@@ -1,5 +1,6 @@
-//! The client-facing gRPC server: the Chronos service (Execute, Query) and
-//! the standard gRPC health service.
+//! The node's gRPC server, one port for everything: the Chronos client
+//! service (Execute, Query, cluster administration), the Raft peer service,
+//! and the standard gRPC health service.
 
 mod errors;
 mod service;
@@ -7,7 +8,10 @@ mod service;
 pub use errors::status_of;
 pub use service::ChronosService;
 
+use crate::proto::raft::raft_server::RaftServer;
 use crate::proto::v1::chronos_server::ChronosServer;
+use crate::raft::network::MAX_PEER_MESSAGE;
+use crate::raft::service::RaftService;
 use std::future::Future;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt as _;
@@ -17,6 +21,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 pub async fn serve(
     listener: TcpListener,
     service: ChronosService,
+    raft: RaftService,
     max_request_bytes: usize,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -30,10 +35,16 @@ pub async fn serve(
         }
         conn
     });
-    let chronos = ChronosServer::new(service).max_decoding_message_size(max_request_bytes);
+    let chronos = ChronosServer::new(service)
+        .max_decoding_message_size(max_request_bytes)
+        .max_encoding_message_size(usize::MAX);
+    let raft = RaftServer::new(raft)
+        .max_decoding_message_size(MAX_PEER_MESSAGE)
+        .max_encoding_message_size(MAX_PEER_MESSAGE);
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(chronos)
+        .add_service(raft)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

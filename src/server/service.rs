@@ -1,16 +1,18 @@
-//! The Chronos gRPC service. SQL runs on blocking threads (sled and the
-//! executor are synchronous); query rows stream back in batches.
+//! The Chronos gRPC service. Writes go through Raft (forwarded to the
+//! leader by the node); queries run here after the read barrier the client
+//! asked for, on blocking threads (sled and the executor are synchronous),
+//! and stream back in batches.
 
 use super::errors::status_of;
-use crate::proto::row_to_proto;
 use crate::proto::v1::chronos_server::Chronos;
 use crate::proto::v1::{
-    Column, ExecuteRequest, ExecuteResponse, QueryRequest, QueryResponse, StatementError, StatementResult,
+    AddMemberRequest, ClusterStatusRequest, ClusterStatusResponse, Column, Consistency, ExecuteRequest,
+    ExecuteResponse, QueryRequest, QueryResponse, RemoveMemberRequest,
 };
-use crate::sql::parser::parse_one;
-use crate::sql::{ApplyContext, Database, SqlError, StatementOutput};
-use crate::storage::RowVersion;
-use crate::sync::Clock;
+use crate::proto::{execute_response, row_to_proto};
+use crate::raft::RaftNode;
+use crate::sql::parser::{parse_one, parse_script};
+use crate::sql::{ScriptOutcome, SqlError};
 use prost::Message as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,57 +30,68 @@ const STALLED_CLIENT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct ChronosService {
-    db: Arc<Database>,
-    clock: Arc<Clock>,
-    site: u64,
+    node: Arc<RaftNode>,
 }
 
 impl ChronosService {
-    /// `site` identifies this node in row versions.
-    pub fn new(db: Arc<Database>, clock: Arc<Clock>, site: u64) -> ChronosService {
-        ChronosService { db, clock, site }
-    }
-
-    fn apply_context(&self) -> ApplyContext {
-        let now = self.clock.now();
-        ApplyContext {
-            now_ms: now.physical_ms,
-            version: RowVersion {
-                hlc: now.to_u64(),
-                site: self.site,
-            },
-        }
+    pub fn new(node: Arc<RaftNode>) -> ChronosService {
+        ChronosService { node }
     }
 }
 
 #[tonic::async_trait]
 impl Chronos for ChronosService {
     async fn execute(&self, request: Request<ExecuteRequest>) -> Result<Response<ExecuteResponse>, Status> {
-        let sql = request.into_inner().sql;
-        let db = self.db.clone();
-        let ctx = self.apply_context();
-        let outcome = tokio::task::spawn_blocking(move || db.execute_script(&sql, ctx))
+        let request = request.into_inner();
+        // A script that does not parse is answered here and never enters
+        // the replicated log.
+        let sql = request.sql.clone();
+        let parsed = tokio::task::spawn_blocking(move || parse_script(&sql).map(|p| p.is_empty()))
             .await
-            .map_err(|e| Status::internal(format!("statement execution failed: {e}")))?;
-        let results = outcome.outputs.into_iter().map(statement_result).collect();
-        let error = outcome.error.map(|(index, e)| {
-            if let SqlError::Storage(_) = e {
-                tracing::error!(error = %e, "storage error");
+            .map_err(|e| Status::internal(format!("parsing failed: {e}")))?;
+        let error = match parsed {
+            Ok(false) => None,
+            Ok(true) => Some((0, SqlError::Invalid("no statement given".into()))),
+            Err(e) => Some((0, e)),
+        };
+        if let Some(error) = error {
+            let outcome = ScriptOutcome {
+                outputs: Vec::new(),
+                error: Some(error),
+            };
+            return Ok(Response::new(execute_response(&outcome)));
+        }
+        let response = self.node.write(request).await?;
+        if let Some(e) = &response.error {
+            if e.code == "storage_error" {
+                tracing::error!(error = %e.message, "storage error");
             }
-            StatementError {
-                statement_index: u32::try_from(index).unwrap_or(u32::MAX),
-                code: e.code().to_string(),
-                message: e.to_string(),
-            }
-        });
-        Ok(Response::new(ExecuteResponse { results, error }))
+        }
+        Ok(Response::new(response))
+    }
+
+    async fn cluster_status(
+        &self,
+        _request: Request<ClusterStatusRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        Ok(Response::new(self.node.cluster_status().await))
+    }
+
+    async fn add_member(&self, request: Request<AddMemberRequest>) -> Result<Response<ClusterStatusResponse>, Status> {
+        let request = request.into_inner();
+        Ok(Response::new(self.node.add_member(&request.id, &request.address).await?))
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<RemoveMemberRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        Ok(Response::new(self.node.remove_member(&request.into_inner().id).await?))
     }
 
     type QueryStream = ReceiverStream<Result<QueryResponse, Status>>;
 
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<Self::QueryStream>, Status> {
-        // Consistency: a single node has applied every acknowledged write, so
-        // STRONG and LOCAL read the same data.
         let request = request.into_inner();
         let statement = parse_one(&request.sql).map_err(|e| status_of(&e))?;
         if !statement.is_query() {
@@ -87,9 +100,12 @@ impl Chronos for ChronosService {
                 statement.kind()
             )));
         }
+        if request.consistency() == Consistency::Strong {
+            self.node.strong_read_barrier().await?;
+        }
         let (tx, rx) = mpsc::channel(4);
-        let db = self.db.clone();
-        let now_ms = self.clock.now().physical_ms;
+        let db = self.node.database().clone();
+        let now_ms = self.node.now_ms();
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let send = |msg: Result<QueryResponse, Status>| -> bool {
@@ -148,28 +164,5 @@ impl Chronos for ChronosService {
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
-    }
-}
-
-fn statement_result(output: StatementOutput) -> StatementResult {
-    match output {
-        StatementOutput::Affected { kind, count } => StatementResult {
-            kind: kind.to_string(),
-            rows_affected: count,
-            columns: Vec::new(),
-            rows: Vec::new(),
-        },
-        StatementOutput::Rows { kind, columns, rows } => StatementResult {
-            kind: kind.to_string(),
-            rows_affected: 0,
-            columns: columns
-                .into_iter()
-                .map(|name| Column {
-                    name,
-                    r#type: String::new(),
-                })
-                .collect(),
-            rows: rows.iter().map(|r| row_to_proto(r)).collect(),
-        },
     }
 }

@@ -14,7 +14,7 @@ use super::script::{Unit, units};
 use super::subquery;
 use super::types::{EvalContext, Row};
 use crate::storage::is_data_space;
-use crate::storage::{Engine, RowVersion, Transaction};
+use crate::storage::{Engine, RowVersion, StorageError, Transaction};
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -141,33 +141,80 @@ impl Database {
         unit: &Unit,
         ctx: ApplyContext,
     ) -> std::result::Result<Vec<StatementOutput>, (usize, SqlError)> {
-        let mut outputs = Vec::with_capacity(unit.len());
-        if unit.explicit {
-            outputs.push(affected("BEGIN", 0));
-        }
-        let first = unit.start + usize::from(unit.explicit);
-        if unit.rolled_back {
-            outputs.push(affected("ROLLBACK", 0));
-            return Ok(outputs);
-        }
         let _guard = match unit.is_read_only() {
             true => Guard::Read(self.read_lock()),
             false => Guard::Write(self.write_lock()),
         };
         let mut txn = Transaction::new(self.engine.clone(), ctx.version);
-        let eval = EvalContext { now_ms: ctx.now_ms };
-        for (i, s) in unit.statements.iter().enumerate() {
-            let output = run_statement(s, &mut txn, &eval).map_err(|e| (first + i, e))?;
-            outputs.push(output);
-        }
+        let outputs = run_unit(unit, &mut txn, ctx)?;
         if !txn.is_read_only() {
-            txn.commit()
-                .map_err(|e| (first + unit.statements.len(), SqlError::from(e)))?;
-        }
-        if unit.explicit {
-            outputs.push(affected("COMMIT", 0));
+            let end = unit.start + usize::from(unit.explicit) + unit.statements.len();
+            txn.commit().map_err(|e| (end, SqlError::from(e)))?;
         }
         Ok(outputs)
+    }
+
+    /// Runs a script as one replicated log entry: units run in order and
+    /// stop at the first failure (a failing unit leaves nothing, earlier ones
+    /// stay), exactly as [`Database::execute_script`]. Unlike it, all the
+    /// effects, plus what `finish` writes (the applied log position, the
+    /// idempotency record), are committed in one atomic batch, so a crash
+    /// never leaves an entry half applied. Only a storage failure is an
+    /// error; SQL errors are part of the outcome.
+    pub fn apply_script(
+        &self,
+        sql: &str,
+        ctx: ApplyContext,
+        finish: impl FnOnce(&ScriptOutcome, &mut Transaction),
+    ) -> std::result::Result<ScriptOutcome, StorageError> {
+        let _guard = self.write_lock();
+        let mut txn = Transaction::new(self.engine.clone(), ctx.version);
+        let mut outcome = ScriptOutcome {
+            outputs: Vec::new(),
+            error: None,
+        };
+        match parse_script(sql).and_then(|parsed| match parsed.is_empty() {
+            true => Err(SqlError::Invalid("no statement given".into())),
+            false => Ok(parsed),
+        }) {
+            Err(e) => outcome.error = Some((0, e)),
+            Ok(parsed) => match units(parsed) {
+                Err(e) => outcome.error = Some(e),
+                Ok(units) => {
+                    for unit in units {
+                        let savepoint = txn.savepoint();
+                        match run_unit(&unit, &mut txn, ctx) {
+                            Ok(outputs) => outcome.outputs.extend(outputs),
+                            Err(e) => {
+                                txn.rollback_to(savepoint);
+                                outcome.error = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                }
+            },
+        }
+        if let Some((_, SqlError::Storage(e))) = &outcome.error {
+            return Err(e.clone());
+        }
+        finish(&outcome, &mut txn);
+        txn.commit()?;
+        Ok(outcome)
+    }
+
+    /// Runs `f` while no write can happen (reads may): for a consistent copy
+    /// of the whole database.
+    pub fn while_writes_paused<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = self.read_lock();
+        f()
+    }
+
+    /// Runs `f` while nothing else reads or writes: for replacing the whole
+    /// database (installing a snapshot).
+    pub fn exclusively<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = self.write_lock();
+        f()
     }
 
     /// Runs a query and hands its streaming result to `consume`, holding a
@@ -204,6 +251,32 @@ enum Guard<'a> {
 
 fn affected(kind: &'static str, count: u64) -> StatementOutput {
     StatementOutput::Affected { kind, count }
+}
+
+/// Runs a unit's statements in `txn`, without committing.
+fn run_unit(
+    unit: &Unit,
+    txn: &mut Transaction,
+    ctx: ApplyContext,
+) -> std::result::Result<Vec<StatementOutput>, (usize, SqlError)> {
+    let mut outputs = Vec::with_capacity(unit.len());
+    if unit.explicit {
+        outputs.push(affected("BEGIN", 0));
+    }
+    let first = unit.start + usize::from(unit.explicit);
+    if unit.rolled_back {
+        outputs.push(affected("ROLLBACK", 0));
+        return Ok(outputs);
+    }
+    let eval = EvalContext { now_ms: ctx.now_ms };
+    for (i, s) in unit.statements.iter().enumerate() {
+        let output = run_statement(s, txn, &eval).map_err(|e| (first + i, e))?;
+        outputs.push(output);
+    }
+    if unit.explicit {
+        outputs.push(affected("COMMIT", 0));
+    }
+    Ok(outputs)
 }
 
 fn run_statement(s: &ParsedStatement, txn: &mut Transaction, eval: &EvalContext) -> Result<StatementOutput> {

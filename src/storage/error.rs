@@ -2,7 +2,7 @@ use thiserror::Error;
 
 /// Errors from the storage layer. `Io` is a local disk problem (retry or stop
 /// the node); `Corrupt` means bytes on disk did not decode.
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 pub enum StorageError {
     #[error("storage I/O error: {0}")]
     Io(String),

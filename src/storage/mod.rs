@@ -26,4 +26,4 @@ pub use memory::MemoryEngine;
 pub use rowcodec::RowVersion;
 pub use sled_engine::SledEngine;
 pub use tables::RowIter;
-pub use txn::Transaction;
+pub use txn::{Savepoint, Transaction};

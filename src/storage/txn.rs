@@ -84,6 +84,21 @@ impl Transaction {
         self.dropped.insert(space.to_string());
     }
 
+    /// Marks the current state so that later writes can be undone with
+    /// [`Transaction::rollback_to`] (copies the pending writes).
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            batch: self.batch.clone(),
+            dropped: self.dropped.clone(),
+        }
+    }
+
+    /// Undoes every write made since the savepoint.
+    pub fn rollback_to(&mut self, savepoint: Savepoint) {
+        self.batch = savepoint.batch;
+        self.dropped = savepoint.dropped;
+    }
+
     pub fn is_read_only(&self) -> bool {
         self.batch.is_empty() && self.dropped.is_empty()
     }
@@ -98,6 +113,12 @@ impl Transaction {
         }
         Ok(())
     }
+}
+
+/// The pending writes of a transaction at some point.
+pub struct Savepoint {
+    batch: WriteBatch,
+    dropped: BTreeSet<String>,
 }
 
 /// True when no key can fall in the range (BTreeMap::range panics on such

@@ -79,6 +79,16 @@ impl Clock {
         *last = next;
         next
     }
+
+    /// Moves the clock past a stamp seen elsewhere (a replicated log entry),
+    /// so this node's next stamp orders after it even if its wall clock is
+    /// behind the node that made it.
+    pub fn observe(&self, seen: Timestamp) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if seen > *last {
+            *last = seen;
+        }
+    }
 }
 
 #[cfg(test)]

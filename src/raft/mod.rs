@@ -1,0 +1,56 @@
+//! Replication: ChronosDB's use of openraft.
+//!
+//! The Raft log carries SQL scripts stamped by the leader ([`Command`]); every
+//! member applies them in log order through the SQL engine
+//! ([`StateMachine`]). The log and vote live in sled next to the data
+//! ([`LogStore`]); peers talk over tonic ([`network`], [`service`]).
+//! [`RaftNode`] ties it together for the server: writes, reads at a chosen
+//! consistency, membership and status.
+
+mod command;
+mod log_store;
+pub mod network;
+mod node;
+pub mod service;
+mod snapshot;
+mod state_machine;
+
+pub use command::{Command, IdempotencyKey, Reply};
+pub use log_store::LogStore;
+pub use node::{ClusterError, MemberStatus, RaftNode, RaftSettings, role_name};
+pub use state_machine::StateMachine;
+
+use serde::{Deserialize, Serialize};
+
+/// The numeric Raft id of a member: a stable hash of its name.
+pub type NodeId = u64;
+
+/// What the cluster knows of a member: its name and where to reach it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub name: String,
+    pub address: String,
+}
+
+openraft::declare_raft_types!(
+    /// ChronosDB's Raft types.
+    pub TypeConfig:
+        D = Command,
+        R = Reply,
+        NodeId = NodeId,
+        Node = Member,
+        SnapshotData = tokio::fs::File,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type LogId = openraft::LogId<NodeId>;
+pub type StorageError = openraft::StorageError<NodeId>;
+
+/// The Raft id for a member name, also the `site` in the versions of the
+/// rows it writes: a stable hash (FNV-1a) of the name.
+pub fn node_id(name: &str) -> NodeId {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

@@ -1,0 +1,165 @@
+//! The client side of peer RPC: openraft's messages to other members, over
+//! tonic, JSON-encoded (proto/raft.proto). A member is reached at the
+//! address this node was given for it in `--peers` if any (a proxy, a NAT
+//! address), else at the address stored in the membership.
+
+use super::{Member, NodeId, TypeConfig};
+use crate::proto::raft::raft_client::RaftClient;
+use crate::proto::raft::{RaftMessage, SnapshotChunk};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+/// Largest peer message accepted (a batch of log entries, a snapshot chunk).
+pub const MAX_PEER_MESSAGE: usize = 256 << 20;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A lazily connecting channel to `address`.
+pub fn channel(address: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{address}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+pub fn raft_client(channel: Channel) -> RaftClient<Channel> {
+    RaftClient::new(channel)
+        .max_decoding_message_size(MAX_PEER_MESSAGE)
+        .max_encoding_message_size(MAX_PEER_MESSAGE)
+}
+
+#[derive(Clone)]
+pub struct Network {
+    /// Addresses given locally for members, by id; they win over the
+    /// membership's.
+    overrides: Arc<BTreeMap<NodeId, String>>,
+}
+
+impl Network {
+    pub fn new(overrides: BTreeMap<NodeId, String>) -> Network {
+        Network {
+            overrides: Arc::new(overrides),
+        }
+    }
+
+    pub fn address_of(&self, id: NodeId, member: &Member) -> String {
+        self.overrides.get(&id).cloned().unwrap_or_else(|| member.address.clone())
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> Peer {
+        let address = self.address_of(target, node);
+        Peer {
+            target,
+            client: channel(&address).ok().map(raft_client),
+            address,
+        }
+    }
+}
+
+pub struct Peer {
+    target: NodeId,
+    address: String,
+    client: Option<RaftClient<Channel>>,
+}
+
+type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, Member, RaftError<NodeId, E>>;
+
+impl Peer {
+    fn client(&self) -> Result<RaftClient<Channel>, Unreachable> {
+        self.client.clone().ok_or_else(|| {
+            Unreachable::new(&std::io::Error::other(format!("bad peer address '{}'", self.address)))
+        })
+    }
+
+    /// Sends one JSON-encoded request and decodes the peer's
+    /// `Result<response, RaftError>`.
+    async fn call<Req, Resp, E, F, Fut>(&self, request: &Req, option: &RPCOption, send: F) -> Result<Resp, RpcErr<E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+        F: FnOnce(RaftClient<Channel>, RaftMessage) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<RaftMessage>, tonic::Status>>,
+    {
+        let payload = serde_json::to_vec(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let client = self.client().map_err(RPCError::Unreachable)?;
+        let message = RaftMessage {
+            payload,
+            cluster: String::new(),
+        };
+        let reply = tokio::time::timeout(option.hard_ttl(), send(client, message))
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?
+            .map_err(|status| status_error(&status))?;
+        decode(self.target, &reply.into_inner().payload)
+    }
+}
+
+fn status_error<E: std::error::Error>(status: &tonic::Status) -> RpcErr<E> {
+    let e = std::io::Error::other(format!("{}: {}", status.code(), status.message()));
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+            RPCError::Unreachable(Unreachable::new(&e))
+        }
+        _ => RPCError::Network(NetworkError::new(&e)),
+    }
+}
+
+fn decode<Resp: DeserializeOwned, E: std::error::Error + DeserializeOwned>(
+    target: NodeId,
+    payload: &[u8],
+) -> Result<Resp, RpcErr<E>> {
+    let result: Result<Resp, RaftError<NodeId, E>> =
+        serde_json::from_slice(payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+    result.map_err(|e| RPCError::RemoteError(RemoteError::new(target, e)))
+}
+
+impl RaftNetwork<TypeConfig> for Peer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
+        self.call(&rpc, &option, |mut c, m| async move { c.append_entries(m).await })
+            .await
+    }
+
+    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> Result<VoteResponse<NodeId>, RpcErr> {
+        self.call(&rpc, &option, |mut c, m| async move { c.vote(m).await }).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        mut rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
+        // The chunk's bytes travel raw beside the JSON header.
+        let data = std::mem::take(&mut rpc.data);
+        let header = serde_json::to_vec(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let mut client = self.client().map_err(RPCError::Unreachable)?;
+        let chunk = SnapshotChunk {
+            header,
+            data,
+            cluster: String::new(),
+        };
+        let reply = tokio::time::timeout(option.hard_ttl(), client.install_snapshot(chunk))
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?
+            .map_err(|status| status_error(&status))?;
+        decode(self.target, &reply.into_inner().payload)
+    }
+}

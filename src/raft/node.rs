@@ -1,0 +1,601 @@
+//! A cluster member: starts openraft over the node's sled database, forms
+//! or joins the cluster, and offers the server what it needs: replicated
+//! writes (forwarded to the leader when needed), read barriers for the
+//! chosen consistency, membership changes and status.
+
+use super::network::{self, Network};
+use super::{Command, IdempotencyKey, LogStore, Member, NodeId, Raft, StateMachine, node_id};
+use crate::proto::raft::{NodeStatusRequest, NodeStatusResponse, ReadIndexRequest};
+use crate::proto::v1::chronos_client::ChronosClient;
+use crate::proto::v1::{
+    AddMemberRequest, ClusterStatusResponse, ExecuteRequest, ExecuteResponse, Member as MemberStatusProto,
+};
+use crate::sql::Database;
+use crate::sync::Clock;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
+use prost::Message as _;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::Status;
+
+/// How long a write or a strong read waits for a leader or a majority
+/// before the client gets an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const PEER_STATUS_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub type MemberStatus = MemberStatusProto;
+
+/// What a node needs to know to take part in a cluster.
+#[derive(Clone, Debug)]
+pub struct RaftSettings {
+    pub name: String,
+    /// Where the other members reach this node.
+    pub address: String,
+    /// The other members, (name, address), from `--peers`.
+    pub peers: Vec<(String, String)>,
+    /// Join a running cluster through this node instead of forming one.
+    pub join: Option<String>,
+    /// Build a snapshot and compact the log after this many entries.
+    pub snapshot_every: u64,
+    /// Followers start an election after this long without a leader (the
+    /// actual timeout is random between it and twice it).
+    pub election_timeout_ms: u64,
+    /// The node's directory (snapshots go in `snapshots/` under it).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("raft storage: {0}")]
+    Storage(String),
+    #[error("raft configuration: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("raft stopped: {0}")]
+    Fatal(String),
+}
+
+pub struct RaftNode {
+    raft: Raft,
+    id: NodeId,
+    settings: RaftSettings,
+    clock: Arc<Clock>,
+    network: Network,
+    log: LogStore,
+    db: Arc<Database>,
+}
+
+fn unavailable(message: impl Into<String>) -> Status {
+    Status::unavailable(message.into())
+}
+
+impl RaftNode {
+    /// Opens the Raft state in the node's sled database and starts Raft.
+    pub async fn start(
+        settings: RaftSettings,
+        db: Arc<Database>,
+        sled: sled::Db,
+        clock: Arc<Clock>,
+    ) -> Result<Arc<RaftNode>, ClusterError> {
+        let id = node_id(&settings.name);
+        let mut seen = BTreeSet::from([settings.name.clone()]);
+        for (peer, _) in &settings.peers {
+            if !seen.insert(peer.clone()) {
+                return Err(ClusterError::Config(format!(
+                    "member '{peer}' appears twice (this node is '{}'); every member needs its own id",
+                    settings.name
+                )));
+            }
+        }
+        let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;
+        log.claim_identity(&settings.name).map_err(ClusterError::Refused)?;
+        let sm = StateMachine::open(db.clone(), sled, clock.clone(), &settings.dir.join("snapshots"))
+            .map_err(|e| ClusterError::Storage(e.to_string()))?;
+        let config = openraft::Config {
+            cluster_name: "chronos".into(),
+            heartbeat_interval: (settings.election_timeout_ms / 4).max(20),
+            election_timeout_min: settings.election_timeout_ms,
+            election_timeout_max: settings.election_timeout_ms * 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
+            max_in_snapshot_log_to_keep: settings.snapshot_every / 10,
+            max_payload_entries: 64,
+            install_snapshot_timeout: 2_000,
+            ..openraft::Config::default()
+        }
+        .validate()
+        .map_err(|e| ClusterError::Config(e.to_string()))?;
+        let overrides = settings.peers.iter().map(|(n, a)| (node_id(n), a.clone())).collect();
+        let network = Network::new(overrides);
+        let raft = Raft::new(id, Arc::new(config), network.clone(), log.clone(), sm)
+            .await
+            .map_err(|e| ClusterError::Fatal(e.to_string()))?;
+        Ok(Arc::new(RaftNode {
+            raft,
+            id,
+            settings,
+            clock,
+            network,
+            log,
+            db,
+        }))
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// The value of `now()` for a read on this node.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now().physical_ms
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft did not shut down cleanly");
+        }
+    }
+
+    fn member_name(&self, id: NodeId) -> String {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map_or_else(|| id.to_string(), |m| m.name.clone())
+    }
+
+    fn configured_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.settings.peers.iter().map(|(n, _)| n.clone()).collect();
+        names.push(self.settings.name.clone());
+        names.sort();
+        names
+    }
+
+    /// Forms the cluster on first start, or joins one. Runs once the
+    /// servers listen (peers must be able to reach this node).
+    pub async fn bootstrap(self: Arc<Self>) {
+        match self.log.is_pristine() {
+            Ok(false) => return self.check_stored_membership(),
+            Ok(true) => {}
+            Err(e) => return tracing::error!(error = %e, "cannot read the raft log"),
+        }
+        let me = Member {
+            name: self.settings.name.clone(),
+            address: self.settings.address.clone(),
+        };
+        if let Some(via) = self.settings.join.clone() {
+            return self.join(&via, me).await;
+        }
+        let mut members = BTreeMap::from([(self.id, me)]);
+        for (name, address) in &self.settings.peers {
+            members.insert(
+                node_id(name),
+                Member {
+                    name: name.clone(),
+                    address: address.clone(),
+                },
+            );
+        }
+        let initializer = self.configured_names().into_iter().next().unwrap_or_default();
+        if initializer != self.settings.name {
+            tracing::info!(%initializer, "new node: waiting for the cluster to be formed by its initializer");
+            return;
+        }
+        if !self.settings.peers.is_empty() && !self.wait_for_pristine_majority().await {
+            return;
+        }
+        match self.raft.initialize(members).await {
+            Ok(()) => tracing::info!(members = ?self.configured_names(), "initialized the cluster"),
+            Err(e) => tracing::warn!(error = %e, "cluster initialization refused"),
+        }
+    }
+
+    /// Waits until a majority of the configured members (this one included)
+    /// is reachable, uninitialized and configured alike. False when some
+    /// peer already belongs to a cluster: then this node must not form a
+    /// new one, it will be contacted by the existing leader instead.
+    async fn wait_for_pristine_majority(&self) -> bool {
+        let mine = self.configured_names();
+        let majority = mine.len() / 2 + 1;
+        let mut last_report = Instant::now() - Duration::from_secs(60);
+        loop {
+            let mut ready = 1;
+            let mut problems = Vec::new();
+            for (name, address) in &self.settings.peers {
+                match peer_status(address).await {
+                    Err(e) => problems.push(format!("{name} at {address} unreachable ({e})")),
+                    Ok(status) if status.name != *name => problems.push(format!(
+                        "{address} answers as '{}', not '{name}': check --peers",
+                        status.name
+                    )),
+                    Ok(status) if status.initialized => {
+                        tracing::info!(peer = %name, "a peer already belongs to a cluster: not initializing");
+                        return false;
+                    }
+                    Ok(status) if status.configured != mine => problems.push(format!(
+                        "{name} is configured with members {:?}, this node with {:?}: fix --peers",
+                        status.configured, mine
+                    )),
+                    Ok(_) => ready += 1,
+                }
+            }
+            if ready >= majority && problems.iter().all(|p| p.contains("unreachable")) {
+                return true;
+            }
+            if last_report.elapsed() > Duration::from_secs(5) {
+                let level_error = problems.iter().any(|p| !p.contains("unreachable"));
+                if level_error {
+                    tracing::error!(?problems, "cannot form the cluster");
+                } else {
+                    tracing::info!(?problems, "waiting for a majority of the members before forming the cluster");
+                }
+                last_report = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Asks a running cluster to add this node, until it does.
+    async fn join(&self, via: &str, me: Member) {
+        loop {
+            let request = AddMemberRequest {
+                id: me.name.clone(),
+                address: me.address.clone(),
+            };
+            let result = match network::channel(via) {
+                Ok(channel) => ChronosClient::new(channel).add_member(request).await,
+                Err(e) => Err(Status::invalid_argument(format!("bad --join address '{via}': {e}"))),
+            };
+            match result {
+                Ok(_) => return tracing::info!(%via, "joined the cluster"),
+                Err(s) if s.code() == tonic::Code::InvalidArgument => {
+                    return tracing::error!(%via, error = %s.message(), "cannot join the cluster");
+                }
+                Err(s) => tracing::warn!(%via, error = %s.message(), "joining the cluster; retrying"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// A restarted node keeps the membership it stored; say so when
+    /// `--peers` tells another story.
+    fn check_stored_membership(&self) {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let mut stored: Vec<String> = membership.nodes().map(|(_, m)| m.name.clone()).collect();
+        stored.sort();
+        if stored.is_empty() {
+            return;
+        }
+        if !stored.contains(&self.settings.name) {
+            tracing::warn!(?stored, "this node is not a member of its stored cluster (it was removed)");
+        } else if self.settings.join.is_none() && !self.settings.peers.is_empty() && stored != self.configured_names()
+        {
+            tracing::warn!(
+                ?stored,
+                configured = ?self.configured_names(),
+                "--peers differs from the stored membership; the stored membership is used (change it with `chronos cluster add/remove`)"
+            );
+        }
+    }
+
+    /// Replicates a write and returns the answer of applying it, forwarding
+    /// to the leader when this node is not it.
+    pub async fn write(&self, request: ExecuteRequest) -> Result<ExecuteResponse, Status> {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let key = (!request.client_id.is_empty()).then(|| IdempotencyKey {
+            client_id: request.client_id.clone(),
+            sequence: request.sequence,
+        });
+        loop {
+            let command = Command {
+                sql: request.sql.clone(),
+                hlc: self.clock.now().to_u64(),
+                site: self.id,
+                key: key.clone(),
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let written = tokio::time::timeout(remaining, self.raft.client_write(command))
+                .await
+                .map_err(|_| {
+                    unavailable(format!(
+                        "the write was not committed within {}s: no majority of the cluster answers. It may still take effect; retry with the same idempotency key",
+                        REQUEST_TIMEOUT.as_secs()
+                    ))
+                })?;
+            let forward = match written {
+                Ok(response) => {
+                    return ExecuteResponse::decode(response.data.response.as_slice())
+                        .map_err(|e| Status::internal(format!("bad apply result: {e}")));
+                }
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => f,
+                Err(e) => return Err(unavailable(format!("cannot replicate the write: {e}"))),
+            };
+            match (forward.leader_id, forward.leader_node) {
+                (Some(leader), Some(node)) if leader != self.id => {
+                    if request.forwarded {
+                        return Err(unavailable("this node is no longer the leader; retry"));
+                    }
+                    let address = self.network.address_of(leader, &node);
+                    let mut forwarded = request.clone();
+                    forwarded.forwarded = true;
+                    let channel = network::channel(&address).map_err(|e| Status::internal(e.to_string()))?;
+                    let mut client = ChronosClient::new(channel)
+                        .max_decoding_message_size(usize::MAX)
+                        .max_encoding_message_size(usize::MAX);
+                    return match tokio::time::timeout(remaining, client.execute(forwarded)).await {
+                        Ok(Ok(reply)) => Ok(reply.into_inner()),
+                        Ok(Err(s)) => Err(Status::new(s.code(), format!("leader {}: {}", node.name, s.message()))),
+                        Err(_) => Err(unavailable(format!("leader {} at {address} did not answer", node.name))),
+                    };
+                }
+                _ if Instant::now() >= deadline => {
+                    return Err(unavailable(
+                        "no leader: the cluster has not elected one (is a majority of its members up?)",
+                    ));
+                }
+                // No leader known yet (an election is under way).
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// The read index on the leader: the log position a linearizable read
+    /// must see, once leadership is confirmed by a majority.
+    pub async fn leader_read_index(&self) -> Result<u64, Status> {
+        let result = tokio::time::timeout(REQUEST_TIMEOUT, self.raft.ensure_linearizable())
+            .await
+            .map_err(|_| unavailable("the leader could not confirm its leadership with a majority in time"))?;
+        match result {
+            Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
+            Err(RaftError::APIError(e)) => Err(Status::failed_precondition(format!("not the leader: {e}"))),
+            Err(e) => Err(unavailable(e.to_string())),
+        }
+    }
+
+    /// Waits until this node may answer a strong (linearizable) read: it has
+    /// applied everything the leader had committed when the read began.
+    pub async fn strong_read_barrier(&self) -> Result<(), Status> {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let leader = self.raft.metrics().borrow().current_leader;
+            match leader {
+                Some(leader) if leader == self.id => {
+                    return self.leader_read_index().await.map(|_| ());
+                }
+                Some(leader) => {
+                    let node = self.raft.metrics().borrow().membership_config.membership().get_node(&leader).cloned();
+                    let Some(node) = node else {
+                        return Err(unavailable("the leader is not in this node's membership yet; retry"));
+                    };
+                    let address = self.network.address_of(leader, &node);
+                    let index = read_index(&address).await.map_err(|s| {
+                        unavailable(format!("cannot reach leader {} for a strong read: {}", node.name, s.message()))
+                    })?;
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    return self
+                        .raft
+                        .wait(Some(remaining))
+                        .applied_index_at_least(Some(index), "strong read")
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| unavailable(format!("this node did not catch up with the leader: {e}")));
+                }
+                None if Instant::now() >= deadline => {
+                    return Err(unavailable(
+                        "no leader for a strong read; a local read (--consistency local) may answer",
+                    ));
+                }
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// This node's own view of itself.
+    pub fn local_status(&self) -> NodeStatusResponse {
+        let m = self.raft.metrics().borrow().clone();
+        let initialized = !matches!(self.log.is_pristine(), Ok(true));
+        NodeStatusResponse {
+            name: self.settings.name.clone(),
+            role: role_name(m.state).to_string(),
+            term: m.current_term,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: m.last_applied.map_or(0, |l| l.index),
+            leader: m.current_leader.map(|l| self.member_name(l)).unwrap_or_default(),
+            cluster: String::new(),
+            initialized,
+            configured: self.configured_names(),
+        }
+    }
+
+    /// Every member with its role and log positions, asking each for its
+    /// own view (a member that does not answer is shown as unreachable).
+    pub async fn cluster_status(&self) -> ClusterStatusResponse {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (id, member) in membership.nodes() {
+            let (id, member) = (*id, member.clone());
+            let address = self.network.address_of(id, &member);
+            let voter = voters.contains(&id);
+            if id == self.id {
+                let s = self.local_status();
+                tasks.spawn(async move { (member, address, voter, Ok(s)) });
+            } else {
+                tasks.spawn(async move {
+                    let s = peer_status(&address).await;
+                    (member, address, voter, s)
+                });
+            }
+        }
+        let mut members = Vec::new();
+        while let Some(Ok((member, _, voter, status))) = tasks.join_next().await {
+            members.push(match status {
+                Ok(s) => MemberStatus {
+                    id: member.name,
+                    address: member.address,
+                    role: s.role,
+                    voter,
+                    term: s.term,
+                    last_log_index: s.last_log_index,
+                    applied_index: s.applied_index,
+                },
+                Err(_) => MemberStatus {
+                    id: member.name,
+                    address: member.address,
+                    role: "unreachable".into(),
+                    voter,
+                    ..MemberStatus::default()
+                },
+            });
+        }
+        members.sort_by(|a, b| a.id.cmp(&b.id));
+        ClusterStatusResponse {
+            members,
+            leader: m.current_leader.map(|l| self.member_name(l)).unwrap_or_default(),
+            term: m.current_term,
+        }
+    }
+
+    /// The leader's client, when this node is not the leader.
+    fn leader_client(&self) -> Result<Option<ChronosClient<tonic::transport::Channel>>, Status> {
+        let m = self.raft.metrics().borrow().clone();
+        match m.current_leader {
+            Some(l) if l == self.id => Ok(None),
+            Some(l) => {
+                let node = m
+                    .membership_config
+                    .membership()
+                    .get_node(&l)
+                    .cloned()
+                    .ok_or_else(|| unavailable("the leader is unknown here; retry"))?;
+                let address = self.network.address_of(l, &node);
+                let channel = network::channel(&address).map_err(|e| Status::internal(e.to_string()))?;
+                Ok(Some(ChronosClient::new(channel)))
+            }
+            None => Err(unavailable("no leader: the cluster has not elected one; retry")),
+        }
+    }
+
+    /// Adds a member: as a learner until it has caught up, then as a voter.
+    pub async fn add_member(&self, name: &str, address: &str) -> Result<ClusterStatusResponse, Status> {
+        check_member(name, address)?;
+        if let Some(mut leader) = self.leader_client()? {
+            let request = AddMemberRequest {
+                id: name.into(),
+                address: address.into(),
+            };
+            return leader.add_member(request).await.map(|r| r.into_inner());
+        }
+        let id = node_id(name);
+        let member = Member {
+            name: name.into(),
+            address: address.into(),
+        };
+        let m = self.raft.metrics().borrow().clone();
+        if let Some(existing) = m.membership_config.membership().get_node(&id) {
+            if existing.address != address {
+                return Err(Status::already_exists(format!(
+                    "member '{name}' already exists at {}; remove it first",
+                    existing.address
+                )));
+            }
+        }
+        tracing::info!(%name, %address, "adding member (learner until caught up)");
+        self.raft
+            .add_learner(id, member, true)
+            .await
+            .map_err(|e| unavailable(format!("cannot add learner '{name}': {e}")))?;
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(|e| unavailable(format!("cannot make '{name}' a voter: {e}")))?;
+        tracing::info!(%name, "member is now a voter");
+        Ok(self.cluster_status().await)
+    }
+
+    /// Removes a member from the cluster.
+    pub async fn remove_member(&self, name: &str) -> Result<ClusterStatusResponse, Status> {
+        if let Some(mut leader) = self.leader_client()? {
+            let request = crate::proto::v1::RemoveMemberRequest { id: name.into() };
+            return leader.remove_member(request).await.map(|r| r.into_inner());
+        }
+        let id = node_id(name);
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        if membership.get_node(&id).is_none() {
+            return Err(Status::not_found(format!("'{name}' is not a member")));
+        }
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let change = match voters.contains(&id) {
+            true if voters.len() == 1 => {
+                return Err(Status::failed_precondition("cannot remove the last voter of the cluster"));
+            }
+            true => ChangeMembers::RemoveVoters(BTreeSet::from([id])),
+            false => ChangeMembers::RemoveNodes(BTreeSet::from([id])),
+        };
+        tracing::info!(%name, "removing member");
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(|e| unavailable(format!("cannot remove '{name}': {e}")))?;
+        Ok(self.cluster_status().await)
+    }
+}
+
+fn check_member(name: &str, address: &str) -> Result<(), Status> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(Status::invalid_argument(format!(
+            "member id '{name}' must be 1-64 letters, digits, '-' or '_'"
+        )));
+    }
+    if !address.contains(':') || network::channel(address).is_err() {
+        return Err(Status::invalid_argument(format!("'{address}' is not a host:port address")));
+    }
+    Ok(())
+}
+
+pub fn role_name(state: ServerState) -> &'static str {
+    match state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "stopped",
+    }
+}
+
+async fn peer_status(address: &str) -> Result<NodeStatusResponse, Status> {
+    let channel = network::channel(address).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let mut client = network::raft_client(channel);
+    match tokio::time::timeout(PEER_STATUS_TIMEOUT, client.node_status(NodeStatusRequest {})).await {
+        Ok(r) => r.map(|r| r.into_inner()),
+        Err(_) => Err(unavailable("timed out")),
+    }
+}
+
+async fn read_index(address: &str) -> Result<u64, Status> {
+    let channel = network::channel(address).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let mut client = network::raft_client(channel);
+    match tokio::time::timeout(REQUEST_TIMEOUT, client.read_index(ReadIndexRequest {})).await {
+        Ok(r) => r.map(|r| r.into_inner().index),
+        Err(_) => Err(unavailable("timed out")),
+    }
+}

@@ -1,0 +1,66 @@
+//! The server side of peer RPC: decodes openraft's messages and hands them
+//! to the local Raft node.
+
+use super::node::RaftNode;
+use super::{NodeId, TypeConfig};
+use crate::proto::raft::raft_server::Raft as RaftRpc;
+use crate::proto::raft::{
+    NodeStatusRequest, NodeStatusResponse, RaftMessage, ReadIndexRequest, ReadIndexResponse, SnapshotChunk,
+};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+#[derive(Clone)]
+pub struct RaftService {
+    node: Arc<RaftNode>,
+}
+
+impl RaftService {
+    pub fn new(node: Arc<RaftNode>) -> RaftService {
+        RaftService { node }
+    }
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Status> {
+    serde_json::from_slice(bytes).map_err(|e| Status::invalid_argument(format!("malformed peer message: {e}")))
+}
+
+fn reply<T: Serialize>(result: &T) -> Result<Response<RaftMessage>, Status> {
+    let payload = serde_json::to_vec(result).map_err(|e| Status::internal(format!("cannot encode reply: {e}")))?;
+    Ok(Response::new(RaftMessage {
+        payload,
+        cluster: String::new(),
+    }))
+}
+
+#[tonic::async_trait]
+impl RaftRpc for RaftService {
+    async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(&request.into_inner().payload)?;
+        reply(&self.node.raft().append_entries(rpc).await)
+    }
+
+    async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let rpc: VoteRequest<NodeId> = decode(&request.into_inner().payload)?;
+        reply(&self.node.raft().vote(rpc).await)
+    }
+
+    async fn install_snapshot(&self, request: Request<SnapshotChunk>) -> Result<Response<RaftMessage>, Status> {
+        let chunk = request.into_inner();
+        let mut rpc: InstallSnapshotRequest<TypeConfig> = decode(&chunk.header)?;
+        rpc.data = chunk.data;
+        reply(&self.node.raft().install_snapshot(rpc).await)
+    }
+
+    async fn read_index(&self, _request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
+        let index = self.node.leader_read_index().await?;
+        Ok(Response::new(ReadIndexResponse { index }))
+    }
+
+    async fn node_status(&self, _request: Request<NodeStatusRequest>) -> Result<Response<NodeStatusResponse>, Status> {
+        Ok(Response::new(self.node.local_status()))
+    }
+}

@@ -1,0 +1,397 @@
+//! The replicated state machine: applies committed log entries, in order,
+//! through the SQL engine. Each entry's effects, its log position, the
+//! membership and the idempotency record commit in one atomic batch, so a
+//! crash never applies an entry twice or loses one.
+//!
+//! Apply is deterministic: the entry's HLC stamp (set by the leader) is the
+//! value of `now()` and the version of every row it writes.
+
+use super::snapshot;
+use super::{Command, Entry, LogId, Member, NodeId, Reply, StorageError, TypeConfig};
+use crate::proto::execute_response;
+use crate::proto::v1::{ExecuteResponse, StatementError};
+use crate::sql::{ApplyContext, Database};
+use crate::storage::{Engine, RowVersion, Transaction, WriteBatch};
+use crate::sync::{Clock, Timestamp};
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
+    StorageIOError, StoredMembership,
+};
+use prost::Message as _;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The state machine's own keyspaces (part of every snapshot).
+const STATE: &str = "sm.state";
+const SESSIONS: &str = "sm.sessions";
+const APPLIED: &[u8] = b"applied";
+const MEMBERSHIP: &[u8] = b"membership";
+/// A tree outside the state: set while a snapshot is being installed.
+const INSTALL_TREE: &str = "raft.install";
+const INSTALLING: &[u8] = b"installing";
+
+type Membership = StoredMembership<NodeId, Member>;
+type Meta = SnapshotMeta<NodeId, Member>;
+
+/// The last answer given to a client, by client id.
+#[derive(Serialize, Deserialize)]
+struct Session {
+    sequence: u64,
+    response: Vec<u8>,
+}
+
+/// The snapshot a node holds: its data file and what it covers.
+#[derive(Clone, Serialize, Deserialize)]
+struct SnapshotRecord {
+    meta: Meta,
+    file: String,
+}
+
+#[derive(Clone)]
+pub struct StateMachine {
+    db: Arc<Database>,
+    sled: sled::Db,
+    clock: Arc<Clock>,
+    dir: PathBuf,
+}
+
+fn sm_err(verb: ErrorVerb, e: impl ToString) -> StorageError {
+    StorageIOError::new(
+        ErrorSubject::StateMachine,
+        verb,
+        openraft::AnyError::error(e.to_string()),
+    )
+    .into()
+}
+
+fn snap_err(verb: ErrorVerb, e: impl ToString) -> StorageError {
+    StorageIOError::new(ErrorSubject::Snapshot(None), verb, openraft::AnyError::error(e.to_string())).into()
+}
+
+impl StateMachine {
+    /// Opens the state machine over the node's database; snapshots live in
+    /// `dir`. Finishes a snapshot install that a crash interrupted.
+    pub fn open(db: Arc<Database>, sled: sled::Db, clock: Arc<Clock>, dir: &Path) -> std::io::Result<StateMachine> {
+        std::fs::create_dir_all(dir)?;
+        let sm = StateMachine {
+            db,
+            sled,
+            clock,
+            dir: dir.to_path_buf(),
+        };
+        let installing = sm.install_tree().map_err(std::io::Error::other)?.get(INSTALLING);
+        if installing.map_err(std::io::Error::other)?.is_some() {
+            let record = sm
+                .current_record()
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+                .ok_or_else(|| std::io::Error::other("an interrupted snapshot install has no snapshot file"))?;
+            tracing::warn!(snapshot = %record.file, "finishing an interrupted snapshot install");
+            sm.load_snapshot(&record).map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        Ok(sm)
+    }
+
+    fn engine(&self) -> &Arc<dyn Engine> {
+        self.db.engine()
+    }
+
+    fn install_tree(&self) -> Result<sled::Tree, sled::Error> {
+        self.sled.open_tree(INSTALL_TREE)
+    }
+
+    fn read_state<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
+        match self.engine().get(STATE, key).map_err(|e| sm_err(ErrorVerb::Read, e))? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| sm_err(ErrorVerb::Read, e)),
+        }
+    }
+
+    /// The last applied log position, as stored.
+    pub fn applied(&self) -> Result<Option<LogId>, StorageError> {
+        self.read_state(APPLIED)
+    }
+
+    fn current_record(&self) -> Result<Option<SnapshotRecord>, StorageError> {
+        let path = self.dir.join("current.json");
+        match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(snap_err(ErrorVerb::Read, e)),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| snap_err(ErrorVerb::Read, e)),
+        }
+    }
+
+    /// Makes `record` the current snapshot (atomically: write, fsync, rename)
+    /// and removes older snapshot files.
+    fn set_current_record(&self, record: &SnapshotRecord) -> Result<(), StorageError> {
+        let tmp = self.dir.join("current.json.tmp");
+        let bytes = serde_json::to_vec(record).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, &bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, self.dir.join("current.json"))?;
+            std::fs::File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        // Older files may still be streaming to a follower; an open file
+        // survives its unlinking, so removing them is safe.
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.ends_with(".snap") && name != record.file {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the whole state with a snapshot, then records the applied
+    /// position and membership it covers.
+    fn mark_installing(&self) -> Result<(), StorageError> {
+        let tree = self.install_tree().map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        tree.insert(INSTALLING, b"1".as_slice()).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        self.sled.flush().map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        Ok(())
+    }
+
+    fn load_snapshot(&self, record: &SnapshotRecord) -> Result<(), StorageError> {
+        let path = self.dir.join(&record.file);
+        self.mark_installing()?;
+        let tree = self.install_tree().map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        self.db.exclusively(|| -> Result<(), StorageError> {
+            snapshot::load(self.engine().as_ref(), &path).map_err(|e| snap_err(ErrorVerb::Read, e))?;
+            let mut batch = WriteBatch::default();
+            let state = batch.writes.entry(STATE.to_string()).or_default();
+            let applied = serde_json::to_vec(&record.meta.last_log_id).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+            let membership =
+                serde_json::to_vec(&record.meta.last_membership).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+            state.insert(APPLIED.to_vec(), Some(applied));
+            state.insert(MEMBERSHIP.to_vec(), Some(membership));
+            self.engine().commit(batch).map_err(|e| sm_err(ErrorVerb::Write, e))
+        })?;
+        tree.remove(INSTALLING).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        self.sled.flush().map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        Ok(())
+    }
+
+    /// Applies one entry (on a blocking thread: sled and SQL are synchronous).
+    fn apply_entry(&self, entry: Entry) -> Result<Reply, StorageError> {
+        let log_id = entry.log_id;
+        let applied = serde_json::to_vec(&Some(log_id)).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        let mut batch = WriteBatch::default();
+        batch
+            .writes
+            .entry(STATE.to_string())
+            .or_default()
+            .insert(APPLIED.to_vec(), Some(applied.clone()));
+        let command = match entry.payload {
+            EntryPayload::Blank => None,
+            EntryPayload::Membership(m) => {
+                let stored = Membership::new(Some(log_id), m);
+                let bytes = serde_json::to_vec(&stored).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                batch
+                    .writes
+                    .entry(STATE.to_string())
+                    .or_default()
+                    .insert(MEMBERSHIP.to_vec(), Some(bytes));
+                None
+            }
+            EntryPayload::Normal(c) => Some(c),
+        };
+        let Some(command) = command else {
+            self.engine().commit(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+            return Ok(Reply::default());
+        };
+        let stamp = Timestamp::from_u64(command.hlc);
+        self.clock.observe(stamp);
+        if let Some(reply) = self.repeated(&command)? {
+            self.engine().commit(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+            return Ok(reply);
+        }
+        let ctx = ApplyContext {
+            now_ms: stamp.physical_ms,
+            version: RowVersion {
+                hlc: command.hlc,
+                site: command.site,
+            },
+        };
+        let mut response = Vec::new();
+        self.db
+            .apply_script(&command.sql, ctx, |outcome, txn: &mut Transaction| {
+                txn.set(STATE, APPLIED.to_vec(), applied);
+                response = execute_response(outcome).encode_to_vec();
+                if let Some(key) = &command.key {
+                    let session = Session {
+                        sequence: key.sequence,
+                        response: response.clone(),
+                    };
+                    if let Ok(bytes) = serde_json::to_vec(&session) {
+                        txn.set(SESSIONS, key.client_id.as_bytes().to_vec(), bytes);
+                    }
+                }
+            })
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        Ok(Reply { response })
+    }
+
+    /// The stored answer when the command repeats a key already applied.
+    fn repeated(&self, command: &Command) -> Result<Option<Reply>, StorageError> {
+        let Some(key) = &command.key else { return Ok(None) };
+        let Some(bytes) = self
+            .engine()
+            .get(SESSIONS, key.client_id.as_bytes())
+            .map_err(|e| sm_err(ErrorVerb::Read, e))?
+        else {
+            return Ok(None);
+        };
+        let session: Session = serde_json::from_slice(&bytes).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        if key.sequence > session.sequence {
+            return Ok(None);
+        }
+        if key.sequence == session.sequence {
+            return Ok(Some(Reply {
+                response: session.response,
+            }));
+        }
+        // An older request of this client: applied long ago, its answer no
+        // longer kept.
+        let response = ExecuteResponse {
+            results: Vec::new(),
+            error: Some(StatementError {
+                statement_index: 0,
+                code: "already_applied".into(),
+                message: format!(
+                    "request {} of client {} was applied before (its answer is no longer kept)",
+                    key.sequence, key.client_id
+                ),
+            }),
+        };
+        Ok(Some(Reply {
+            response: response.encode_to_vec(),
+        }))
+    }
+
+    fn build(&self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        let file = format!("snapshot-{id}.snap");
+        let path = self.dir.join(&file);
+        // Writers wait while the copy is made, so it matches the applied
+        // position read together with it.
+        let meta = self.db.while_writes_paused(|| -> Result<Meta, StorageError> {
+            let last_log_id: Option<LogId> = self.read_state(APPLIED)?.flatten();
+            let last_membership: Membership = self.read_state(MEMBERSHIP)?.unwrap_or_default();
+            snapshot::write(self.engine().as_ref(), &path).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            Ok(Meta {
+                last_log_id,
+                last_membership,
+                snapshot_id: id,
+            })
+        })?;
+        let record = SnapshotRecord { meta, file };
+        self.set_current_record(&record)?;
+        tracing::info!(snapshot = %record.file, last_log_id = ?record.meta.last_log_id, "built snapshot");
+        self.open_snapshot(record)
+    }
+
+    fn open_snapshot(&self, record: SnapshotRecord) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let file = std::fs::File::open(self.dir.join(&record.file)).map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        Ok(Snapshot {
+            meta: record.meta,
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
+        })
+    }
+}
+
+async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> Result<R, StorageError> + Send + 'static,
+) -> Result<R, StorageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| sm_err(ErrorVerb::Write, e))?
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let sm = self.clone();
+        blocking(move || sm.build()).await
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, Membership), StorageError> {
+        let applied = self.read_state::<Option<LogId>>(APPLIED)?.flatten();
+        let membership = self.read_state(MEMBERSHIP)?.unwrap_or_default();
+        Ok((applied, membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Reply>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let sm = self.clone();
+        blocking(move || entries.into_iter().map(|e| sm.apply_entry(e)).collect()).await
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let file = tokio::fs::File::create(self.dir.join("incoming.part"))
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        Ok(Box::new(file))
+    }
+
+    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<tokio::fs::File>) -> Result<(), StorageError> {
+        snapshot.sync_all().await.map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        drop(snapshot);
+        // The id comes from the leader: keep it to safe file-name characters.
+        let id: String = meta
+            .snapshot_id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .take(100)
+            .collect();
+        let file = format!("snapshot-{id}.snap");
+        let incoming = self.dir.join("incoming.part");
+        std::fs::rename(&incoming, self.dir.join(&file)).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        let record = SnapshotRecord {
+            meta: meta.clone(),
+            file,
+        };
+        // Marked before the snapshot becomes current: after a crash from
+        // here on, opening the state machine finishes the install.
+        self.mark_installing()?;
+        self.set_current_record(&record)?;
+        let sm = self.clone();
+        blocking(move || sm.load_snapshot(&record)).await?;
+        tracing::info!(last_log_id = ?meta.last_log_id, "installed snapshot from the leader");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        match self.current_record()? {
+            None => Ok(None),
+            Some(record) => self.open_snapshot(record).map(Some),
+        }
+    }
+}
