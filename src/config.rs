@@ -218,7 +218,9 @@ impl Config {
         }
         if let Some(join) = &self.join {
             if !join.contains(':') {
-                return Err(ConfigError::Invalid(format!("key 'join': '{join}' is not a host:port address")));
+                return Err(ConfigError::Invalid(format!(
+                    "key 'join': '{join}' is not a host:port address"
+                )));
             }
             if !peers.is_empty() {
                 return Err(ConfigError::Invalid(

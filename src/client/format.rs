@@ -131,6 +131,52 @@ fn json_value(v: &Value) -> serde_json::Value {
     }
 }
 
+/// `chronos cluster status`: one line with the leader and term, then a table
+/// of the members.
+pub fn cluster_status(status: &crate::proto::v1::ClusterStatusResponse) -> String {
+    let leader = match status.leader.as_str() {
+        "" => "none",
+        l => l,
+    };
+    let columns: Vec<String> = [
+        "id",
+        "address",
+        "role",
+        "voter",
+        "term",
+        "last_log_index",
+        "applied_index",
+    ]
+    .iter()
+    .map(|c| c.to_string())
+    .collect();
+    let int = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
+    let rows: Vec<Vec<Value>> = status
+        .members
+        .iter()
+        .map(|m| {
+            vec![
+                Value::Text(m.id.clone()),
+                Value::Text(m.address.clone()),
+                Value::Text(m.role.clone()),
+                Value::Bool(m.voter),
+                int(m.term),
+                int(m.last_log_index),
+                int(m.applied_index),
+            ]
+        })
+        .collect();
+    let mut out = format!("leader: {leader}, term {}\n", status.term);
+    let mut body = table(&columns, &rows, Duration::ZERO);
+    // The member table needs no timing line.
+    if let Some(cut) = body.rfind(" in set (") {
+        let line_start = body[..cut].rfind('\n').map_or(0, |i| i + 1);
+        body.truncate(line_start);
+    }
+    out += &body;
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,42 +207,4 @@ mod tests {
             "Query OK, 1 row affected (0.00 sec)\n"
         );
     }
-}
-
-/// `chronos cluster status`: one line with the leader and term, then a table
-/// of the members.
-pub fn cluster_status(status: &crate::proto::v1::ClusterStatusResponse) -> String {
-    let leader = match status.leader.as_str() {
-        "" => "none",
-        l => l,
-    };
-    let columns: Vec<String> = ["id", "address", "role", "voter", "term", "last_log_index", "applied_index"]
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
-    let int = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
-    let rows: Vec<Vec<Value>> = status
-        .members
-        .iter()
-        .map(|m| {
-            vec![
-                Value::Text(m.id.clone()),
-                Value::Text(m.address.clone()),
-                Value::Text(m.role.clone()),
-                Value::Bool(m.voter),
-                int(m.term),
-                int(m.last_log_index),
-                int(m.applied_index),
-            ]
-        })
-        .collect();
-    let mut out = format!("leader: {leader}, term {}\n", status.term);
-    let mut body = table(&columns, &rows, Duration::ZERO);
-    // The member table needs no timing line.
-    if let Some(cut) = body.rfind(" in set (") {
-        let line_start = body[..cut].rfind('\n').map_or(0, |i| i + 1);
-        body.truncate(line_start);
-    }
-    out += &body;
-    out
 }

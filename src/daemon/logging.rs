@@ -13,10 +13,10 @@ pub fn init_logging(config: &Config) {
     // openraft narrates every election and membership step at INFO; our own
     // log lines say what matters. A filter naming openraft still wins.
     let named = std::env::var("RUST_LOG").unwrap_or_else(|_| config.log_level.clone());
-    if !named.contains("openraft") {
-        if let Ok(directive) = "openraft=warn".parse() {
-            filter = filter.add_directive(directive);
-        }
+    if !named.contains("openraft")
+        && let Ok(directive) = "openraft=warn".parse()
+    {
+        filter = filter.add_directive(directive);
     }
     // systemd sets JOURNAL_STREAM when stderr goes to the journal.
     let journald = match config.log_target.as_str() {

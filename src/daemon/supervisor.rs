@@ -183,7 +183,11 @@ async fn report_role(node: Arc<RaftNode>, address: String) {
                 .current_leader
                 .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.name.clone()))
                 .unwrap_or_else(|| "none".into());
-            format!("serving on {address}: {}, leader {leader}, term {}", role_name(m.state), m.current_term)
+            format!(
+                "serving on {address}: {}, leader {leader}, term {}",
+                role_name(m.state),
+                m.current_term
+            )
         };
         if line != last {
             readiness::status(&line);

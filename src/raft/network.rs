@@ -53,7 +53,10 @@ impl Network {
     }
 
     pub fn address_of(&self, id: NodeId, member: &Member) -> String {
-        self.overrides.get(&id).cloned().unwrap_or_else(|| member.address.clone())
+        self.overrides
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| member.address.clone())
     }
 }
 
@@ -80,9 +83,9 @@ type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, Member, RaftErro
 
 impl Peer {
     fn client(&self) -> Result<RaftClient<Channel>, Unreachable> {
-        self.client.clone().ok_or_else(|| {
-            Unreachable::new(&std::io::Error::other(format!("bad peer address '{}'", self.address)))
-        })
+        self.client
+            .clone()
+            .ok_or_else(|| Unreachable::new(&std::io::Error::other(format!("bad peer address '{}'", self.address))))
     }
 
     /// Sends one JSON-encoded request and decodes the peer's
@@ -139,7 +142,8 @@ impl RaftNetwork<TypeConfig> for Peer {
     }
 
     async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> Result<VoteResponse<NodeId>, RpcErr> {
-        self.call(&rpc, &option, |mut c, m| async move { c.vote(m).await }).await
+        self.call(&rpc, &option, |mut c, m| async move { c.vote(m).await })
+            .await
     }
 
     async fn install_snapshot(

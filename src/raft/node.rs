@@ -240,7 +240,10 @@ impl RaftNode {
                 if level_error {
                     tracing::error!(?problems, "cannot form the cluster");
                 } else {
-                    tracing::info!(?problems, "waiting for a majority of the members before forming the cluster");
+                    tracing::info!(
+                        ?problems,
+                        "waiting for a majority of the members before forming the cluster"
+                    );
                 }
                 last_report = Instant::now();
             }
@@ -281,9 +284,11 @@ impl RaftNode {
             return;
         }
         if !stored.contains(&self.settings.name) {
-            tracing::warn!(?stored, "this node is not a member of its stored cluster (it was removed)");
-        } else if self.settings.join.is_none() && !self.settings.peers.is_empty() && stored != self.configured_names()
-        {
+            tracing::warn!(
+                ?stored,
+                "this node is not a member of its stored cluster (it was removed)"
+            );
+        } else if self.settings.join.is_none() && !self.settings.peers.is_empty() && stored != self.configured_names() {
             tracing::warn!(
                 ?stored,
                 configured = ?self.configured_names(),
@@ -377,13 +382,24 @@ impl RaftNode {
                     return self.leader_read_index().await.map(|_| ());
                 }
                 Some(leader) => {
-                    let node = self.raft.metrics().borrow().membership_config.membership().get_node(&leader).cloned();
+                    let node = self
+                        .raft
+                        .metrics()
+                        .borrow()
+                        .membership_config
+                        .membership()
+                        .get_node(&leader)
+                        .cloned();
                     let Some(node) = node else {
                         return Err(unavailable("the leader is not in this node's membership yet; retry"));
                     };
                     let address = self.network.address_of(leader, &node);
                     let index = read_index(&address).await.map_err(|s| {
-                        unavailable(format!("cannot reach leader {} for a strong read: {}", node.name, s.message()))
+                        unavailable(format!(
+                            "cannot reach leader {} for a strong read: {}",
+                            node.name,
+                            s.message()
+                        ))
                     })?;
                     let remaining = deadline.saturating_duration_since(Instant::now());
                     return self
@@ -507,13 +523,13 @@ impl RaftNode {
             address: address.into(),
         };
         let m = self.raft.metrics().borrow().clone();
-        if let Some(existing) = m.membership_config.membership().get_node(&id) {
-            if existing.address != address {
-                return Err(Status::already_exists(format!(
-                    "member '{name}' already exists at {}; remove it first",
-                    existing.address
-                )));
-            }
+        if let Some(existing) = m.membership_config.membership().get_node(&id)
+            && existing.address != address
+        {
+            return Err(Status::already_exists(format!(
+                "member '{name}' already exists at {}; remove it first",
+                existing.address
+            )));
         }
         tracing::info!(%name, %address, "adding member (learner until caught up)");
         self.raft
@@ -543,7 +559,9 @@ impl RaftNode {
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let change = match voters.contains(&id) {
             true if voters.len() == 1 => {
-                return Err(Status::failed_precondition("cannot remove the last voter of the cluster"));
+                return Err(Status::failed_precondition(
+                    "cannot remove the last voter of the cluster",
+                ));
             }
             true => ChangeMembers::RemoveVoters(BTreeSet::from([id])),
             false => ChangeMembers::RemoveNodes(BTreeSet::from([id])),
@@ -558,16 +576,17 @@ impl RaftNode {
 }
 
 fn check_member(name: &str, address: &str) -> Result<(), Status> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let valid =
+        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid {
         return Err(Status::invalid_argument(format!(
             "member id '{name}' must be 1-64 letters, digits, '-' or '_'"
         )));
     }
     if !address.contains(':') || network::channel(address).is_err() {
-        return Err(Status::invalid_argument(format!("'{address}' is not a host:port address")));
+        return Err(Status::invalid_argument(format!(
+            "'{address}' is not a host:port address"
+        )));
     }
     Ok(())
 }

@@ -69,7 +69,10 @@ fn read_chunk(input: &mut impl Read) -> io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     input.take(len as u64).read_to_end(&mut buf)?;
     if buf.len() != len {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "snapshot file is truncated"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "snapshot file is truncated",
+        ));
     }
     Ok(buf)
 }
@@ -101,7 +104,10 @@ pub fn load(engine: &dyn Engine, path: &Path) -> io::Result<u64> {
                 .map(u64::from_be_bytes)
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad snapshot trailer"))?;
             if expected != count {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "snapshot record count mismatch"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "snapshot record count mismatch",
+                ));
             }
             break;
         }
@@ -128,7 +134,10 @@ mod tests {
 
     fn put(engine: &dyn Engine, space: &str, k: &[u8], v: &[u8]) {
         let mut b = WriteBatch::default();
-        b.writes.entry(space.into()).or_default().insert(k.to_vec(), Some(v.to_vec()));
+        b.writes
+            .entry(space.into())
+            .or_default()
+            .insert(k.to_vec(), Some(v.to_vec()));
         engine.commit(b).unwrap();
     }
 

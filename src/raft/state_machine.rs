@@ -15,8 +15,8 @@ use crate::storage::{Engine, RowVersion, Transaction, WriteBatch};
 use crate::sync::{Clock, Timestamp};
 use openraft::storage::RaftStateMachine;
 use openraft::{
-    EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
-    StorageIOError, StoredMembership,
+    EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageIOError,
+    StoredMembership,
 };
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,12 @@ fn sm_err(verb: ErrorVerb, e: impl ToString) -> StorageError {
 }
 
 fn snap_err(verb: ErrorVerb, e: impl ToString) -> StorageError {
-    StorageIOError::new(ErrorSubject::Snapshot(None), verb, openraft::AnyError::error(e.to_string())).into()
+    StorageIOError::new(
+        ErrorSubject::Snapshot(None),
+        verb,
+        openraft::AnyError::error(e.to_string()),
+    )
+    .into()
 }
 
 impl StateMachine {
@@ -88,7 +93,8 @@ impl StateMachine {
                 .map_err(|e| std::io::Error::other(e.to_string()))?
                 .ok_or_else(|| std::io::Error::other("an interrupted snapshot install has no snapshot file"))?;
             tracing::warn!(snapshot = %record.file, "finishing an interrupted snapshot install");
-            sm.load_snapshot(&record).map_err(|e| std::io::Error::other(e.to_string()))?;
+            sm.load_snapshot(&record)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
         }
         Ok(sm)
     }
@@ -156,7 +162,8 @@ impl StateMachine {
     /// position and membership it covers.
     fn mark_installing(&self) -> Result<(), StorageError> {
         let tree = self.install_tree().map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        tree.insert(INSTALLING, b"1".as_slice()).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        tree.insert(INSTALLING, b"1".as_slice())
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
         self.sled.flush().map_err(|e| snap_err(ErrorVerb::Write, e))?;
         Ok(())
     }

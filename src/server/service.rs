@@ -62,10 +62,10 @@ impl Chronos for ChronosService {
             return Ok(Response::new(execute_response(&outcome)));
         }
         let response = self.node.write(request).await?;
-        if let Some(e) = &response.error {
-            if e.code == "storage_error" {
-                tracing::error!(error = %e.message, "storage error");
-            }
+        if let Some(e) = &response.error
+            && e.code == "storage_error"
+        {
+            tracing::error!(error = %e.message, "storage error");
         }
         Ok(Response::new(response))
     }
@@ -79,7 +79,9 @@ impl Chronos for ChronosService {
 
     async fn add_member(&self, request: Request<AddMemberRequest>) -> Result<Response<ClusterStatusResponse>, Status> {
         let request = request.into_inner();
-        Ok(Response::new(self.node.add_member(&request.id, &request.address).await?))
+        Ok(Response::new(
+            self.node.add_member(&request.id, &request.address).await?,
+        ))
     }
 
     async fn remove_member(

@@ -1,0 +1,280 @@
+//! A real cluster of `chronos node` processes on 127.0.0.1 for fault tests.
+//!
+//! Members reach each other only through per-direction TCP proxies owned by
+//! the test, so a test can cut any link (a partition) without touching the
+//! host's firewall. Clients talk to nodes directly.
+
+#![allow(dead_code)]
+
+use super::{BIN, free_port};
+use chronos::client::Client;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Election timeout for test clusters, in milliseconds.
+pub const ELECTION_MS: u64 = 400;
+
+/// A one-way link from one member to another that can be cut and healed.
+pub struct Proxy {
+    pub address: String,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    pub fn start(target: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let address = listener.local_addr().expect("proxy address").to_string();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (c, o) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for incoming in listener.incoming() {
+                let Ok(inbound) = incoming else { continue };
+                if c.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let Ok(outbound) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let _ = inbound.set_nodelay(true);
+                let _ = outbound.set_nodelay(true);
+                let mut list = o.lock().unwrap();
+                for s in [&inbound, &outbound] {
+                    if let Ok(s) = s.try_clone() {
+                        list.push(s);
+                    }
+                }
+                drop(list);
+                pipe(inbound.try_clone().unwrap(), outbound.try_clone().unwrap(), c.clone());
+                pipe(outbound, inbound, c.clone());
+            }
+        });
+        Proxy { address, cut, open }
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream, cut: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if cut.load(Ordering::SeqCst) || to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    });
+}
+
+pub struct Member {
+    pub name: String,
+    pub address: String,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub members: Vec<Member>,
+    /// links[i][j]: how member i reaches member j.
+    pub links: Vec<Vec<Option<Proxy>>>,
+    pub snapshot_every: u64,
+}
+
+impl Cluster {
+    /// Starts `n` members, in the order given (indexes), as in the Quick
+    /// Start: each with --peers naming the others.
+    pub fn start(n: usize, order: &[usize], snapshot_every: u64) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let members: Vec<Member> = (0..n)
+            .map(|i| Member {
+                name: format!("node{}", i + 1),
+                address: format!("127.0.0.1:{}", free_port()),
+                child: None,
+                log: dir.path().join(format!("node{}.log", i + 1)),
+            })
+            .collect();
+        let links = (0..n)
+            .map(|i| {
+                (0..n)
+                    .map(|j| (i != j).then(|| Proxy::start(members[j].address.clone())))
+                    .collect()
+            })
+            .collect();
+        let mut cluster = Cluster {
+            dir,
+            members,
+            links,
+            snapshot_every,
+        };
+        for &i in order {
+            cluster.spawn(i, &[]);
+        }
+        cluster
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn peers_of(&self, i: usize) -> String {
+        (0..self.members.len())
+            .filter(|&j| j != i)
+            .map(|j| {
+                let link = self.links[i][j].as_ref().expect("link");
+                format!("{}={}", self.members[j].name, link.address)
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Starts member i's process (again), with extra flags.
+    pub fn spawn(&mut self, i: usize, extra: &[&str]) {
+        let m = &self.members[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.log)
+            .expect("open node log");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["node", "--id", &m.name, "--address", &m.address])
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env("CHRONOS_ELECTION_TIMEOUT_MS", ELECTION_MS.to_string())
+            .env("CHRONOS_SNAPSHOT_EVERY", self.snapshot_every.to_string())
+            .env("RUST_LOG", "info,openraft=error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        if extra.is_empty() {
+            cmd.args(["--peers", &self.peers_of(i)]);
+        } else {
+            cmd.args(extra);
+        }
+        let child = cmd.spawn().expect("spawn chronos node");
+        self.members[i].child = Some(child);
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Cuts every link between the two groups, both ways.
+    pub fn partition(&self, a: &[usize], b: &[usize]) {
+        for &i in a {
+            for &j in b {
+                self.links[i][j].as_ref().unwrap().cut();
+                self.links[j][i].as_ref().unwrap().cut();
+            }
+        }
+    }
+
+    pub fn heal(&self) {
+        for row in &self.links {
+            for p in row.iter().flatten() {
+                p.heal();
+            }
+        }
+    }
+
+    pub fn log_of(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.members[i].log).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+        if std::thread::panicking() {
+            for i in 0..self.members.len() {
+                let log = self.log_of(i);
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("---- {} log (last lines) ----", self.members[i].name);
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+/// Connects a library client, retrying while the node starts.
+pub async fn connect(address: &str) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match Client::connect(address).await {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("cannot connect to {address}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// All rows of a query on one node, as text, read locally.
+pub async fn rows_at(address: &str, sql: &str) -> Result<Vec<String>, String> {
+    let mut client = Client::connect(address).await.map_err(|e| e.to_string())?;
+    client.consistency = chronos::client::Consistency::Local;
+    let mut stream = client.query(sql).await.map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    loop {
+        let batch = stream.next_batch().await.map_err(|e| e.to_string())?;
+        if batch.is_empty() {
+            return Ok(out);
+        }
+        out.extend(batch.iter().map(|r| format!("{r:?}")));
+    }
+}
+
+/// Waits until every running member answers `sql` identically (row by
+/// row) and returns that answer.
+pub async fn converged(cluster: &Cluster, members: &[usize], sql: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut answers = Vec::new();
+        for &i in members {
+            answers.push(rows_at(&cluster.members[i].address, sql).await);
+        }
+        if let Some(Ok(first)) = answers.first()
+            && answers.iter().all(|a| a.as_ref() == Ok(first))
+        {
+            return first.clone();
+        }
+        if Instant::now() > deadline {
+            let sizes: Vec<_> = answers.iter().map(|a| a.as_ref().map(|r| r.len())).collect();
+            panic!("members did not converge on `{sql}`: row counts {sizes:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn path_exists(p: &Path) -> bool {
+    p.exists()
+}
