@@ -68,6 +68,37 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Consistency::Strong)]
         consistency: Consistency,
     },
+    /// Load a running node or cluster and report throughput and latency.
+    Bench {
+        /// Node(s) to load, comma-separated; clients are spread over them.
+        #[arg(
+            long,
+            default_value = "127.0.0.1:8000",
+            env = "CHRONOS_LEADER",
+            value_delimiter = ','
+        )]
+        leader: Vec<String>,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Seconds to run (ignored with --count).
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Total operations to run, instead of a duration.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Rows per INSERT.
+        #[arg(long, default_value_t = 1)]
+        rows: usize,
+        /// Fraction of operations that are primary-key SELECTs (0 to 1).
+        #[arg(long, default_value_t = 0.0)]
+        read_ratio: f64,
+        #[arg(long, value_enum, default_value_t = Consistency::Strong)]
+        consistency: Consistency,
+        /// The table written and read (created if missing).
+        #[arg(long, default_value = "bench")]
+        table: String,
+    },
     /// Print the version.
     Version,
 }
@@ -132,9 +163,53 @@ fn main() -> ExitCode {
             consistency,
         } => run_client(&leader, execute, format, consistency),
         Command::Cluster { leader, action } => run_cluster(&leader, action),
+        Command::Bench {
+            leader,
+            clients,
+            duration,
+            count,
+            rows,
+            read_ratio,
+            consistency,
+            table,
+        } => {
+            if clients == 0 || rows == 0 || !(0.0..=1.0).contains(&read_ratio) || leader.is_empty() {
+                eprintln!("chronos: --clients and --rows must be at least 1, --read-ratio between 0 and 1");
+                return ExitCode::from(2);
+            }
+            let options = client::bench::BenchOptions {
+                addresses: leader,
+                clients,
+                duration: std::time::Duration::from_secs(duration),
+                count,
+                rows,
+                read_ratio,
+                consistency,
+                table,
+            };
+            run_bench(options)
+        }
         Command::Version => {
             println!("chronos {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn run_bench(options: client::bench::BenchOptions) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chronos: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    match runtime.block_on(client::bench::run(options, &mut out, &mut err)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -412,3 +412,41 @@ async fn disagreeing_peer_lists_do_not_form_a_cluster_body() {
     assert!(rows_at(&format!("127.0.0.1:{p1}"), "SELECT 1").await.is_ok());
     let _ = (n1.kill(), n2.kill(), n1.wait(), n2.wait());
 }
+
+#[test]
+fn member_with_another_clusters_data_is_refused() {
+    run(member_with_another_clusters_data_is_refused_body());
+}
+
+async fn member_with_another_clusters_data_is_refused_body() {
+    // node1 and node2 form cluster B (a majority of the three members).
+    let mut c = Cluster::start(3, &[0, 1], 10_000);
+    let l = leader(&c, &[0, 1]).await;
+    create_schema(&c, l).await;
+    // node3's directory is filled by a cluster of its own first.
+    let port = common::free_port();
+    let other = common::Node::start_named(&c.data_dir(), port, "node3", &[]);
+    other.ok("CREATE TABLE other_cluster (a INT); INSERT INTO other_cluster VALUES (1)");
+    assert!(other.terminate().success());
+
+    c.spawn(2, &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !c.log_of(2).contains("refusing a message from another cluster") {
+        assert!(
+            Instant::now() < deadline,
+            "node3 accepted another cluster:\n{}",
+            c.log_of(2)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Cluster B keeps committing, and neither side took the other's data.
+    let mut client = connect(&c.members[l].address).await;
+    let r = client.execute("INSERT INTO t (id, w) VALUES (1, 1)").await.unwrap();
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert!(
+        rows_at(&c.members[l].address, "SELECT * FROM other_cluster")
+            .await
+            .is_err()
+    );
+    assert!(rows_at(&c.members[2].address, "SELECT * FROM t").await.is_err());
+}

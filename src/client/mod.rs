@@ -1,6 +1,7 @@
 //! The client: a small library over the gRPC API, result formatting, and
 //! the interactive REPL behind `chronos client`.
 
+pub mod bench;
 pub mod connection;
 pub mod format;
 pub mod repl;

@@ -15,6 +15,7 @@ const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
 const PURGED: &[u8] = b"last_purged";
 const NAME: &[u8] = b"name";
+const CLUSTER: &[u8] = b"cluster";
 
 #[derive(Clone)]
 pub struct LogStore {
@@ -67,6 +68,21 @@ impl LogStore {
                 Ok(())
             }
         }
+    }
+
+    /// The id of the cluster this node belongs to, once it knows.
+    pub fn cluster_id(&self) -> Option<String> {
+        match self.meta.get(CLUSTER) {
+            Ok(Some(v)) => Some(String::from_utf8_lossy(&v).into_owned()),
+            _ => None,
+        }
+    }
+
+    /// Records the cluster this node belongs to (durably).
+    pub fn set_cluster_id(&self, id: &str) -> Result<(), sled::Error> {
+        self.meta.insert(CLUSTER, id.as_bytes())?;
+        self.db.flush()?;
+        Ok(())
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {

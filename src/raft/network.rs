@@ -3,7 +3,7 @@
 //! address this node was given for it in `--peers` if any (a proxy, a NAT
 //! address), else at the address stored in the membership.
 
-use super::{Member, NodeId, TypeConfig};
+use super::{LogStore, Member, NodeId, TypeConfig};
 use crate::proto::raft::raft_client::RaftClient;
 use crate::proto::raft::{RaftMessage, SnapshotChunk};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
@@ -43,12 +43,15 @@ pub struct Network {
     /// Addresses given locally for members, by id; they win over the
     /// membership's.
     overrides: Arc<BTreeMap<NodeId, String>>,
+    /// Where this node's cluster id is kept; every message carries it.
+    log: LogStore,
 }
 
 impl Network {
-    pub fn new(overrides: BTreeMap<NodeId, String>) -> Network {
+    pub fn new(overrides: BTreeMap<NodeId, String>, log: LogStore) -> Network {
         Network {
             overrides: Arc::new(overrides),
+            log,
         }
     }
 
@@ -69,6 +72,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             client: channel(&address).ok().map(raft_client),
             address,
+            log: self.log.clone(),
         }
     }
 }
@@ -77,6 +81,7 @@ pub struct Peer {
     target: NodeId,
     address: String,
     client: Option<RaftClient<Channel>>,
+    log: LogStore,
 }
 
 type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, Member, RaftError<NodeId, E>>;
@@ -102,7 +107,7 @@ impl Peer {
         let client = self.client().map_err(RPCError::Unreachable)?;
         let message = RaftMessage {
             payload,
-            cluster: String::new(),
+            cluster: self.log.cluster_id().unwrap_or_default(),
         };
         let reply = tokio::time::timeout(option.hard_ttl(), send(client, message))
             .await
@@ -158,7 +163,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         let chunk = SnapshotChunk {
             header,
             data,
-            cluster: String::new(),
+            cluster: self.log.cluster_id().unwrap_or_default(),
         };
         let reply = tokio::time::timeout(option.hard_ttl(), client.install_snapshot(chunk))
             .await

@@ -109,7 +109,7 @@ impl RaftNode {
         .validate()
         .map_err(|e| ClusterError::Config(e.to_string()))?;
         let overrides = settings.peers.iter().map(|(n, a)| (node_id(n), a.clone())).collect();
-        let network = Network::new(overrides);
+        let network = Network::new(overrides, log.clone());
         let raft = Raft::new(id, Arc::new(config), network.clone(), log.clone(), sm)
             .await
             .map_err(|e| ClusterError::Fatal(e.to_string()))?;
@@ -197,8 +197,18 @@ impl RaftNode {
         if !self.settings.peers.is_empty() && !self.wait_for_pristine_majority().await {
             return;
         }
+        let cluster = format!(
+            "{:016x}",
+            self.id
+                ^ std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+        );
+        if let Err(e) = self.log.set_cluster_id(&cluster) {
+            return tracing::error!(error = %e, "cannot record the cluster id");
+        }
         match self.raft.initialize(members).await {
-            Ok(()) => tracing::info!(members = ?self.configured_names(), "initialized the cluster"),
+            Ok(()) => tracing::info!(members = ?self.configured_names(), %cluster, "initialized the cluster"),
             Err(e) => tracing::warn!(error = %e, "cluster initialization refused"),
         }
     }
@@ -294,6 +304,34 @@ impl RaftNode {
                 configured = ?self.configured_names(),
                 "--peers differs from the stored membership; the stored membership is used (change it with `chronos cluster add/remove`)"
             );
+        }
+    }
+
+    /// Refuses peer messages from another cluster; a node that has none yet
+    /// (new, or wiped) joins the sender's.
+    pub fn check_cluster(&self, theirs: &str) -> Result<(), Status> {
+        if theirs.is_empty() {
+            return Ok(());
+        }
+        match self.log.cluster_id() {
+            Some(mine) if mine == theirs => Ok(()),
+            Some(mine) => {
+                tracing::error!(
+                    %mine,
+                    %theirs,
+                    "refusing a message from another cluster: this data directory belongs to cluster {mine}"
+                );
+                Err(Status::failed_precondition(format!(
+                    "node '{}' belongs to cluster {mine}, not {theirs}",
+                    self.settings.name
+                )))
+            }
+            None => {
+                tracing::info!(cluster = %theirs, "joined cluster");
+                self.log
+                    .set_cluster_id(theirs)
+                    .map_err(|e| Status::internal(format!("cannot record the cluster id: {e}")))
+            }
         }
     }
 
@@ -431,7 +469,7 @@ impl RaftNode {
             last_log_index: m.last_log_index.unwrap_or(0),
             applied_index: m.last_applied.map_or(0, |l| l.index),
             leader: m.current_leader.map(|l| self.member_name(l)).unwrap_or_default(),
-            cluster: String::new(),
+            cluster: self.log.cluster_id().unwrap_or_default(),
             initialized,
             configured: self.configured_names(),
         }

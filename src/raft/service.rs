@@ -39,17 +39,22 @@ fn reply<T: Serialize>(result: &T) -> Result<Response<RaftMessage>, Status> {
 #[tonic::async_trait]
 impl RaftRpc for RaftService {
     async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        let rpc: AppendEntriesRequest<TypeConfig> = decode(&request.into_inner().payload)?;
+        let message = request.into_inner();
+        self.node.check_cluster(&message.cluster)?;
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(&message.payload)?;
         reply(&self.node.raft().append_entries(rpc).await)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        let rpc: VoteRequest<NodeId> = decode(&request.into_inner().payload)?;
+        let message = request.into_inner();
+        self.node.check_cluster(&message.cluster)?;
+        let rpc: VoteRequest<NodeId> = decode(&message.payload)?;
         reply(&self.node.raft().vote(rpc).await)
     }
 
     async fn install_snapshot(&self, request: Request<SnapshotChunk>) -> Result<Response<RaftMessage>, Status> {
         let chunk = request.into_inner();
+        self.node.check_cluster(&chunk.cluster)?;
         let mut rpc: InstallSnapshotRequest<TypeConfig> = decode(&chunk.header)?;
         rpc.data = chunk.data;
         reply(&self.node.raft().install_snapshot(rpc).await)

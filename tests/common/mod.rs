@@ -45,10 +45,15 @@ impl Node {
 
     /// Like `start`, with extra environment variables for the node.
     pub fn start_with_env(data_dir: &Path, port: u16, env: &[(&str, &str)]) -> Node {
+        Node::start_named(data_dir, port, "node1", env)
+    }
+
+    /// Starts a single node with the given id.
+    pub fn start_named(data_dir: &Path, port: u16, id: &str, env: &[(&str, &str)]) -> Node {
         let address = format!("127.0.0.1:{port}");
         let child = Command::new(BIN)
             .envs(env.iter().copied())
-            .args(["node", "--id", "node1", "--address", &address])
+            .args(["node", "--id", id, "--address", &address])
             .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "warn")
