@@ -450,3 +450,49 @@ async fn member_with_another_clusters_data_is_refused_body() {
     );
     assert!(rows_at(&c.members[2].address, "SELECT * FROM t").await.is_err());
 }
+
+#[test]
+fn a_retried_write_applies_once() {
+    run(a_retried_write_applies_once_body());
+}
+
+async fn a_retried_write_applies_once_body() {
+    use chronos::proto::v1::ExecuteRequest;
+    use chronos::proto::v1::chronos_client::ChronosClient;
+    let c = Cluster::start(3, &[1, 2, 0], 10_000);
+    let l = leader(&c, &[0, 1, 2]).await;
+    create_schema(&c, l).await;
+    let request = ExecuteRequest {
+        sql: "INSERT INTO t (id, w) VALUES (7, 0), (8, 0)".into(),
+        client_id: "test-client".into(),
+        sequence: 1,
+        forwarded: false,
+    };
+    // The same request through a follower (forwarded) and then the leader,
+    // as a client would retry after losing the first answer.
+    let mut answers = Vec::new();
+    for i in [(l + 1) % 3, l, (l + 2) % 3] {
+        let mut raw = ChronosClient::connect(format!("http://{}", c.members[i].address))
+            .await
+            .unwrap();
+        answers.push(raw.execute(request.clone()).await.unwrap().into_inner());
+    }
+    assert!(answers[0].error.is_none(), "{:?}", answers[0].error);
+    assert_eq!(answers[0].results[0].rows_affected, 2);
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    // An older sequence of the same client is recognised too.
+    let mut raw = ChronosClient::connect(format!("http://{}", c.members[l].address))
+        .await
+        .unwrap();
+    let newer = ExecuteRequest {
+        sequence: 2,
+        sql: "INSERT INTO t (id, w) VALUES (9, 0)".into(),
+        ..request.clone()
+    };
+    assert!(raw.execute(newer).await.unwrap().into_inner().error.is_none());
+    let stale = raw.execute(request).await.unwrap().into_inner();
+    assert_eq!(stale.error.map(|e| e.code).as_deref(), Some("already_applied"));
+    let rows = converged(&c, &[0, 1, 2], ALL_ROWS).await;
+    check_acknowledged(&rows, &[7, 8, 9]);
+    assert_eq!(rows.len(), 3);
+}

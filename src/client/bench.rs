@@ -91,6 +91,8 @@ struct Shared {
     ops: AtomicU64,
     rows: AtomicU64,
     errors: AtomicU64,
+    /// Local reads that did not yet see a row this client had written.
+    stale: AtomicU64,
     /// Operations handed out so far, when running a fixed count.
     claimed: AtomicU64,
 }
@@ -115,6 +117,7 @@ pub async fn run(options: BenchOptions, out: &mut dyn Write, progress: &mut dyn 
         ops: AtomicU64::new(0),
         rows: AtomicU64::new(0),
         errors: AtomicU64::new(0),
+        stale: AtomicU64::new(0),
         claimed: AtomicU64::new(0),
     });
     let start = Instant::now();
@@ -180,6 +183,13 @@ pub async fn run(options: BenchOptions, out: &mut dyn Write, progress: &mut dyn 
         out.write_all(reads.summary("SELECT", elapsed, 1).as_bytes())?;
     }
     writeln!(out, "errors  {}", shared.errors.load(Ordering::Relaxed))?;
+    if options.consistency == Consistency::Local && !reads.micros.is_empty() {
+        writeln!(
+            out,
+            "stale   {} (local reads that did not see a row just written elsewhere)",
+            shared.stale.load(Ordering::Relaxed)
+        )?;
+    }
     Ok(())
 }
 
@@ -221,13 +231,21 @@ async fn client_loop(
         if read {
             let id = first_id + (rng.next() % (next_id - first_id) as u64) as i64;
             let mut stream = client.query(&format!("SELECT * FROM {table} WHERE id = {id}")).await;
-            let ok = match &mut stream {
-                Ok(s) => s.next_batch().await.is_ok_and(|rows| rows.len() == 1),
-                Err(_) => false,
+            let found = match &mut stream {
+                Ok(s) => s.next_batch().await.map(|rows| rows.len() == 1).ok(),
+                Err(_) => None,
             };
-            if !ok {
-                shared.errors.fetch_add(1, Ordering::Relaxed);
-                continue;
+            match found {
+                Some(true) => {}
+                // A local read on a follower may not see a write the leader
+                // just acknowledged; a strong read must.
+                Some(false) if options.consistency == Consistency::Local => {
+                    shared.stale.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {
+                    shared.errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
             }
             reads.push(began.elapsed().as_micros() as u64);
         } else {

@@ -18,6 +18,7 @@ use prost::Message as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tonic::Status;
 
@@ -61,6 +62,11 @@ pub enum ClusterError {
 
 pub struct RaftNode {
     raft: Raft,
+    /// Open channels to other members, by address (forwarded writes, read
+    /// indexes, status): one connection each, reused.
+    channels: std::sync::Mutex<BTreeMap<String, tonic::transport::Channel>>,
+    /// Strong reads on the leader share leadership confirmations.
+    reads: ReadBatcher,
     id: NodeId,
     settings: RaftSettings,
     clock: Arc<Clock>,
@@ -115,6 +121,8 @@ impl RaftNode {
             .map_err(|e| ClusterError::Fatal(e.to_string()))?;
         Ok(Arc::new(RaftNode {
             raft,
+            channels: Default::default(),
+            reads: ReadBatcher::default(),
             id,
             settings,
             clock,
@@ -122,6 +130,18 @@ impl RaftNode {
             log,
             db,
         }))
+    }
+
+    /// A (shared, lazily connecting) channel to another member.
+    fn channel_to(&self, address: &str) -> Result<tonic::transport::Channel, Status> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = channels.get(address) {
+            return Ok(c.clone());
+        }
+        let channel = network::channel(address)
+            .map_err(|e| Status::invalid_argument(format!("bad member address '{address}': {e}")))?;
+        channels.insert(address.to_string(), channel.clone());
+        Ok(channel)
     }
 
     pub fn raft(&self) -> &Raft {
@@ -375,7 +395,7 @@ impl RaftNode {
                     let address = self.network.address_of(leader, &node);
                     let mut forwarded = request.clone();
                     forwarded.forwarded = true;
-                    let channel = network::channel(&address).map_err(|e| Status::internal(e.to_string()))?;
+                    let channel = self.channel_to(&address)?;
                     let mut client = ChronosClient::new(channel)
                         .max_decoding_message_size(usize::MAX)
                         .max_encoding_message_size(usize::MAX);
@@ -399,6 +419,21 @@ impl RaftNode {
     /// The read index on the leader: the log position a linearizable read
     /// must see, once leadership is confirmed by a majority.
     pub async fn leader_read_index(&self) -> Result<u64, Status> {
+        let ticket = self.reads.arrived.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut last = self.reads.last.lock().await;
+        // A confirmation that began after this read arrived serves it too.
+        if let Some((began, index)) = *last
+            && began >= ticket
+        {
+            return Ok(index);
+        }
+        let began = self.reads.arrived.load(Ordering::SeqCst);
+        let index = self.confirm_read_index().await?;
+        *last = Some((began, index));
+        Ok(index)
+    }
+
+    async fn confirm_read_index(&self) -> Result<u64, Status> {
         let result = tokio::time::timeout(REQUEST_TIMEOUT, self.raft.ensure_linearizable())
             .await
             .map_err(|_| unavailable("the leader could not confirm its leadership with a majority in time"))?;
@@ -432,7 +467,7 @@ impl RaftNode {
                         return Err(unavailable("the leader is not in this node's membership yet; retry"));
                     };
                     let address = self.network.address_of(leader, &node);
-                    let index = read_index(&address).await.map_err(|s| {
+                    let index = read_index(self.channel_to(&address)?).await.map_err(|s| {
                         unavailable(format!(
                             "cannot reach leader {} for a strong read: {}",
                             node.name,
@@ -538,8 +573,7 @@ impl RaftNode {
                     .cloned()
                     .ok_or_else(|| unavailable("the leader is unknown here; retry"))?;
                 let address = self.network.address_of(l, &node);
-                let channel = network::channel(&address).map_err(|e| Status::internal(e.to_string()))?;
-                Ok(Some(ChronosClient::new(channel)))
+                Ok(Some(ChronosClient::new(self.channel_to(&address)?)))
             }
             None => Err(unavailable("no leader: the cluster has not elected one; retry")),
         }
@@ -613,6 +647,17 @@ impl RaftNode {
     }
 }
 
+/// Lets concurrent strong reads on the leader share one confirmation of
+/// leadership (a heartbeat round to a majority) instead of one each.
+#[derive(Default)]
+struct ReadBatcher {
+    /// Tickets handed to arriving reads.
+    arrived: AtomicU64,
+    /// The last confirmation: the ticket count when it began, and its read
+    /// index. Held while a confirmation runs, so reads queue behind it.
+    last: tokio::sync::Mutex<Option<(u64, u64)>>,
+}
+
 fn check_member(name: &str, address: &str) -> Result<(), Status> {
     let valid =
         !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
@@ -648,8 +693,7 @@ async fn peer_status(address: &str) -> Result<NodeStatusResponse, Status> {
     }
 }
 
-async fn read_index(address: &str) -> Result<u64, Status> {
-    let channel = network::channel(address).map_err(|e| Status::invalid_argument(e.to_string()))?;
+async fn read_index(channel: tonic::transport::Channel) -> Result<u64, Status> {
     let mut client = network::raft_client(channel);
     match tokio::time::timeout(REQUEST_TIMEOUT, client.read_index(ReadIndexRequest {})).await {
         Ok(r) => r.map(|r| r.into_inner().index),

@@ -119,7 +119,7 @@ pub fn load(engine: &dyn Engine, path: &Path) -> io::Result<u64> {
         batch.writes.entry(space).or_default().insert(key, Some(value));
         count += 1;
         if pending >= LOAD_BATCH_BYTES {
-            engine.commit(std::mem::take(&mut batch)).map_err(storage_io)?;
+            engine.apply(std::mem::take(&mut batch)).map_err(storage_io)?;
             pending = 0;
         }
     }

@@ -212,14 +212,16 @@ impl StateMachine {
             }
             EntryPayload::Normal(c) => Some(c),
         };
+        // Applied without a flush: the log entry is on disk already, and
+        // after a crash Raft applies again whatever the state lost.
         let Some(command) = command else {
-            self.engine().commit(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+            self.engine().apply(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
             return Ok(Reply::default());
         };
         let stamp = Timestamp::from_u64(command.hlc);
         self.clock.observe(stamp);
         if let Some(reply) = self.repeated(&command)? {
-            self.engine().commit(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+            self.engine().apply(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
             return Ok(reply);
         }
         let ctx = ApplyContext {
@@ -299,6 +301,9 @@ impl StateMachine {
         // Writers wait while the copy is made, so it matches the applied
         // position read together with it.
         let meta = self.db.while_writes_paused(|| -> Result<Meta, StorageError> {
+            // Applies are not flushed one by one; the state a snapshot
+            // covers must be on disk before Raft purges the log behind it.
+            self.engine().flush().map_err(|e| sm_err(ErrorVerb::Write, e))?;
             let last_log_id: Option<LogId> = self.read_state(APPLIED)?.flatten();
             let last_membership: Membership = self.read_state(MEMBERSHIP)?.unwrap_or_default();
             snapshot::write(self.engine().as_ref(), &path).map_err(|e| snap_err(ErrorVerb::Write, e))?;

@@ -159,8 +159,10 @@ impl Database {
     /// stay), exactly as [`Database::execute_script`]. Unlike it, all the
     /// effects, plus what `finish` writes (the applied log position, the
     /// idempotency record), are committed in one atomic batch, so a crash
-    /// never leaves an entry half applied. Only a storage failure is an
-    /// error; SQL errors are part of the outcome.
+    /// never leaves an entry half applied. The batch is not flushed: the
+    /// entry is already durable in the Raft log, which replays it after a
+    /// crash. Only a storage failure is an error; SQL errors are part of the
+    /// outcome.
     pub fn apply_script(
         &self,
         sql: &str,
@@ -199,7 +201,7 @@ impl Database {
             return Err(e.clone());
         }
         finish(&outcome, &mut txn);
-        txn.commit()?;
+        txn.apply()?;
         Ok(outcome)
     }
 

@@ -36,9 +36,16 @@ pub trait Engine: Send + Sync {
     /// not exist scans as empty.
     fn scan(&self, space: &str, range: KeyRange) -> Result<ScanIter>;
 
+    /// Applies every write in the batch atomically. It may not be on disk
+    /// yet: a crash can lose it whole, never half of it.
+    fn apply(&self, batch: WriteBatch) -> Result<()>;
+
     /// Applies every write in the batch atomically, and returns only once the
     /// batch is durable on disk.
-    fn commit(&self, batch: WriteBatch) -> Result<()>;
+    fn commit(&self, batch: WriteBatch) -> Result<()> {
+        self.apply(batch)?;
+        self.flush()
+    }
 
     /// Removes a keyspace and everything in it.
     fn drop_space(&self, space: &str) -> Result<()>;

@@ -42,7 +42,7 @@ impl Engine for MemoryEngine {
         Ok(Box::new(items.into_iter()))
     }
 
-    fn commit(&self, batch: WriteBatch) -> Result<()> {
+    fn apply(&self, batch: WriteBatch) -> Result<()> {
         let mut spaces = self.lock();
         for (space, writes) in batch.writes {
             let s = spaces.entry(space).or_default();

@@ -39,7 +39,7 @@ impl Engine for SledEngine {
         Ok(Box::new(iter.map(|item| item.map_err(StorageError::from))))
     }
 
-    fn commit(&self, batch: WriteBatch) -> Result<()> {
+    fn apply(&self, batch: WriteBatch) -> Result<()> {
         let spaces: Vec<_> = batch.writes.iter().filter(|(_, w)| !w.is_empty()).collect();
         match spaces.as_slice() {
             [] => return Ok(()),
@@ -70,7 +70,7 @@ impl Engine for SledEngine {
                 })?;
             }
         }
-        self.flush()
+        Ok(())
     }
 
     fn drop_space(&self, space: &str) -> Result<()> {

@@ -105,7 +105,21 @@ impl Transaction {
 
     /// Applies every write atomically and durably.
     pub fn commit(self) -> Result<()> {
-        self.engine.commit(self.batch)?;
+        self.finish(true)
+    }
+
+    /// Applies every write atomically, without waiting for the disk: for
+    /// changes whose durability comes from elsewhere (a replicated log entry
+    /// that is already on disk and is applied again after a crash).
+    pub fn apply(self) -> Result<()> {
+        self.finish(false)
+    }
+
+    fn finish(self, durable: bool) -> Result<()> {
+        match durable {
+            true => self.engine.commit(self.batch)?,
+            false => self.engine.apply(self.batch)?,
+        }
         // A crash before this point leaves an orphaned keyspace that nothing
         // refers to; opening the database removes such leftovers.
         for space in &self.dropped {
