@@ -209,6 +209,10 @@ async fn minority_partition_cannot_commit_and_heals_body() {
     let majority: Vec<usize> = (0..3).filter(|&i| i != old).collect();
     let writer = Writer::start(c.members[majority[0]].address.clone(), 1);
     wait_for_acks(&writer, 20, "before the partition").await;
+    // Slow links (20 ms per message) still commit.
+    c.delay_all(20);
+    wait_for_acks(&writer, 10, "over slow links").await;
+    c.delay_all(0);
 
     c.partition(&[old], &majority);
     // The majority elects a new leader and keeps committing.

@@ -10,11 +10,12 @@ pub fn init_logging(config: &Config) {
     let mut filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    // openraft narrates every election and membership step at INFO; our own
+    // openraft narrates every election and membership step at INFO (and an
+    // unreachable peer at WARN, on every retry); our own
     // log lines say what matters. A filter naming openraft still wins.
     let named = std::env::var("RUST_LOG").unwrap_or_else(|_| config.log_level.clone());
     if !named.contains("openraft")
-        && let Ok(directive) = "openraft=warn".parse()
+        && let Ok(directive) = "openraft=error".parse()
     {
         filter = filter.add_directive(directive);
     }

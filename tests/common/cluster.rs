@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,8 @@ pub const ELECTION_MS: u64 = 400;
 pub struct Proxy {
     pub address: String,
     cut: Arc<AtomicBool>,
+    /// Milliseconds each chunk of bytes is held before it is passed on.
+    delay_ms: Arc<AtomicU64>,
     open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
@@ -31,8 +33,9 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let address = listener.local_addr().expect("proxy address").to_string();
         let cut = Arc::new(AtomicBool::new(false));
+        let delay_ms = Arc::new(AtomicU64::new(0));
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (c, o) = (cut.clone(), open.clone());
+        let (c, o, d) = (cut.clone(), open.clone(), delay_ms.clone());
         std::thread::spawn(move || {
             for incoming in listener.incoming() {
                 let Ok(inbound) = incoming else { continue };
@@ -52,11 +55,26 @@ impl Proxy {
                     }
                 }
                 drop(list);
-                pipe(inbound.try_clone().unwrap(), outbound.try_clone().unwrap(), c.clone());
-                pipe(outbound, inbound, c.clone());
+                pipe(
+                    inbound.try_clone().unwrap(),
+                    outbound.try_clone().unwrap(),
+                    c.clone(),
+                    d.clone(),
+                );
+                pipe(outbound, inbound, c.clone(), d.clone());
             }
         });
-        Proxy { address, cut, open }
+        Proxy {
+            address,
+            cut,
+            delay_ms,
+            open,
+        }
+    }
+
+    /// Holds every chunk of bytes for this long (0: no delay).
+    pub fn delay(&self, ms: u64) {
+        self.delay_ms.store(ms, Ordering::SeqCst);
     }
 
     /// Drops every connection and refuses new ones.
@@ -72,13 +90,17 @@ impl Proxy {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, cut: Arc<AtomicBool>) {
+fn pipe(mut from: TcpStream, mut to: TcpStream, cut: Arc<AtomicBool>, delay_ms: Arc<AtomicU64>) {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    let delay = delay_ms.load(Ordering::SeqCst);
+                    if delay > 0 {
+                        std::thread::sleep(Duration::from_millis(delay));
+                    }
                     if cut.load(Ordering::SeqCst) || to.write_all(&buf[..n]).is_err() {
                         break;
                     }
@@ -199,6 +221,15 @@ impl Cluster {
         for row in &self.links {
             for p in row.iter().flatten() {
                 p.heal();
+            }
+        }
+    }
+
+    /// Delays every link between members by `ms` per chunk (0 to undo).
+    pub fn delay_all(&self, ms: u64) {
+        for row in &self.links {
+            for p in row.iter().flatten() {
+                p.delay(ms);
             }
         }
     }
