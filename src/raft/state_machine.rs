@@ -300,13 +300,15 @@ impl StateMachine {
         let path = self.dir.join(&file);
         // Writers wait while the copy is made, so it matches the applied
         // position read together with it.
+        let began = std::time::Instant::now();
+        let mut records = 0;
         let meta = self.db.while_writes_paused(|| -> Result<Meta, StorageError> {
             // Applies are not flushed one by one; the state a snapshot
             // covers must be on disk before Raft purges the log behind it.
             self.engine().flush().map_err(|e| sm_err(ErrorVerb::Write, e))?;
             let last_log_id: Option<LogId> = self.read_state(APPLIED)?.flatten();
             let last_membership: Membership = self.read_state(MEMBERSHIP)?.unwrap_or_default();
-            snapshot::write(self.engine().as_ref(), &path).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            records = snapshot::write(self.engine().as_ref(), &path).map_err(|e| snap_err(ErrorVerb::Write, e))?;
             Ok(Meta {
                 last_log_id,
                 last_membership,
@@ -315,7 +317,13 @@ impl StateMachine {
         })?;
         let record = SnapshotRecord { meta, file };
         self.set_current_record(&record)?;
-        tracing::info!(snapshot = %record.file, last_log_id = ?record.meta.last_log_id, "built snapshot");
+        tracing::info!(
+            snapshot = %record.file,
+            last_log_id = ?record.meta.last_log_id,
+            records,
+            writes_paused_ms = began.elapsed().as_millis() as u64,
+            "built snapshot"
+        );
         self.open_snapshot(record)
     }
 
