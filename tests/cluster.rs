@@ -167,6 +167,12 @@ async fn leader_killed_under_load_then_restarted_body() {
 
     create_schema(&c, first).await;
     let follower = (first + 1) % 3;
+    // A client connected to a follower learns where the leader is.
+    let learned = connect(&c.members[follower].address).await;
+    assert!(
+        learned.leader_address().is_some(),
+        "the client did not learn the leader"
+    );
     // One writer through a follower (forwarded), one on the leader itself
     // (it must fail over to another member when the leader dies).
     let via_follower = Writer::start(c.members[follower].address.clone(), 1);

@@ -80,6 +80,9 @@ pub struct Client {
     /// The address in use, and the other members learned from the cluster.
     address: String,
     members: Vec<String>,
+    /// A direct connection to the leader, when it is another node: writes
+    /// go there and skip the forwarding hop.
+    leader: Option<(String, ChronosClient<Channel>)>,
     client_id: String,
     sequence: u64,
     /// How long a write keeps being retried while the cluster has no
@@ -121,6 +124,7 @@ impl Client {
             consistency: Consistency::default(),
             address: address.to_string(),
             members: Vec::new(),
+            leader: None,
             client_id: new_client_id(),
             sequence: 0,
             retry_for: DEFAULT_RETRY_FOR,
@@ -129,11 +133,30 @@ impl Client {
         Ok(client)
     }
 
-    /// Remembers the cluster's member addresses, for failing over.
+    /// Remembers the cluster's member addresses, for failing over, and
+    /// connects to the leader when it is another node.
     async fn learn_members(&mut self) {
-        if let Ok(status) = self.inner.cluster_status(ClusterStatusRequest {}).await {
-            self.members = status.into_inner().members.into_iter().map(|m| m.address).collect();
+        let Ok(status) = self.inner.cluster_status(ClusterStatusRequest {}).await else {
+            return;
+        };
+        let status = status.into_inner();
+        let leader = status
+            .members
+            .iter()
+            .find(|m| m.id == status.leader)
+            .map(|m| m.address.clone());
+        self.members = status.members.into_iter().map(|m| m.address).collect();
+        self.leader = None;
+        if let Some(address) = leader.filter(|a| *a != self.address)
+            && let Ok(conn) = open(&address).await
+        {
+            self.leader = Some((address, conn));
         }
+    }
+
+    /// The leader's address, when the client talks to it directly.
+    pub fn leader_address(&self) -> Option<&str> {
+        self.leader.as_ref().map(|(a, _)| a.as_str())
     }
 
     /// Moves to the next known member after the current one failed.
@@ -169,13 +192,22 @@ impl Client {
         };
         let deadline = std::time::Instant::now() + self.retry_for;
         loop {
-            match self.inner.execute(request.clone()).await {
+            let direct = self.leader.as_ref().map(|(_, c)| c.clone());
+            let mut conn = direct.clone().unwrap_or_else(|| self.inner.clone());
+            match conn.execute(request.clone()).await {
                 Ok(reply) => return Ok(reply.into_inner()),
                 Err(s) if s.code() == tonic::Code::Unavailable && std::time::Instant::now() < deadline => {
-                    if is_transport_failure(&s) {
+                    if direct.is_some() {
+                        // The leader moved or is gone: go through the node
+                        // in use (it forwards) until the leader is known again.
+                        self.leader = None;
+                    } else if is_transport_failure(&s) {
                         self.fail_over().await;
                     }
                     tokio::time::sleep(RETRY_PAUSE).await;
+                    if direct.is_none() {
+                        self.learn_members().await;
+                    }
                 }
                 Err(s) => return Err(s.into()),
             }
