@@ -12,6 +12,11 @@ use tonic::transport::{Channel, Endpoint};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(20);
+/// A node answers a write within its own 10 s commit timeout (20 s when it
+/// forwards); past this the call is given up as lost and retried.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Membership changes wait for a new member to catch up.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(300);
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Replies may carry large inline results.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
@@ -136,7 +141,8 @@ impl Client {
     /// Remembers the cluster's member addresses, for failing over, and
     /// connects to the leader when it is another node.
     async fn learn_members(&mut self) {
-        let Ok(status) = self.inner.cluster_status(ClusterStatusRequest {}).await else {
+        let call = self.inner.cluster_status(ClusterStatusRequest {});
+        let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(5), call).await else {
             return;
         };
         let status = status.into_inner();
@@ -194,7 +200,10 @@ impl Client {
         loop {
             let direct = self.leader.as_ref().map(|(_, c)| c.clone());
             let mut conn = direct.clone().unwrap_or_else(|| self.inner.clone());
-            match conn.execute(request.clone()).await {
+            let answer = tokio::time::timeout(CALL_TIMEOUT, conn.execute(request.clone()))
+                .await
+                .unwrap_or_else(|_| Err(tonic::Status::unavailable("no answer within 30 s")));
+            match answer {
                 Ok(reply) => return Ok(reply.into_inner()),
                 Err(s) if s.code() == tonic::Code::Unavailable && std::time::Instant::now() < deadline => {
                     if direct.is_some() {
@@ -216,7 +225,8 @@ impl Client {
 
     /// The cluster's members and roles.
     pub async fn cluster_status(&mut self) -> Result<ClusterStatusResponse, ClientError> {
-        Ok(self.inner.cluster_status(ClusterStatusRequest {}).await?.into_inner())
+        let call = self.inner.cluster_status(ClusterStatusRequest {});
+        Ok(within(CALL_TIMEOUT, call).await?.into_inner())
     }
 
     pub async fn add_member(&mut self, id: &str, address: &str) -> Result<ClusterStatusResponse, ClientError> {
@@ -224,12 +234,16 @@ impl Client {
             id: id.to_string(),
             address: address.to_string(),
         };
-        Ok(self.inner.add_member(request).await?.into_inner())
+        Ok(within(ADMIN_TIMEOUT, self.inner.add_member(request))
+            .await?
+            .into_inner())
     }
 
     pub async fn remove_member(&mut self, id: &str) -> Result<ClusterStatusResponse, ClientError> {
         let request = RemoveMemberRequest { id: id.to_string() };
-        Ok(self.inner.remove_member(request).await?.into_inner())
+        Ok(within(ADMIN_TIMEOUT, self.inner.remove_member(request))
+            .await?
+            .into_inner())
     }
 
     /// Starts a query; its columns are known once this returns.
@@ -250,6 +264,16 @@ impl Client {
             stream,
         })
     }
+}
+
+/// A call that gives up after `limit`.
+async fn within<T>(
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    tokio::time::timeout(limit, call)
+        .await
+        .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded(format!("no answer within {limit:?}"))))
 }
 
 /// True when the call never reached a working node (as opposed to a node

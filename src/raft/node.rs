@@ -26,6 +26,8 @@ use tonic::Status;
 /// before the client gets an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const PEER_STATUS_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a new member may take to receive the data before it votes.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(240);
 
 pub type MemberStatus = MemberStatusProto;
 
@@ -604,13 +606,18 @@ impl RaftNode {
             )));
         }
         tracing::info!(%name, %address, "adding member (learner until caught up)");
-        self.raft
-            .add_learner(id, member, true)
+        tokio::time::timeout(CATCH_UP_TIMEOUT, self.raft.add_learner(id, member, true))
             .await
+            .map_err(|_| {
+                unavailable(format!(
+                    "'{name}' did not catch up within {CATCH_UP_TIMEOUT:?}; it stays a learner"
+                ))
+            })?
             .map_err(|e| unavailable(format!("cannot add learner '{name}': {e}")))?;
-        self.raft
-            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+        let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+        tokio::time::timeout(REQUEST_TIMEOUT, self.raft.change_membership(change, false))
             .await
+            .map_err(|_| unavailable(format!("making '{name}' a voter did not commit in time")))?
             .map_err(|e| unavailable(format!("cannot make '{name}' a voter: {e}")))?;
         tracing::info!(%name, "member is now a voter");
         Ok(self.cluster_status().await)
@@ -639,9 +646,9 @@ impl RaftNode {
             false => ChangeMembers::RemoveNodes(BTreeSet::from([id])),
         };
         tracing::info!(%name, "removing member");
-        self.raft
-            .change_membership(change, false)
+        tokio::time::timeout(REQUEST_TIMEOUT, self.raft.change_membership(change, false))
             .await
+            .map_err(|_| unavailable(format!("removing '{name}' did not commit in time")))?
             .map_err(|e| unavailable(format!("cannot remove '{name}': {e}")))?;
         Ok(self.cluster_status().await)
     }

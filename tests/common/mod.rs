@@ -24,9 +24,22 @@ pub fn slt_files() -> Vec<PathBuf> {
     files
 }
 
+/// A port for a node to listen on. Taken below the kernel's ephemeral range
+/// (32768 and up), so no outgoing connection or port-0 listener (the test's
+/// proxies) can grab it between this check and the node's bind.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Spread test binaries running side by side over the range.
+    let base = 20_000 + (std::process::id() % 64) * 190;
+    for _ in 0..12_000 {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = (20_000 + (base - 20_000 + offset) % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-31999");
 }
 
 /// A node process; killed when dropped.
