@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Tests a chronos .deb: its metadata and contents, the systemd unit
+# (systemd-analyze verify), and an install into a throw-away Debian root
+# made with debootstrap (user, files, conffile, unit enabled; data kept on
+# remove and deleted on purge). Needs root, debootstrap and network access
+# to the Debian mirror.
+#   packaging/test-deb.sh [target/debian/chronos_*_amd64.deb]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+deb=${1:-$(ls "$TARGET_DIR"/debian/chronos_*_amd64.deb | tail -n 1)}
+ROOT=${ROOT:-/var/tmp/chronos-deb-root}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo "== $*"; }
+
+step "metadata of $deb"
+dpkg-deb -I "$deb"
+[ "$(dpkg-deb -f "$deb" Package)" = chronos ] || fail "package name"
+case "$(dpkg-deb -f "$deb" Depends)" in *:arm*|*:amd64*) fail "architecture-qualified Depends";; esac
+
+step "contents"
+contents=$(dpkg-deb -c "$deb")
+echo "$contents"
+for f in ./usr/bin/chronos ./etc/chronos/chronos.toml ./usr/share/doc/chronos/chronos.toml.example; do
+  grep -q " $f\$" <<<"$contents" || fail "missing $f"
+done
+unit=$(grep -o '\./[a-z/]*systemd/system/chronos.service' <<<"$contents" | head -n 1)
+[ -n "$unit" ] || fail "missing the systemd unit"
+control=$(mktemp -d); trap 'rm -rf "$control"' EXIT
+dpkg-deb -e "$deb" "$control"
+grep -qx /etc/chronos/chronos.toml "$control/conffiles" || fail "chronos.toml is not a conffile"
+for s in postinst prerm postrm; do [ -x "$control/$s" ] || fail "no $s"; done
+
+step "systemd-analyze verify"
+extract=$(mktemp -d)
+dpkg-deb -x "$deb" "$extract"
+# verify resolves ExecStart= against the host, so the binary is put where
+# the unit expects it for the duration of the check.
+cleanup_bin=
+if [ ! -e /usr/bin/chronos ]; then cp "$extract/usr/bin/chronos" /usr/bin/chronos; cleanup_bin=1; fi
+systemd-analyze verify "$extract/${unit#./}" || { [ -n "$cleanup_bin" ] && rm -f /usr/bin/chronos; fail "systemd-analyze verify"; }
+[ -n "$cleanup_bin" ] && rm -f /usr/bin/chronos
+rm -rf "$extract"
+echo "unit verifies"
+
+step "install into a throw-away root ($ROOT)"
+if [ ! -x "$ROOT/usr/bin/apt-get" ]; then
+  rm -rf "$ROOT"
+  debootstrap --variant=minbase bookworm "$ROOT" "$MIRROR" >/dev/null
+fi
+cp "$deb" "$ROOT/tmp/chronos.deb"
+mount -t proc proc "$ROOT/proc" 2>/dev/null || true
+trap 'umount "$ROOT/proc" 2>/dev/null || true; rm -rf "$control"' EXIT
+chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q /tmp/chronos.deb >/dev/null
+chroot "$ROOT" getent passwd chronos >/dev/null || fail "no chronos user"
+chroot "$ROOT" test -x /usr/bin/chronos || fail "no /usr/bin/chronos"
+chroot "$ROOT" /usr/bin/chronos version
+chroot "$ROOT" dpkg-query -W -f='${Conffiles}\n' chronos | grep -q /etc/chronos/chronos.toml || fail "conffile not registered"
+ls "$ROOT"/etc/systemd/system/multi-user.target.wants/chronos.service >/dev/null || fail "unit not enabled"
+echo "user, binary, conffile and enabled unit are in place"
+
+step "remove keeps data, purge deletes it"
+mkdir -p "$ROOT/var/lib/chronos/node1" && touch "$ROOT/var/lib/chronos/node1/marker"
+chroot "$ROOT" dpkg -r chronos >/dev/null
+[ -e "$ROOT/var/lib/chronos/node1/marker" ] || fail "remove deleted the data"
+[ -e "$ROOT/etc/chronos/chronos.toml" ] || fail "remove deleted the conffile"
+chroot "$ROOT" dpkg -P chronos >/dev/null
+[ ! -e "$ROOT/var/lib/chronos" ] || fail "purge kept the data"
+echo "PASS"
