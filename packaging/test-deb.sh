@@ -5,6 +5,7 @@
 # remove and deleted on purge). Needs root, debootstrap and network access
 # to the Debian mirror.
 #   packaging/test-deb.sh [target/debian/chronos_*_amd64.deb]
+#   SKIP_INSTALL=1 packaging/test-deb.sh target/debian/chronos_*_arm64.deb   (metadata and unit only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -43,6 +44,11 @@ systemd-analyze verify "$extract/${unit#./}" || { [ -n "$cleanup_bin" ] && rm -f
 [ -n "$cleanup_bin" ] && rm -f /usr/bin/chronos
 rm -rf "$extract"
 echo "unit verifies"
+
+if [ -n "${SKIP_INSTALL:-}" ]; then
+  echo "PASS (install skipped: a $(dpkg-deb -f "$deb" Architecture) package does not install into this machine's root)"
+  exit 0
+fi
 
 step "install into a throw-away root ($ROOT)"
 if [ ! -x "$ROOT/usr/bin/apt-get" ]; then

@@ -25,6 +25,9 @@ pub struct Config {
     /// host:port of a member of a running cluster: on first start, this
     /// node asks it to be added (learner first, voter once caught up).
     pub join: Option<String>,
+    /// host:port of the HTTP listener (/metrics, /healthz, /readyz and the
+    /// JSON API); none when unset.
+    pub http_address: Option<String>,
     /// The address other members reach this node at; `address` when unset.
     pub advertise_address: Option<String>,
     /// Build a snapshot and compact the Raft log after this many entries.
@@ -49,6 +52,7 @@ impl Default for Config {
             peers: Vec::new(),
             join: None,
             advertise_address: None,
+            http_address: None,
             snapshot_every: 10_000,
             election_timeout_ms: 1_000,
             max_request_bytes: 16 * 1024 * 1024,
@@ -67,6 +71,7 @@ const KEYS: &[&str] = &[
     "peers",
     "join",
     "advertise_address",
+    "http_address",
     "snapshot_every",
     "election_timeout_ms",
     "max_request_bytes",
@@ -226,6 +231,14 @@ impl Config {
                 return Err(ConfigError::Invalid(
                     "keys 'join' and 'peers' exclude each other: --join adds this node to a running cluster, --peers forms a new one".into(),
                 ));
+            }
+        }
+        if let Some(http) = &self.http_address {
+            use std::net::ToSocketAddrs;
+            if http.to_socket_addrs().map_or(true, |mut a| a.next().is_none()) {
+                return Err(ConfigError::Invalid(format!(
+                    "key 'http_address': '{http}' is not a host:port address"
+                )));
             }
         }
         if self.snapshot_every < 10 {

@@ -113,22 +113,11 @@ fn json_rows(columns: &[String], rows: &[Vec<Value>]) -> String {
     let objects: Vec<serde_json::Value> = rows
         .iter()
         .map(|row| {
-            let fields = columns.iter().zip(row).map(|(c, v)| (c.clone(), json_value(v)));
+            let fields = columns.iter().zip(row).map(|(c, v)| (c.clone(), v.to_json()));
             serde_json::Value::Object(fields.collect())
         })
         .collect();
     format!("{}\n", serde_json::Value::Array(objects))
-}
-
-fn json_value(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Null => serde_json::Value::Null,
-        Value::Int(i) => (*i).into(),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into),
-        Value::Text(s) => s.clone().into(),
-        Value::Bool(b) => (*b).into(),
-        Value::Timestamp(_) => v.to_string().into(),
-    }
 }
 
 /// `chronos cluster status`: one line with the leader and term, then a table

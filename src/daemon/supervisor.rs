@@ -6,7 +6,7 @@ use super::signals::{self, Request};
 use crate::config::{Config, ConfigError};
 use crate::raft::service::RaftService;
 use crate::raft::{ClusterError, RaftNode, RaftSettings, role_name};
-use crate::server::{self, ChronosService};
+use crate::server::{self, ChronosService, Metrics};
 use crate::sql::{Database, SqlError};
 use crate::storage::{Engine, SledEngine, StorageError};
 use crate::sync::Clock;
@@ -75,7 +75,8 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
         dir: dir.clone(),
     };
     let node = RaftNode::start(settings, db.clone(), sled, Arc::new(Clock::default())).await?;
-    let service = ChronosService::new(node.clone());
+    let metrics = Arc::new(Metrics::default());
+    let service = ChronosService::new(node.clone(), metrics.clone());
     let raft_service = RaftService::new(node.clone());
     let mut requests = signals::listen().map_err(DaemonError::Runtime)?;
 
@@ -85,6 +86,22 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
     })?;
     let address = listener.local_addr().map_or(config.address.clone(), |a| a.to_string());
     tracing::info!(id = %config.id, %address, data = %dir.display(), "node serving");
+    if let Some(http_address) = &config.http_address {
+        let http = TcpListener::bind(http_address)
+            .await
+            .map_err(|source| DaemonError::Listen {
+                address: http_address.clone(),
+                source,
+            })?;
+        tracing::info!(address = %http_address, "HTTP API, metrics and health serving");
+        let stop = wait_for(requests.clone(), Request::Stop);
+        let serving = server::http::serve(http, node.clone(), metrics, config.max_request_bytes, stop);
+        tokio::spawn(async move {
+            if let Err(e) = serving.await {
+                tracing::error!(error = %e, "HTTP listener failed");
+            }
+        });
+    }
     tokio::spawn(node.clone().bootstrap());
     readiness::ready(&format!("serving on {address}"));
     tokio::spawn(report_role(node.clone(), address.clone()));

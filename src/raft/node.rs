@@ -75,6 +75,7 @@ pub struct RaftNode {
     network: Network,
     log: LogStore,
     db: Arc<Database>,
+    sled: sled::Db,
 }
 
 fn unavailable(message: impl Into<String>) -> Status {
@@ -101,7 +102,7 @@ impl RaftNode {
         }
         let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;
         log.claim_identity(&settings.name).map_err(ClusterError::Refused)?;
-        let sm = StateMachine::open(db.clone(), sled, clock.clone(), &settings.dir.join("snapshots"))
+        let sm = StateMachine::open(db.clone(), sled.clone(), clock.clone(), &settings.dir.join("snapshots"))
             .map_err(|e| ClusterError::Storage(e.to_string()))?;
         let config = openraft::Config {
             cluster_name: "chronos".into(),
@@ -131,6 +132,7 @@ impl RaftNode {
             network,
             log,
             db,
+            sled,
         }))
     }
 
@@ -152,6 +154,24 @@ impl RaftNode {
 
     pub fn database(&self) -> &Arc<Database> {
         &self.db
+    }
+
+    /// The size of the node's sled database on disk, in bytes.
+    pub fn storage_bytes(&self) -> u64 {
+        self.sled.size_on_disk().unwrap_or(0)
+    }
+
+    /// True when this node is a member of a cluster with a known leader:
+    /// it can take writes (forwarding them) and strong reads.
+    pub fn is_ready(&self) -> Result<(), String> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.membership_config.membership().get_node(&self.id).is_none() {
+            return Err("not a member of a cluster yet".into());
+        }
+        match m.current_leader {
+            Some(_) => Ok(()),
+            None => Err("no leader known".into()),
+        }
     }
 
     /// The value of `now()` for a read on this node.

@@ -1,11 +1,15 @@
 //! The node's gRPC server, one port for everything: the Chronos client
 //! service (Execute, Query, cluster administration), the Raft peer service,
-//! and the standard gRPC health service.
+//! and the standard gRPC health service. `http` is the optional HTTP
+//! listener (metrics, health, JSON API).
 
 mod errors;
+pub mod http;
+mod metrics;
 mod service;
 
 pub use errors::status_of;
+pub use metrics::Metrics;
 pub use service::ChronosService;
 
 use crate::proto::raft::raft_server::RaftServer;

@@ -4,6 +4,7 @@
 //! and stream back in batches.
 
 use super::errors::status_of;
+use super::metrics::{Kind, Metrics};
 use crate::proto::v1::chronos_server::Chronos;
 use crate::proto::v1::{
     AddMemberRequest, ClusterStatusRequest, ClusterStatusResponse, Column, Consistency, ExecuteRequest,
@@ -15,7 +16,7 @@ use crate::sql::parser::{parse_one, parse_script};
 use crate::sql::{ScriptOutcome, SqlError};
 use prost::Message as _;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -31,43 +32,52 @@ const STALLED_CLIENT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct ChronosService {
     node: Arc<RaftNode>,
+    metrics: Arc<Metrics>,
 }
 
 impl ChronosService {
-    pub fn new(node: Arc<RaftNode>) -> ChronosService {
-        ChronosService { node }
+    pub fn new(node: Arc<RaftNode>, metrics: Arc<Metrics>) -> ChronosService {
+        ChronosService { node, metrics }
     }
+}
+
+/// Runs a script: answered here if it does not parse (it never enters the
+/// replicated log), else replicated through the node. Shared by gRPC and
+/// the HTTP API.
+pub async fn execute(node: &RaftNode, request: ExecuteRequest) -> Result<ExecuteResponse, Status> {
+    let sql = request.sql.clone();
+    let parsed = tokio::task::spawn_blocking(move || parse_script(&sql).map(|p| p.is_empty()))
+        .await
+        .map_err(|e| Status::internal(format!("parsing failed: {e}")))?;
+    let error = match parsed {
+        Ok(false) => None,
+        Ok(true) => Some((0, SqlError::Invalid("no statement given".into()))),
+        Err(e) => Some((0, e)),
+    };
+    if let Some(error) = error {
+        let outcome = ScriptOutcome {
+            outputs: Vec::new(),
+            error: Some(error),
+        };
+        return Ok(execute_response(&outcome));
+    }
+    let response = node.write(request).await?;
+    if let Some(e) = &response.error
+        && e.code == "storage_error"
+    {
+        tracing::error!(error = %e.message, "storage error");
+    }
+    Ok(response)
 }
 
 #[tonic::async_trait]
 impl Chronos for ChronosService {
     async fn execute(&self, request: Request<ExecuteRequest>) -> Result<Response<ExecuteResponse>, Status> {
-        let request = request.into_inner();
-        // A script that does not parse is answered here and never enters
-        // the replicated log.
-        let sql = request.sql.clone();
-        let parsed = tokio::task::spawn_blocking(move || parse_script(&sql).map(|p| p.is_empty()))
-            .await
-            .map_err(|e| Status::internal(format!("parsing failed: {e}")))?;
-        let error = match parsed {
-            Ok(false) => None,
-            Ok(true) => Some((0, SqlError::Invalid("no statement given".into()))),
-            Err(e) => Some((0, e)),
-        };
-        if let Some(error) = error {
-            let outcome = ScriptOutcome {
-                outputs: Vec::new(),
-                error: Some(error),
-            };
-            return Ok(Response::new(execute_response(&outcome)));
-        }
-        let response = self.node.write(request).await?;
-        if let Some(e) = &response.error
-            && e.code == "storage_error"
-        {
-            tracing::error!(error = %e.message, "storage error");
-        }
-        Ok(Response::new(response))
+        let began = Instant::now();
+        let result = execute(&self.node, request.into_inner()).await;
+        let ok = matches!(&result, Ok(r) if r.error.is_none());
+        self.metrics.record(Kind::Execute, ok, began.elapsed());
+        result.map(Response::new)
     }
 
     async fn cluster_status(
@@ -94,17 +104,29 @@ impl Chronos for ChronosService {
     type QueryStream = ReceiverStream<Result<QueryResponse, Status>>;
 
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<Self::QueryStream>, Status> {
+        let began = Instant::now();
         let request = request.into_inner();
-        let statement = parse_one(&request.sql).map_err(|e| status_of(&e))?;
-        if !statement.is_query() {
-            return Err(Status::invalid_argument(format!(
-                "Query runs SELECT or EXPLAIN; send {} with Execute",
-                statement.kind()
-            )));
-        }
-        if request.consistency() == Consistency::Strong {
-            self.node.strong_read_barrier().await?;
-        }
+        let prepared = async {
+            let statement = parse_one(&request.sql).map_err(|e| status_of(&e))?;
+            if !statement.is_query() {
+                return Err(Status::invalid_argument(format!(
+                    "Query runs SELECT or EXPLAIN; send {} with Execute",
+                    statement.kind()
+                )));
+            }
+            if request.consistency() == Consistency::Strong {
+                self.node.strong_read_barrier().await?;
+            }
+            Ok(statement)
+        };
+        let statement = match prepared.await {
+            Ok(s) => s,
+            Err(e) => {
+                self.metrics.record(Kind::Query, false, began.elapsed());
+                return Err(e);
+            }
+        };
+        let metrics = self.metrics.clone();
         let (tx, rx) = mpsc::channel(4);
         let db = self.node.database().clone();
         let now_ms = self.node.now_ms();
@@ -161,6 +183,7 @@ impl Chronos for ChronosService {
                     }));
                 }
             });
+            metrics.record(Kind::Query, result.is_ok(), began.elapsed());
             if let Err(e) = result {
                 send(Err(status_of(&e)));
             }

@@ -143,6 +143,21 @@ impl Ord for Value {
     }
 }
 
+impl Value {
+    /// The value as native JSON: numbers, strings, booleans and null;
+    /// timestamps as ISO-8601 strings; a non-finite float as null.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Null => serde_json::Value::Null,
+            Value::Int(i) => (*i).into(),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into),
+            Value::Text(s) => s.clone().into(),
+            Value::Bool(b) => (*b).into(),
+            Value::Timestamp(_) => self.to_string().into(),
+        }
+    }
+}
+
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

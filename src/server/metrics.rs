@@ -1,0 +1,159 @@
+//! Request counters and latency histograms, rendered with the Raft and
+//! storage gauges in Prometheus' text format for `/metrics`.
+
+use crate::raft::{RaftNode, role_name};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// The kinds of request counted.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Execute,
+    Query,
+}
+
+const KINDS: [(Kind, &str); 2] = [(Kind::Execute, "execute"), (Kind::Query, "query")];
+
+#[derive(Default)]
+struct Series {
+    ok: AtomicU64,
+    errors: AtomicU64,
+    /// Cumulative counts per bucket, plus the sum of latencies in µs.
+    buckets: [AtomicU64; BUCKETS.len()],
+    sum_micros: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    series: [Series; 2],
+}
+
+impl Metrics {
+    pub fn record(&self, kind: Kind, ok: bool, elapsed: Duration) {
+        let s = &self.series[kind as usize];
+        match ok {
+            true => s.ok.fetch_add(1, Ordering::Relaxed),
+            false => s.errors.fetch_add(1, Ordering::Relaxed),
+        };
+        let secs = elapsed.as_secs_f64();
+        for (bound, count) in BUCKETS.iter().zip(&s.buckets) {
+            if secs <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        s.sum_micros.fetch_add(
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Everything in Prometheus' text exposition format.
+    pub fn render(&self, node: &RaftNode) -> String {
+        let mut out = String::new();
+        let m = node.raft().metrics().borrow().clone();
+        let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        };
+        gauge(&mut out, "chronos_raft_term", "Current Raft term.", m.current_term);
+        let _ = writeln!(
+            out,
+            "# HELP chronos_raft_role This node's Raft role (1 for the current one).\n# TYPE chronos_raft_role gauge"
+        );
+        for role in ["leader", "follower", "candidate", "learner", "stopped"] {
+            let on = u8::from(role_name(m.state) == role);
+            let _ = writeln!(out, "chronos_raft_role{{role=\"{role}\"}} {on}");
+        }
+        let leader = u8::from(m.current_leader.is_some());
+        gauge(
+            &mut out,
+            "chronos_raft_has_leader",
+            "1 when this node knows a leader.",
+            u64::from(leader),
+        );
+        let last = m.last_log_index.unwrap_or(0);
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        let purged = m.purged.map_or(0, |l| l.index);
+        gauge(
+            &mut out,
+            "chronos_raft_last_log_index",
+            "Index of the last log entry.",
+            last,
+        );
+        gauge(
+            &mut out,
+            "chronos_raft_applied_index",
+            "Index of the last applied entry.",
+            applied,
+        );
+        gauge(
+            &mut out,
+            "chronos_raft_snapshot_index",
+            "Index the last snapshot covers.",
+            m.snapshot.map_or(0, |l| l.index),
+        );
+        gauge(
+            &mut out,
+            "chronos_raft_log_entries",
+            "Log entries kept (after the last purge).",
+            last.saturating_sub(purged),
+        );
+        gauge(
+            &mut out,
+            "chronos_raft_members",
+            "Members in the membership.",
+            m.membership_config.membership().nodes().count() as u64,
+        );
+        gauge(
+            &mut out,
+            "chronos_storage_bytes",
+            "Size of the node's sled database on disk.",
+            node.storage_bytes(),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP chronos_requests_total Requests served, by kind and outcome.\n# TYPE chronos_requests_total counter"
+        );
+        for (kind, name) in KINDS {
+            let s = &self.series[kind as usize];
+            let _ = writeln!(
+                out,
+                "chronos_requests_total{{kind=\"{name}\",outcome=\"ok\"}} {}",
+                s.ok.load(Ordering::Relaxed)
+            );
+            let _ = writeln!(
+                out,
+                "chronos_requests_total{{kind=\"{name}\",outcome=\"error\"}} {}",
+                s.errors.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP chronos_request_seconds Request latency, by kind.\n# TYPE chronos_request_seconds histogram"
+        );
+        for (kind, name) in KINDS {
+            let s = &self.series[kind as usize];
+            for (bound, count) in BUCKETS.iter().zip(&s.buckets) {
+                let _ = writeln!(
+                    out,
+                    "chronos_request_seconds_bucket{{kind=\"{name}\",le=\"{bound}\"}} {}",
+                    count.load(Ordering::Relaxed)
+                );
+            }
+            let total = s.ok.load(Ordering::Relaxed) + s.errors.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "chronos_request_seconds_bucket{{kind=\"{name}\",le=\"+Inf\"}} {total}"
+            );
+            let sum = s.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(out, "chronos_request_seconds_sum{{kind=\"{name}\"}} {sum}");
+            let _ = writeln!(out, "chronos_request_seconds_count{{kind=\"{name}\"}} {total}");
+        }
+        out
+    }
+}
