@@ -99,6 +99,26 @@ enum Command {
         #[arg(long, default_value = "bench")]
         table: String,
     },
+    /// Take a consistent backup of a live node's data into FILE.
+    Backup {
+        /// The node to back up.
+        #[arg(long, default_value = "127.0.0.1:8000", env = "CHRONOS_LEADER")]
+        leader: String,
+        /// Where to write the backup.
+        file: PathBuf,
+    },
+    /// Fill an empty data directory from a backup; the node started on it
+    /// forms a new cluster around the data (add members with --join).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Directory holding node directories.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The id of the node that will use it.
+        #[arg(long, default_value = "node1")]
+        id: String,
+    },
     /// Print the version.
     Version,
 }
@@ -163,6 +183,21 @@ fn main() -> ExitCode {
             consistency,
         } => run_client(&leader, execute, format, consistency),
         Command::Cluster { leader, action } => run_cluster(&leader, action),
+        Command::Backup { leader, file } => run_backup(&leader, &file),
+        Command::Restore { file, data_dir, id } => match chronos::daemon::restore(&file, &data_dir, &id) {
+            Ok(records) => {
+                println!(
+                    "restored {records} records into {}; start it with: chronos node --id {id} --data-dir {}",
+                    data_dir.join(&id).display(),
+                    data_dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ERROR: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Bench {
             leader,
             clients,
@@ -192,6 +227,67 @@ fn main() -> ExitCode {
         Command::Version => {
             println!("chronos {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn run_backup(address: &str, file: &std::path::Path) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chronos: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Written beside the target and renamed at the end: a failed backup
+    // never leaves a truncated file under the name asked for.
+    let partial = file.with_extension("partial");
+    let result = runtime.block_on(async {
+        let mut client = Client::connect(address).await?;
+        let out = std::fs::File::create(&partial)
+            .map_err(|e| client::ClientError::Status(format!("cannot create {}: {e}", partial.display())))?;
+        let mut out = std::io::BufWriter::new(out);
+        let terminal = std::io::stderr().is_terminal();
+        let bytes = client
+            .backup(&mut out, |done, total| {
+                if terminal && total > 0 {
+                    let width = 40;
+                    let filled = (done * width / total) as usize;
+                    eprint!(
+                        "\r[{}{}] {:>5.1}% {} / {} MiB",
+                        "#".repeat(filled),
+                        " ".repeat(width as usize - filled),
+                        done as f64 * 100.0 / total as f64,
+                        done >> 20,
+                        total >> 20
+                    );
+                }
+            })
+            .await?;
+        if terminal {
+            eprintln!();
+        }
+        let file_handle = out
+            .into_inner()
+            .map_err(|e| client::ClientError::Status(format!("cannot write the backup: {e}")))?;
+        file_handle
+            .sync_all()
+            .map_err(|e| client::ClientError::Status(format!("cannot write the backup: {e}")))?;
+        Ok::<u64, client::ClientError>(bytes)
+    });
+    match result.and_then(|bytes| {
+        std::fs::rename(&partial, file)
+            .map(|_| bytes)
+            .map_err(|e| client::ClientError::Status(format!("cannot write {}: {e}", file.display())))
+    }) {
+        Ok(bytes) => {
+            println!("backup of {address}: {bytes} bytes written to {}", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            eprintln!("ERROR: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -3,8 +3,8 @@
 use crate::proto::row_from_proto;
 use crate::proto::v1::chronos_client::ChronosClient;
 use crate::proto::v1::{
-    AddMemberRequest, ClusterStatusRequest, ClusterStatusResponse, ExecuteRequest, ExecuteResponse, QueryRequest,
-    RemoveMemberRequest,
+    AddMemberRequest, BackupRequest, ClusterStatusRequest, ClusterStatusResponse, ExecuteRequest, ExecuteResponse,
+    QueryRequest, RemoveMemberRequest,
 };
 use crate::sql::types::Value;
 use std::time::Duration;
@@ -221,6 +221,33 @@ impl Client {
                 Err(s) => return Err(s.into()),
             }
         }
+    }
+
+    /// Streams a consistent backup of the node's data into `out`, calling
+    /// `progress(received, total)` after each chunk. Returns the bytes
+    /// received.
+    pub async fn backup(
+        &mut self,
+        out: &mut impl std::io::Write,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<u64, ClientError> {
+        let mut stream = self.inner.backup(BackupRequest {}).await?.into_inner();
+        let (mut received, mut total) = (0u64, 0u64);
+        while let Some(chunk) = stream.message().await? {
+            if chunk.total_bytes > 0 {
+                total = chunk.total_bytes;
+            }
+            out.write_all(&chunk.data)
+                .map_err(|e| ClientError::Status(format!("cannot write the backup: {e}")))?;
+            received += chunk.data.len() as u64;
+            progress(received, total);
+        }
+        if total > 0 && received != total {
+            return Err(ClientError::Status(format!(
+                "the backup stream ended early ({received} of {total} bytes)"
+            )));
+        }
+        Ok(received)
     }
 
     /// The cluster's members and roles.

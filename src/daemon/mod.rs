@@ -3,8 +3,10 @@
 
 mod logging;
 mod readiness;
+mod restore;
 mod signals;
 mod supervisor;
 
 pub use logging::init_logging;
+pub use restore::{RestoreError, restore};
 pub use supervisor::{DaemonError, run};

@@ -16,7 +16,7 @@ mod log_store;
 pub mod network;
 mod node;
 pub mod service;
-mod snapshot;
+pub mod snapshot;
 mod state_machine;
 
 pub use command::{Command, IdempotencyKey, Reply};

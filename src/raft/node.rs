@@ -156,6 +156,19 @@ impl RaftNode {
         &self.db
     }
 
+    /// The node's directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.settings.dir
+    }
+
+    /// Writes a consistent copy of the data to `path` (a snapshot file),
+    /// pausing writes meanwhile. Returns the number of records.
+    pub fn backup_to(&self, path: &std::path::Path) -> std::io::Result<u64> {
+        let engine = self.db.engine().clone();
+        self.db
+            .while_writes_paused(|| super::snapshot::write(engine.as_ref(), path))
+    }
+
     /// The size of the node's sled database on disk, in bytes.
     pub fn storage_bytes(&self) -> u64 {
         self.sled.size_on_disk().unwrap_or(0)

@@ -127,6 +127,21 @@ pub fn load(engine: &dyn Engine, path: &Path) -> io::Result<u64> {
     Ok(count)
 }
 
+/// Turns a snapshot file (a backup) into the data of a new node: the tables,
+/// indexes and catalog, without the applied position, membership and
+/// sessions of the cluster it came from, so the node forms a cluster of its
+/// own around the data.
+pub fn restore(engine: &dyn Engine, path: &Path) -> io::Result<u64> {
+    let count = load(engine, path)?;
+    for space in engine.spaces().map_err(storage_io)? {
+        if space.starts_with("sm.") {
+            engine.drop_space(&space).map_err(storage_io)?;
+        }
+    }
+    engine.flush().map_err(storage_io)?;
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,8 @@ use super::errors::status_of;
 use super::metrics::{Kind, Metrics};
 use crate::proto::v1::chronos_server::Chronos;
 use crate::proto::v1::{
-    AddMemberRequest, ClusterStatusRequest, ClusterStatusResponse, Column, Consistency, ExecuteRequest,
-    ExecuteResponse, QueryRequest, QueryResponse, RemoveMemberRequest,
+    AddMemberRequest, BackupChunk, BackupRequest, ClusterStatusRequest, ClusterStatusResponse, Column, Consistency,
+    ExecuteRequest, ExecuteResponse, QueryRequest, QueryResponse, RemoveMemberRequest,
 };
 use crate::proto::{execute_response, row_to_proto};
 use crate::raft::RaftNode;
@@ -99,6 +99,55 @@ impl Chronos for ChronosService {
         request: Request<RemoveMemberRequest>,
     ) -> Result<Response<ClusterStatusResponse>, Status> {
         Ok(Response::new(self.node.remove_member(&request.into_inner().id).await?))
+    }
+
+    type BackupStream = ReceiverStream<Result<BackupChunk, Status>>;
+
+    async fn backup(&self, _request: Request<BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
+        let node = self.node.clone();
+        // Staged in the node's own directory: it has room for the data, and
+        // a container may have no /tmp.
+        let file = tempfile::NamedTempFile::new_in(node.dir()).map_err(|e| Status::internal(format!("backup: {e}")))?;
+        let path = file.path().to_path_buf();
+        let records = tokio::task::spawn_blocking(move || node.backup_to(&path))
+            .await
+            .map_err(|e| Status::internal(format!("backup: {e}")))?
+            .map_err(|e| Status::internal(format!("backup: {e}")))?;
+        tracing::info!(records, "backup taken");
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            // The temporary file is removed when `file` drops, at the end.
+            let mut input = match file.reopen() {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(Status::internal(format!("backup: {e}"))));
+                    return;
+                }
+            };
+            let mut total_bytes = input.metadata().map_or(0, |m| m.len());
+            let mut buf = vec![0u8; BATCH_BYTES];
+            loop {
+                match input.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        let chunk = BackupChunk {
+                            data: buf[..n].to_vec(),
+                            total_bytes,
+                        };
+                        total_bytes = 0;
+                        if tx.blocking_send(Ok(chunk)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(Status::internal(format!("backup: {e}"))));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     type QueryStream = ReceiverStream<Result<QueryResponse, Status>>;
