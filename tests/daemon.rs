@@ -8,13 +8,18 @@ use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
 /// Collects notification datagrams until one contains `wanted`.
+/// Waits for a notification with a line starting with `wanted` (messages
+/// already seen count too).
 fn wait_for(socket: &UnixDatagram, wanted: &str, seen: &mut Vec<String>) {
+    if seen.iter().any(|m| m.lines().any(|l| l.starts_with(wanted))) {
+        return;
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut buf = [0u8; 4096];
     while Instant::now() < deadline {
         if let Ok(n) = socket.recv(&mut buf) {
             let message = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let done = message.lines().any(|l| l == wanted);
+            let done = message.lines().any(|l| l.starts_with(wanted));
             seen.push(message);
             if done {
                 return;
@@ -42,6 +47,12 @@ fn tells_systemd_ready_status_and_stopping() {
         seen.iter()
             .any(|m| m.contains(&format!("STATUS=serving on 127.0.0.1:{port}"))),
         "{seen:?}"
+    );
+    // STATUS= then carries the Raft role and the leader.
+    wait_for(
+        &socket,
+        &format!("STATUS=serving on 127.0.0.1:{port}: leader, leader node1, term 1"),
+        &mut seen,
     );
     let status = node.terminate();
     assert!(status.success());
