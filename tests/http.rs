@@ -30,12 +30,15 @@ fn health_metrics_and_json_api() {
     let http_port = common::free_port();
     let address = format!("127.0.0.1:{http_port}");
     let node = common::Node::start_with_env(dir.path(), common::free_port(), &[("CHRONOS_HTTP_ADDRESS", &address)]);
-    // Ready once the single-node cluster has elected itself.
+    // Ready once the HTTP listener is up (it binds just after the gRPC
+    // one) and the single-node cluster has elected itself.
     let mut ready = (0, String::new());
     for _ in 0..100 {
-        ready = http(http_port, "GET", "/readyz", "");
-        if ready.0 == 200 {
-            break;
+        if TcpStream::connect(("127.0.0.1", http_port)).is_ok() {
+            ready = http(http_port, "GET", "/readyz", "");
+            if ready.0 == 200 {
+                break;
+            }
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
