@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds a static chronos binary (glibc, crt-static) and the FROM-scratch
+# Builds a static chronos binary (glibc, crt-static; the size-optimised
+# `dist` profile) and the FROM-scratch
 # image around it, tagged chronos:latest (or $IMAGE).
 #   docker/build-image.sh            # amd64
 #   ARCH=arm64 docker/build-image.sh # arm64 (needs ../shared/cross set up, binfmt for qemu-aarch64)
@@ -13,10 +14,10 @@ case "$ARCH" in
   *) echo "ARCH must be amd64 or arm64" >&2; exit 2 ;;
 esac
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target "$TARGET"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --profile dist --target "$TARGET"
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
-cp "$TARGET_DIR/$TARGET/release/chronos" "$context/chronos"
+cp "$TARGET_DIR/$TARGET/dist/chronos" "$context/chronos"
 mkdir "$context/data"
 cp docker/Dockerfile "$context/"
 DOCKER_BUILDKIT=0 docker build --platform "linux/$ARCH" -t "$IMAGE" "$context"

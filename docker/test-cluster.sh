@@ -11,7 +11,7 @@ PROJECT=chronostest
 compose() { $COMPOSE -p "$PROJECT" -f docker/docker-compose.yml "$@"; }
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 [ -n "${SKIP_BUILD:-}" ] || docker/build-image.sh
-CHRONOS=${CHRONOS_BIN:-$TARGET_DIR/x86_64-unknown-linux-gnu/release/chronos}
+CHRONOS=${CHRONOS_BIN:-$TARGET_DIR/x86_64-unknown-linux-gnu/dist/chronos}
 declare -A PORT=([node1]=8001 [node2]=8002 [node3]=8003)
 
 cleanup() { compose down -v --remove-orphans >/dev/null 2>&1 || true; }

@@ -13,18 +13,19 @@ arches=("$@")
 for arch in "${arches[@]}"; do
   case "$arch" in
     amd64)
-      cargo build --release
-      cargo deb --no-build --output "$OUT" ;;
+      cargo build --profile dist
+      cargo deb --profile dist --no-build --output "$OUT" ;;
     arm64|armhf)
       target=aarch64-unknown-linux-gnu
       [ "$arch" = armhf ] && target=armv7-unknown-linux-gnueabihf
       ( . ../shared/cross/env.sh
-        cargo build --release --target "$target"
-        cargo deb --target "$target" --no-build --output "$OUT" ) ;;
+        cargo build --profile dist --target "$target"
+        cargo deb --profile dist --target "$target" --no-build --output "$OUT" ) ;;
     *) echo "unknown architecture '$arch' (amd64, arm64, armhf)" >&2; exit 2 ;;
   esac
 done
 for deb in "$OUT"/chronos_*.deb; do
-  printf '%s  Architecture: %s  Depends: %s\n' "$deb" \
-    "$(dpkg-deb -f "$deb" Architecture)" "$(dpkg-deb -f "$deb" Depends)"
+  size=$(dpkg-deb -c "$deb" | awk '$6 == "./usr/bin/chronos" { print $3 }')
+  printf '%s  Architecture: %s  Depends: %s  /usr/bin/chronos: %s bytes\n' "$deb" \
+    "$(dpkg-deb -f "$deb" Architecture)" "$(dpkg-deb -f "$deb" Depends)" "$size"
 done

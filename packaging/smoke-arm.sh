@@ -2,8 +2,8 @@
 # Runs the arm64 and armhf builds under qemu-user: each starts `chronos node`
 # on a free loopback port, runs CREATE/INSERT/SELECT through `chronos client`
 # (also under qemu), restarts the node and finds the rows again.
-# Build first: packaging/build-debs.sh arm64 armhf (or cargo build --release
-# --target ... with ../shared/cross/env.sh).
+# Build first: packaging/build-debs.sh arm64 armhf (or cargo build --profile
+# dist --target ... with ../shared/cross/env.sh).
 #   packaging/smoke-arm.sh [arm64] [armhf]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +16,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 for arch in "${arches[@]}"; do
   case "$arch" in
-    arm64) bin=$TARGET_DIR/aarch64-unknown-linux-gnu/release/chronos; run=(qemu-aarch64) ;;
-    armhf) bin=$TARGET_DIR/armv7-unknown-linux-gnueabihf/release/chronos; run=(qemu-arm -L /usr/arm-linux-gnueabihf) ;;
+    arm64) bin=$TARGET_DIR/aarch64-unknown-linux-gnu/dist/chronos; run=(qemu-aarch64) ;;
+    armhf) bin=$TARGET_DIR/armv7-unknown-linux-gnueabihf/dist/chronos; run=(qemu-arm -L /usr/arm-linux-gnueabihf) ;;
     *) fail "unknown architecture '$arch'" ;;
   esac
   [ -x "$bin" ] || fail "no $arch build at $bin"
