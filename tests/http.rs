@@ -115,6 +115,7 @@ fn health_metrics_and_json_api() {
     for line in [
         "chronos_raft_role{role=\"leader\"} 1",
         "chronos_raft_has_leader 1",
+        "chronos_raft_commit_index ",
         "chronos_requests_total{kind=\"execute\",outcome=\"ok\"} 2",
         "chronos_requests_total{kind=\"execute\",outcome=\"error\"} 1",
         "chronos_request_seconds_count{kind=\"query\"}",

@@ -70,6 +70,16 @@ impl LogStore {
         }
     }
 
+    /// The highest log index this node knows to be committed (as openraft
+    /// last reported it); 0 before any.
+    pub fn committed_index(&self) -> u64 {
+        self.read_meta::<Option<LogId>>(COMMITTED)
+            .ok()
+            .flatten()
+            .flatten()
+            .map_or(0, |l| l.index)
+    }
+
     /// The id of the cluster this node belongs to, once it knows.
     pub fn cluster_id(&self) -> Option<String> {
         match self.meta.get(CLUSTER) {

@@ -169,6 +169,11 @@ impl RaftNode {
             .while_writes_paused(|| super::snapshot::write(engine.as_ref(), path))
     }
 
+    /// The highest log index this node knows to be committed.
+    pub fn committed_index(&self) -> u64 {
+        self.log.committed_index()
+    }
+
     /// The size of the node's sled database on disk, in bytes.
     pub fn storage_bytes(&self) -> u64 {
         self.sled.size_on_disk().unwrap_or(0)

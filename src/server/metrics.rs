@@ -87,6 +87,12 @@ impl Metrics {
         );
         gauge(
             &mut out,
+            "chronos_raft_commit_index",
+            "Highest index known to be committed.",
+            node.committed_index(),
+        );
+        gauge(
+            &mut out,
             "chronos_raft_applied_index",
             "Index of the last applied entry.",
             applied,
