@@ -8,30 +8,18 @@
 //! types, `||` on numbers, LIKE (case-insensitive in SQLite), and ORDER BY
 //! over NULLs without NULLS FIRST/LAST (results are compared unordered).
 
+use chronos::client::bench::Rng;
 use chronos::sql::types::Value;
 use chronos::sql::{ApplyContext, Database, StatementOutput};
 use chronos::storage::{MemoryEngine, RowVersion};
 use std::sync::Arc;
 
-/// A small deterministic generator (xorshift64*), so a seed reproduces.
-struct Rng(u64);
+/// Picks one of the items.
+trait Pick {
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
+impl Pick for Rng {
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len())]
     }
@@ -387,7 +375,7 @@ fn agrees_with_sqlite() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20261125);
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     let mut failures = Vec::new();
     let mut datasets = 0;
     let mut compared = 0;

@@ -60,19 +60,36 @@ impl Samples {
     }
 }
 
-/// xorshift64*: cheap, and good enough to pick keys and operations.
-struct Rng(u64);
+/// xorshift64*: cheap, deterministic for a seed, and good enough to pick
+/// keys and operations (the bench, and the differential test's queries).
+pub struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// A generator for a seed (any value; zero is mapped to one).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    /// A number in 0..n (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// True `percent` times in a hundred.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next_u64() % 100 < percent
+    }
+
+    /// A number in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -212,7 +229,7 @@ async fn client_loop(
 ) -> Result<Latencies, BenchError> {
     let mut client = Client::connect(&address).await?;
     client.consistency = options.consistency;
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let mut next_id = first_id;
     let (mut writes, mut reads) = (Vec::new(), Vec::new());
     let table = &options.table;
@@ -229,7 +246,7 @@ async fn client_loop(
         let read = next_id > first_id && rng.unit() < options.read_ratio;
         let began = Instant::now();
         if read {
-            let id = first_id + (rng.next() % (next_id - first_id) as u64) as i64;
+            let id = first_id + (rng.next_u64() % (next_id - first_id) as u64) as i64;
             let mut stream = client.query(&format!("SELECT * FROM {table} WHERE id = {id}")).await;
             let found = match &mut stream {
                 Ok(s) => s.next_batch().await.map(|rows| rows.len() == 1).ok(),
