@@ -5,7 +5,7 @@ use super::readiness;
 use super::signals::{self, Request};
 use crate::config::{Config, ConfigError};
 use crate::raft::service::RaftService;
-use crate::raft::{ClusterError, RaftNode, RaftSettings, role_name};
+use crate::raft::{ClusterError, LogStore, RaftNode, RaftSettings, role_name};
 use crate::server::{self, ChronosService, Metrics};
 use crate::sql::{Database, SqlError};
 use crate::storage::{Engine, SledEngine, StorageError};
@@ -74,7 +74,10 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
         election_timeout_ms: config.election_timeout_ms,
         dir: dir.clone(),
     };
-    let node = RaftNode::start(settings, db.clone(), sled, Arc::new(Clock::default())).await?;
+    // The clock resumes past every stamp issued before a restart.
+    let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;
+    let clock = Clock::persistent(log.clock_mark(), Box::new(log.clock_high_water()));
+    let node = RaftNode::start(settings, db.clone(), sled, Arc::new(clock)).await?;
     let metrics = Arc::new(Metrics::default());
     let service = ChronosService::new(node.clone(), metrics.clone());
     let raft_service = RaftService::new(node.clone());

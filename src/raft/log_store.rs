@@ -16,6 +16,7 @@ const COMMITTED: &[u8] = b"committed";
 const PURGED: &[u8] = b"last_purged";
 const NAME: &[u8] = b"name";
 const CLUSTER: &[u8] = b"cluster";
+const CLOCK_MARK: &[u8] = b"hlc_high_water";
 
 #[derive(Clone)]
 pub struct LogStore {
@@ -80,6 +81,22 @@ impl LogStore {
             .map_or(0, |l| l.index)
     }
 
+    /// The clock's persisted high-water mark (ms), 0 before the first.
+    pub fn clock_mark(&self) -> i64 {
+        match self.meta.get(CLOCK_MARK) {
+            Ok(Some(v)) => <[u8; 8]>::try_from(v.as_ref()).map_or(0, i64::from_be_bytes),
+            _ => 0,
+        }
+    }
+
+    /// Where the clock persists its high-water mark.
+    pub fn clock_high_water(&self) -> ClockMark {
+        ClockMark {
+            db: self.db.clone(),
+            meta: self.meta.clone(),
+        }
+    }
+
     /// The id of the cluster this node belongs to, once it knows.
     pub fn cluster_id(&self) -> Option<String> {
         match self.meta.get(CLUSTER) {
@@ -127,6 +144,22 @@ impl LogStore {
             None => Ok(None),
             Some((_, v)) => serde_json::from_slice(&v).map(Some).map_err(read_logs_err),
         }
+    }
+}
+
+/// The clock's high-water mark, in the Raft metadata tree (flushed).
+pub struct ClockMark {
+    db: sled::Db,
+    meta: sled::Tree,
+}
+
+impl crate::sync::HighWater for ClockMark {
+    fn persist(&self, mark_ms: i64) -> std::io::Result<()> {
+        self.meta
+            .insert(CLOCK_MARK, &mark_ms.to_be_bytes())
+            .map_err(std::io::Error::other)?;
+        self.db.flush().map_err(std::io::Error::other)?;
+        Ok(())
     }
 }
 

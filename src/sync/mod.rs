@@ -3,4 +3,4 @@
 
 pub mod hlc;
 
-pub use hlc::{Clock, Timestamp};
+pub use hlc::{Clock, ClockError, HighWater, Timestamp};
