@@ -2,7 +2,7 @@
 //! building ChronosDB needs no protoc or other system package.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/chronos.proto", "proto/raft.proto"];
+    let protos = ["proto/chronos.proto", "proto/raft.proto", "proto/sync.proto"];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

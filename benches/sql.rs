@@ -19,6 +19,7 @@ fn ctx() -> ApplyContext {
     ApplyContext {
         now_ms: START_MS,
         version: RowVersion { hlc: 1, site: 1 },
+        change: 0,
     }
 }
 

@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ctx = ApplyContext {
         now_ms: DAY_START_MS + 86_400_000,
         version: RowVersion { hlc: 1, site: 1 },
+        change: 0,
     };
     execute(
         &db,

@@ -1,6 +1,6 @@
 //! The `chronos` binary: the node daemon and its client.
 
-use chronos::client::{self, Client, Consistency, Format, Session};
+use chronos::client::{self, Client, Consistency, Format, OfflineQueue, Session};
 use chronos::config::{Config, Overrides};
 use clap::{Parser, Subcommand};
 use std::io::{IsTerminal, Read};
@@ -67,6 +67,20 @@ enum Command {
         /// Read consistency for queries.
         #[arg(long, value_enum, default_value_t = Consistency::Strong)]
         consistency: Consistency,
+        /// Keep writes in this directory while no node answers, and replay
+        /// them in order (each exactly once) when one does.
+        #[arg(long, value_name = "DIR", env = "CHRONOS_OFFLINE_QUEUE")]
+        offline_queue: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<ClientAction>,
+    },
+    /// Site-to-upstream sync.
+    Sync {
+        /// The node to ask.
+        #[arg(long, default_value = "127.0.0.1:8000", env = "CHRONOS_LEADER", global = true)]
+        leader: String,
+        #[command(subcommand)]
+        action: SyncAction,
     },
     /// Load a running node or cluster and report throughput and latency.
     Bench {
@@ -121,6 +135,32 @@ enum Command {
     },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum ClientAction {
+    /// The offline queue (needs --offline-queue).
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueAction {
+    /// How many writes wait, and the first few.
+    Status,
+    /// Replay the waiting writes now.
+    Flush,
+    /// Drop every waiting write (they will never be applied).
+    Clear,
+}
+
+#[derive(Subcommand)]
+enum SyncAction {
+    /// The node's sync role, upstream reachability, last sync, rows waiting,
+    /// cursors and conflicts resolved.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -181,7 +221,16 @@ fn main() -> ExitCode {
             execute,
             format,
             consistency,
-        } => run_client(&leader, execute, format, consistency),
+            offline_queue,
+            action,
+        } => match action {
+            None => run_client(&leader, execute, format, consistency, offline_queue),
+            Some(ClientAction::Queue { action }) => run_queue(&leader, offline_queue, action),
+        },
+        Command::Sync {
+            leader,
+            action: SyncAction::Status,
+        } => run_sync_status(&leader),
         Command::Cluster { leader, action } => run_cluster(&leader, action),
         Command::Backup { leader, file } => run_backup(&leader, &file),
         Command::Restore { file, data_dir, id } => match chronos::daemon::restore(&file, &data_dir, &id) {
@@ -232,12 +281,8 @@ fn main() -> ExitCode {
 }
 
 fn run_backup(address: &str, file: &std::path::Path) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("chronos: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = current_thread_runtime() else {
+        return ExitCode::FAILURE;
     };
     // Written beside the target and renamed at the end: a failed backup
     // never leaves a truncated file under the name asked for.
@@ -311,12 +356,8 @@ fn run_bench(options: client::bench::BenchOptions) -> ExitCode {
 }
 
 fn run_cluster(address: &str, action: ClusterAction) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("chronos: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = current_thread_runtime() else {
+        return ExitCode::FAILURE;
     };
     let result = runtime.block_on(async {
         let mut client = Client::connect(address).await?;
@@ -338,23 +379,54 @@ fn run_cluster(address: &str, action: ClusterAction) -> ExitCode {
     }
 }
 
-fn run_client(leader: &str, execute: Option<String>, format: Format, consistency: Consistency) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(r) => r,
+fn current_thread_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => Some(r),
         Err(e) => {
             eprintln!("chronos: cannot start: {e}");
+            None
+        }
+    }
+}
+
+fn run_client(
+    leader: &str,
+    execute: Option<String>,
+    format: Format,
+    consistency: Consistency,
+    offline_queue: Option<PathBuf>,
+) -> ExitCode {
+    let Some(runtime) = current_thread_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let queue = match offline_queue.as_deref().map(OfflineQueue::open).transpose() {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let mut client = match runtime.block_on(Client::connect(leader)) {
+    // With a queue the client starts even while no node answers.
+    let connecting = match queue.is_some() {
+        true => runtime.block_on(Client::connect_lazy(leader)),
+        false => runtime.block_on(Client::connect(leader)),
+    };
+    let mut client = match connecting {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ERROR: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if queue.is_some() {
+        // Give up quickly and queue, rather than wait out a long outage.
+        client.retry_for = std::time::Duration::from_secs(3);
+    }
     client.consistency = consistency;
     let mut session = Session::new(client, format);
+    if let Some(queue) = queue {
+        session = session.with_queue(queue);
+    }
     let script = match execute {
         Some(sql) => sql,
         None if std::io::stdin().is_terminal() => {
@@ -384,5 +456,90 @@ fn run_client(leader: &str, execute: Option<String>, format: Format, consistency
     match (ran, finished) {
         (Ok(()), Ok(())) => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
+    }
+}
+
+fn run_queue(leader: &str, path: Option<PathBuf>, action: QueueAction) -> ExitCode {
+    let Some(path) = path else {
+        eprintln!("ERROR: name the queue with --offline-queue DIR (or CHRONOS_OFFLINE_QUEUE)");
+        return ExitCode::from(2);
+    };
+    let queue = match OfflineQueue::open(&path) {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match action {
+        QueueAction::Status => match queue.pending() {
+            Ok(pending) => {
+                println!("{} statements pending in {} (client id {})", pending.len(), path.display(), queue.client_id());
+                for (sequence, sql) in pending.iter().take(10) {
+                    println!("  {sequence}: {}", sql.trim());
+                }
+                if pending.len() > 10 {
+                    println!("  ...");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ERROR: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        QueueAction::Clear => match queue.clear() {
+            Ok(n) => {
+                println!("dropped {n} queued statements");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ERROR: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        QueueAction::Flush => {
+            let Some(runtime) = current_thread_runtime() else {
+                return ExitCode::FAILURE;
+            };
+            let replayed = runtime.block_on(async {
+                let mut client = Client::connect_lazy(leader).await.map_err(|e| e.to_string())?;
+                client.retry_for = std::time::Duration::from_secs(3);
+                let mut session = Session::new(client, Format::Table).with_queue(queue);
+                session.replay(&mut std::io::stdout()).await.map_err(|e| e.to_string())
+            });
+            match replayed {
+                Ok(r) => {
+                    println!("replayed {} statements ({} failed); {} still pending", r.sent, r.failed, r.pending);
+                    match r.pending {
+                        0 => ExitCode::SUCCESS,
+                        _ => {
+                            eprintln!("ERROR: no node at {leader} answers; the rest stays queued");
+                            ExitCode::FAILURE
+                        }
+                    }
+                }
+                Err(e) => {
+                    eprintln!("ERROR: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn run_sync_status(leader: &str) -> ExitCode {
+    let Some(runtime) = current_thread_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(client::sync_status(leader)) {
+        Ok(status) => {
+            print!("{}", client::format_sync_status(&status));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

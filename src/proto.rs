@@ -1,4 +1,4 @@
-//! The generated gRPC types (proto/chronos.proto, proto/raft.proto) and conversions between
+//! The generated gRPC types (proto/chronos.proto, raft.proto, sync.proto) and conversions between
 //! them and SQL values, shared by the server and the client.
 
 #[allow(clippy::all, clippy::pedantic)]
@@ -10,6 +10,12 @@ pub mod v1 {
 #[allow(clippy::all, clippy::pedantic)]
 pub mod raft {
     tonic::include_proto!("chronos.raft.v1");
+}
+
+/// Site-to-upstream sync (proto/sync.proto).
+#[allow(clippy::all, clippy::pedantic)]
+pub mod sync {
+    tonic::include_proto!("chronos.sync.v1");
 }
 
 use crate::sql::types::Value;

@@ -391,6 +391,7 @@ fn agrees_with_sqlite() {
             ApplyContext {
                 now_ms: 0,
                 version: RowVersion::default(),
+                change: 0,
             },
         );
         assert!(outcome.error.is_none(), "setup failed: {:?}", outcome.error);

@@ -26,6 +26,7 @@ impl sqllogictest::DB for SltDb {
         let ctx = ApplyContext {
             now_ms: 1_700_000_000_000 + self.clock,
             version: RowVersion::default(),
+            change: 0,
         };
         let outcome = self.db.execute_script(sql, ctx);
         if let Some((_, e)) = outcome.error {

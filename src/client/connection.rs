@@ -30,12 +30,25 @@ pub enum ClientError {
     /// The node refused or failed the call; the message says why.
     #[error("{0}")]
     Status(String),
+    /// No node answered (or none could commit): the call may be retried.
+    #[error("node unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ClientError {
+    /// True when no node could take the call: the cases an offline queue
+    /// keeps a write for.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ClientError::Connect { .. } | ClientError::Unavailable(_))
+    }
 }
 
 impl From<tonic::Status> for ClientError {
     fn from(s: tonic::Status) -> ClientError {
         let message = match s.code() {
-            tonic::Code::Unavailable => format!("node unavailable: {}", s.message()),
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+                return ClientError::Unavailable(s.message().to_string());
+            }
             tonic::Code::Internal | tonic::Code::Unknown => format!("server error: {}", s.message()),
             _ => s.message().to_string(),
         };
@@ -95,13 +108,16 @@ pub struct Client {
     pub retry_for: Duration,
 }
 
-async fn open(address: &str) -> Result<ChronosClient<Channel>, ClientError> {
+fn endpoint(address: &str) -> Result<Endpoint, ClientError> {
     let uri = match address.contains("://") {
         true => address.to_string(),
         false => format!("http://{address}"),
     };
-    let endpoint = Endpoint::from_shared(uri).map_err(|_| ClientError::Address(address.to_string()))?;
-    let channel = endpoint
+    Endpoint::from_shared(uri).map_err(|_| ClientError::Address(address.to_string()))
+}
+
+async fn open(address: &str) -> Result<ChronosClient<Channel>, ClientError> {
+    let channel = endpoint(address)?
         .connect_timeout(CONNECT_TIMEOUT)
         .connect()
         .await
@@ -113,7 +129,7 @@ async fn open(address: &str) -> Result<ChronosClient<Channel>, ClientError> {
 }
 
 /// A client id unique enough for idempotency keys: host, process, time.
-fn new_client_id() -> String {
+pub(crate) fn new_client_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -124,7 +140,23 @@ fn new_client_id() -> String {
 impl Client {
     pub async fn connect(address: &str) -> Result<Client, ClientError> {
         let inner = open(address).await?;
-        let mut client = Client {
+        let mut client = Client::over(inner, address);
+        client.learn_members().await;
+        Ok(client)
+    }
+
+    /// A client that connects on first use, so it can be made while no
+    /// node answers (for an offline queue).
+    pub async fn connect_lazy(address: &str) -> Result<Client, ClientError> {
+        let channel = endpoint(address)?.connect_timeout(CONNECT_TIMEOUT).connect_lazy();
+        let inner = ChronosClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let mut client = Client::over(inner, address);
+        client.learn_members().await;
+        Ok(client)
+    }
+
+    fn over(inner: ChronosClient<Channel>, address: &str) -> Client {
+        Client {
             inner,
             consistency: Consistency::default(),
             address: address.to_string(),
@@ -133,9 +165,7 @@ impl Client {
             client_id: new_client_id(),
             sequence: 0,
             retry_for: DEFAULT_RETRY_FOR,
-        };
-        client.learn_members().await;
-        Ok(client)
+        }
     }
 
     /// Remembers the cluster's member addresses, for failing over, and
@@ -190,10 +220,23 @@ impl Client {
     /// request (same idempotency key) is retried for `retry_for`.
     pub async fn execute(&mut self, sql: &str) -> Result<ExecuteResponse, ClientError> {
         self.sequence += 1;
+        let (client_id, sequence) = (self.client_id.clone(), self.sequence);
+        self.execute_keyed(sql, &client_id, sequence).await
+    }
+
+    /// Runs a script under a given idempotency key (an offline queue's
+    /// entry keeps its key across client restarts, so replaying it after a
+    /// lost answer applies it once).
+    pub async fn execute_keyed(
+        &mut self,
+        sql: &str,
+        client_id: &str,
+        sequence: u64,
+    ) -> Result<ExecuteResponse, ClientError> {
         let request = ExecuteRequest {
             sql: sql.to_string(),
-            client_id: self.client_id.clone(),
-            sequence: self.sequence,
+            client_id: client_id.to_string(),
+            sequence,
             forwarded: false,
         };
         let deadline = std::time::Instant::now() + self.retry_for;

@@ -156,13 +156,86 @@ pub fn cluster_status(status: &crate::proto::v1::ClusterStatusResponse) -> Strin
         })
         .collect();
     let mut out = format!("leader: {leader}, term {}\n", status.term);
-    let mut body = table(&columns, &rows, Duration::ZERO);
-    // The member table needs no timing line.
+    out += &untimed_table(&columns, &rows);
+    out
+}
+
+/// A table without the timing line.
+fn untimed_table(columns: &[String], rows: &[Vec<Value>]) -> String {
+    let mut body = table(columns, rows, Duration::ZERO);
     if let Some(cut) = body.rfind(" in set (") {
         let line_start = body[..cut].rfind('\n').map_or(0, |i| i + 1);
         body.truncate(line_start);
     }
-    out += &body;
+    body
+}
+
+/// `chronos sync status`: the node's role and link, then one line per
+/// synced table.
+pub fn sync_status(s: &crate::proto::sync::SyncStatusResponse) -> String {
+    let mut out = format!("role: {}", s.role);
+    if !s.site_id.is_empty() {
+        out += &format!(", site {}", s.site_id);
+    }
+    out.push('\n');
+    if !s.upstream.is_empty() {
+        let reach = match (s.active, s.upstream_reachable) {
+            (false, _) => "not known here: this member does not lead its cluster; ask the leader",
+            (true, true) => "reachable",
+            (true, false) => "unreachable",
+        };
+        out += &format!("upstream: {} ({reach})\n", s.upstream);
+        let last = match s.last_success_ms {
+            0 => "never".to_string(),
+            ms => crate::sql::types::Value::Timestamp(ms).to_string(),
+        };
+        out += &format!("last successful sync: {last}\n");
+    }
+    if !s.last_error.is_empty() {
+        out += &format!("last error: {}\n", s.last_error);
+    }
+    out += &format!(
+        "conflicts resolved: {}, rows merged here: {}\n",
+        s.conflicts_resolved, s.rows_merged
+    );
+    if s.tables.is_empty() {
+        return out;
+    }
+    let columns: Vec<String> = [
+        "table",
+        "direction",
+        "rows_waiting",
+        "bytes_waiting",
+        "rows_pushed",
+        "rows_pulled",
+        "push_cursor",
+        "pull_cursor",
+    ]
+    .iter()
+    .map(|c| c.to_string())
+    .collect();
+    let count = |n: i64| match n < 0 {
+        true => Value::Null,
+        false => Value::Int(n),
+    };
+    let int = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
+    let rows: Vec<Vec<Value>> = s
+        .tables
+        .iter()
+        .map(|t| {
+            vec![
+                Value::Text(t.table.clone()),
+                Value::Text(t.direction.clone()),
+                count(t.rows_waiting),
+                count(t.bytes_waiting),
+                int(t.rows_pushed),
+                int(t.rows_pulled),
+                int(t.push_cursor),
+                int(t.pull_cursor),
+            ]
+        })
+        .collect();
+    out += &untimed_table(&columns, &rows);
     out
 }
 

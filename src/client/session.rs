@@ -5,8 +5,9 @@
 
 use super::connection::{Client, ClientError};
 use super::format::{self, Format};
+use super::queue::OfflineQueue;
 use crate::proto::row_from_proto;
-use crate::proto::v1::StatementResult;
+use crate::proto::v1::{ExecuteResponse, StatementResult};
 use crate::sql::parser::ast::Statement;
 use crate::sql::parser::parse_script;
 use std::io::Write;
@@ -29,6 +30,19 @@ pub struct Session {
     format: Format,
     /// Statements of an open BEGIN, sent together at COMMIT.
     transaction: Option<Vec<String>>,
+    /// Where writes wait while no node answers.
+    queue: Option<OfflineQueue>,
+}
+
+/// What replaying the offline queue did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Replay {
+    /// Writes answered (each removed from the queue).
+    pub sent: usize,
+    /// Of those, the ones the cluster refused (their errors were printed).
+    pub failed: usize,
+    /// Writes still waiting (no node answered).
+    pub pending: usize,
 }
 
 impl Session {
@@ -37,7 +51,75 @@ impl Session {
             client,
             format,
             transaction: None,
+            queue: None,
         }
+    }
+
+    /// Keeps writes in `queue` while no node answers, and replays them.
+    pub fn with_queue(mut self, queue: OfflineQueue) -> Session {
+        self.queue = Some(queue);
+        self
+    }
+
+    pub fn queue(&self) -> Option<&OfflineQueue> {
+        self.queue.as_ref()
+    }
+
+    /// Sends the queued writes, oldest first, until one finds no node.
+    /// Writes the cluster answers leave the queue; a refused one (a SQL
+    /// error) is reported on `out` and dropped, as retrying cannot help.
+    pub async fn replay(&mut self, out: &mut dyn Write) -> Result<Replay, SessionError> {
+        Ok(self.replay_until(out, None).await?.0)
+    }
+
+    /// Replays the queue; the answer to write `wanted` is returned rather
+    /// than printed.
+    async fn replay_until(
+        &mut self,
+        out: &mut dyn Write,
+        wanted: Option<u64>,
+    ) -> Result<(Replay, Option<ExecuteResponse>), SessionError> {
+        let mut replay = Replay::default();
+        let mut answer = None;
+        let Some(queue) = &self.queue else { return Ok((replay, answer)) };
+        let pending = queue.pending()?;
+        let total = pending.len();
+        let client_id = queue.client_id().to_string();
+        for (sequence, sql) in pending {
+            let result = self.client.execute_keyed(&sql, &client_id, sequence).await;
+            if matches!(&result, Err(e) if e.is_unavailable()) {
+                break;
+            }
+            if let Some(queue) = &self.queue {
+                queue.remove(sequence)?;
+            }
+            replay.sent += 1;
+            match result {
+                Ok(response) if Some(sequence) == wanted => answer = Some(response),
+                Ok(response) => match response.error {
+                    Some(e) => {
+                        replay.failed += 1;
+                        writeln!(
+                            out,
+                            "queued statement {sequence} failed on replay: {} ({}): {}",
+                            e.message,
+                            e.code,
+                            sql.trim()
+                        )?;
+                    }
+                    None => writeln!(out, "replayed queued statement {sequence}")?,
+                },
+                // The node refused the request itself (too large, say): it
+                // never can succeed.
+                Err(e) if Some(sequence) == wanted => return Err(e.into()),
+                Err(e) => {
+                    replay.failed += 1;
+                    writeln!(out, "queued statement {sequence} refused: {e}: {}", sql.trim())?;
+                }
+            }
+        }
+        replay.pending = total - replay.sent;
+        Ok((replay, answer))
     }
 
     pub fn in_transaction(&self) -> bool {
@@ -130,7 +212,19 @@ impl Session {
 
     async fn execute(&mut self, sql: &str, out: &mut dyn Write, skip: usize) -> Result<(), SessionError> {
         let started = Instant::now();
-        let response = self.client.execute(sql).await?;
+        let response = match &self.queue {
+            None => self.client.execute(sql).await?,
+            Some(queue) => {
+                let sequence = queue.push(sql)?;
+                match self.replay_until(out, Some(sequence)).await? {
+                    (_, Some(response)) => response,
+                    (replay, None) => {
+                        writeln!(out, "queued offline: {} statements pending", replay.pending)?;
+                        return Ok(());
+                    }
+                }
+            }
+        };
         let elapsed = started.elapsed();
         for result in response.results.into_iter().skip(skip) {
             self.print_result(result, out, elapsed)?;

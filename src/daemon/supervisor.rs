@@ -9,7 +9,10 @@ use crate::raft::{ClusterError, LogStore, RaftNode, RaftSettings, role_name};
 use crate::server::{self, ChronosService, Metrics};
 use crate::sql::{Database, SqlError};
 use crate::storage::{Engine, SledEngine, StorageError};
-use crate::sync::Clock;
+use crate::sync::agent::Agent;
+use crate::sync::service::SyncService;
+use crate::sync::status::StatusBoard;
+use crate::sync::{Clock, SyncSettings};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -73,14 +76,19 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
         snapshot_every: config.snapshot_every,
         election_timeout_ms: config.election_timeout_ms,
         dir: dir.clone(),
+        site: config.sync.site_id.as_deref().map(SyncSettings::site_hash),
     };
     // The clock resumes past every stamp issued before a restart.
     let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;
     let clock = Clock::persistent(log.clock_mark(), Box::new(log.clock_high_water()));
     let node = RaftNode::start(settings, db.clone(), sled, Arc::new(clock)).await?;
     let metrics = Arc::new(Metrics::default());
-    let service = ChronosService::new(node.clone(), metrics.clone());
     let raft_service = RaftService::new(node.clone());
+    let sync_settings = Arc::new(SyncSettings::from_config(&config));
+    let sync_status = Arc::new(StatusBoard::default());
+    let sync_service = SyncService::new(node.clone(), sync_settings.clone(), sync_status.clone());
+    let service = ChronosService::new(node.clone(), metrics.clone()).with_sync(sync_service.clone());
+    tokio::spawn(Agent::new(node.clone(), sync_settings, sync_status).run());
     let mut requests = signals::listen().map_err(DaemonError::Runtime)?;
 
     let mut listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::Listen {
@@ -124,6 +132,7 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
             listener,
             service.clone(),
             raft_service.clone(),
+            sync_service.clone(),
             config.max_request_bytes,
             stop,
         );

@@ -13,6 +13,9 @@ pub struct Command {
     /// The member that stamped it (the row versions' `site`).
     pub site: u64,
     pub key: Option<IdempotencyKey>,
+    /// A sync operation to apply instead of `sql` (which is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<crate::sync::Op>,
 }
 
 /// Names a client's write so a retry is recognised: the state machine

@@ -48,6 +48,9 @@ pub struct RaftSettings {
     pub election_timeout_ms: u64,
     /// The node's directory (snapshots go in `snapshots/` under it).
     pub dir: PathBuf,
+    /// The `site` of row versions written here (the hashed sync site id);
+    /// None: this member's id.
+    pub site: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +140,7 @@ impl RaftNode {
     }
 
     /// A (shared, lazily connecting) channel to another member.
-    fn channel_to(&self, address: &str) -> Result<tonic::transport::Channel, Status> {
+    pub fn channel_to(&self, address: &str) -> Result<tonic::transport::Channel, Status> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = channels.get(address) {
             return Ok(c.clone());
@@ -407,8 +410,9 @@ impl RaftNode {
             let command = Command {
                 sql: request.sql.clone(),
                 hlc: self.clock.now().to_u64(),
-                site: self.id,
+                site: self.site(),
                 key: key.clone(),
+                op: None,
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
             let written = tokio::time::timeout(remaining, self.raft.client_write(command))
@@ -454,6 +458,53 @@ impl RaftNode {
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
+    }
+
+    /// The `site` of the versions this cluster writes: the sync site id
+    /// when one is configured, else this member's id.
+    fn site(&self) -> u64 {
+        self.settings.site.unwrap_or(self.id)
+    }
+
+    /// True while this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.id)
+    }
+
+    /// The leader's client address, when another node leads.
+    pub fn leader_address(&self) -> Option<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader.filter(|&l| l != self.id)?;
+        let node = m.membership_config.membership().get_node(&leader)?.clone();
+        Some(self.network.address_of(leader, &node))
+    }
+
+    /// Replicates a sync operation through this node, which must be the
+    /// leader, and returns its outcome once applied here.
+    pub async fn propose(&self, op: crate::sync::Op) -> Result<crate::sync::ops::OpResult, Status> {
+        let command = Command {
+            sql: String::new(),
+            hlc: self.clock.now().to_u64(),
+            site: self.site(),
+            key: None,
+            op: Some(op),
+        };
+        let written = tokio::time::timeout(REQUEST_TIMEOUT, self.raft.client_write(command))
+            .await
+            .map_err(|_| unavailable("the sync batch was not committed in time: no majority answers"))?;
+        match written {
+            Ok(response) => serde_json::from_slice(&response.data.response)
+                .map_err(|e| Status::internal(format!("bad apply result: {e}"))),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                Err(Status::failed_precondition("this node is not the leader"))
+            }
+            Err(e) => Err(unavailable(format!("cannot replicate the sync batch: {e}"))),
+        }
+    }
+
+    /// This node's clock (sync checks remote stamps against it).
+    pub fn clock(&self) -> &Arc<Clock> {
+        &self.clock
     }
 
     /// The read index on the leader: the log position a linearizable read

@@ -3,8 +3,10 @@
 //! membership and the idempotency record commit in one atomic batch, so a
 //! crash never applies an entry twice or loses one.
 //!
-//! Apply is deterministic: the entry's HLC stamp (set by the leader) is the
-//! value of `now()` and the version of every row it writes.
+//! Apply is deterministic: the entry's HLC stamp (set by the leader, raised
+//! if need be so stamps increase in log order and stay above every merged
+//! version) is the value of `now()` and the version of every row it
+//! writes; the entry's log index is the change position of those rows.
 
 use super::snapshot;
 use super::{Command, Entry, LogId, Member, NodeId, Reply, StorageError, TypeConfig};
@@ -12,7 +14,8 @@ use crate::proto::execute_response;
 use crate::proto::v1::{ExecuteResponse, StatementError};
 use crate::sql::{ApplyContext, Database};
 use crate::storage::{Engine, RowVersion, Transaction, WriteBatch};
-use crate::sync::{Clock, Timestamp};
+use crate::sync::ops::{self, OpFailure, OpReply};
+use crate::sync::{Clock, Op, SyncError, Timestamp};
 use openraft::storage::RaftStateMachine;
 use openraft::{
     EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageIOError,
@@ -28,6 +31,8 @@ const STATE: &str = "sm.state";
 const SESSIONS: &str = "sm.sessions";
 const APPLIED: &[u8] = b"applied";
 const MEMBERSHIP: &[u8] = b"membership";
+/// The effective stamp of the last applied command.
+const LAST_HLC: &[u8] = b"last_hlc";
 /// A tree outside the state: set while a snapshot is being installed.
 const INSTALL_TREE: &str = "raft.install";
 const INSTALLING: &[u8] = b"installing";
@@ -40,6 +45,9 @@ type Meta = SnapshotMeta<NodeId, Member>;
 struct Session {
     sequence: u64,
     response: Vec<u8>,
+    /// The stamp of the entry that stored it (for expiry).
+    #[serde(default)]
+    hlc: u64,
 }
 
 /// The snapshot a node holds: its data file and what it covers.
@@ -218,36 +226,98 @@ impl StateMachine {
             self.engine().apply(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
             return Ok(Reply::default());
         };
-        let stamp = Timestamp::from_u64(command.hlc);
-        self.clock.observe(stamp);
         if let Some(reply) = self.repeated(&command)? {
             self.engine().apply(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
             return Ok(reply);
         }
+        // Stamps increase in log order and stay above every version merged
+        // so far, so a later local write always outranks what it overwrites.
+        let last: u64 = self.read_state(LAST_HLC)?.unwrap_or(0);
+        let merged = match &command.op {
+            Some(Op::Merge(m)) => m.max_hlc(),
+            _ => 0,
+        };
+        let hlc = command.hlc.max(last.saturating_add(1)).max(merged);
+        let stamp = Timestamp::from_u64(hlc);
+        self.clock.observe(stamp);
+        let hlc_bytes = serde_json::to_vec(&hlc).map_err(|e| sm_err(ErrorVerb::Write, e))?;
         let ctx = ApplyContext {
             now_ms: stamp.physical_ms,
             version: RowVersion {
-                hlc: command.hlc,
+                hlc,
                 site: command.site,
             },
+            change: log_id.index,
         };
+        let finish = |response: &[u8], txn: &mut Transaction| {
+            txn.set(STATE, APPLIED.to_vec(), applied.clone());
+            txn.set(STATE, LAST_HLC.to_vec(), hlc_bytes.clone());
+            if let Some(key) = &command.key {
+                let session = Session {
+                    sequence: key.sequence,
+                    response: response.to_vec(),
+                    hlc,
+                };
+                if let Ok(bytes) = serde_json::to_vec(&session) {
+                    txn.set(SESSIONS, key.client_id.as_bytes().to_vec(), bytes);
+                }
+            }
+        };
+        if let Some(op) = &command.op {
+            return self.apply_op(op, ctx, batch, finish);
+        }
         let mut response = Vec::new();
         self.db
             .apply_script(&command.sql, ctx, |outcome, txn: &mut Transaction| {
-                txn.set(STATE, APPLIED.to_vec(), applied);
                 response = execute_response(outcome).encode_to_vec();
-                if let Some(key) = &command.key {
-                    let session = Session {
-                        sequence: key.sequence,
-                        response: response.clone(),
-                    };
-                    if let Ok(bytes) = serde_json::to_vec(&session) {
-                        txn.set(SESSIONS, key.client_id.as_bytes().to_vec(), bytes);
-                    }
-                }
+                finish(&response, txn);
             })
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
         Ok(Reply { response })
+    }
+
+    /// Applies a sync operation. When it fails (a batch that does not fit,
+    /// say) nothing of it is written but the entry still counts as applied,
+    /// and the reply carries the error.
+    fn apply_op(
+        &self,
+        op: &Op,
+        ctx: ApplyContext,
+        batch: WriteBatch,
+        finish: impl Fn(&[u8], &mut Transaction),
+    ) -> Result<Reply, StorageError> {
+        let result = self.db.apply_with(ctx, |txn| -> Result<Vec<u8>, SyncError> {
+            let reply = match op {
+                Op::Merge(m) => OpReply::Merged(m.apply(txn)?),
+                Op::EnableSync { tables } => OpReply::Enabled(ops::enable_sync(txn, tables)?),
+                Op::Purge {
+                    before_hlc,
+                    sessions_before_hlc,
+                } => {
+                    let tombstones = ops::purge_tombstones(txn, *before_hlc)?;
+                    let sessions = purge_sessions(txn, *sessions_before_hlc)?;
+                    OpReply::Purged { tombstones, sessions }
+                }
+            };
+            let response = serde_json::to_vec(&Ok::<_, OpFailure>(reply))
+                .map_err(|e| SyncError::Unavailable(e.to_string()))?;
+            finish(&response, txn);
+            Ok(response)
+        });
+        match result {
+            Ok(response) => Ok(Reply { response }),
+            Err(SyncError::Storage(e)) => Err(sm_err(ErrorVerb::Write, e)),
+            Err(e) => {
+                tracing::warn!(error = %e, "sync operation refused");
+                self.engine().apply(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                let failure = OpFailure {
+                    code: e.code().to_string(),
+                    message: e.to_string(),
+                };
+                let response = serde_json::to_vec(&Err::<OpReply, _>(failure)).unwrap_or_default();
+                Ok(Reply { response })
+            }
+        }
     }
 
     /// The stored answer when the command repeats a key already applied.
@@ -334,6 +404,24 @@ impl StateMachine {
             snapshot: Box::new(tokio::fs::File::from_std(file)),
         })
     }
+}
+
+/// Forgets idempotency records stored before `before_hlc`.
+fn purge_sessions(txn: &mut Transaction, before_hlc: u64) -> Result<u64, crate::storage::StorageError> {
+    let mut old = Vec::new();
+    let all = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
+    for item in txn.scan(SESSIONS, all)? {
+        let (key, bytes) = item?;
+        let hlc = serde_json::from_slice::<Session>(&bytes).map_or(0, |s| s.hlc);
+        if hlc < before_hlc {
+            old.push(key.to_vec());
+        }
+    }
+    let n = old.len() as u64;
+    for key in old {
+        txn.delete(SESSIONS, key);
+    }
+    Ok(n)
 }
 
 async fn blocking<R: Send + 'static>(

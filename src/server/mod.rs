@@ -1,6 +1,6 @@
 //! The node's gRPC server, one port for everything: the Chronos client
 //! service (Execute, Query, cluster administration), the Raft peer service,
-//! and the standard gRPC health service. `http` is the optional HTTP
+//! the sync service, and the standard gRPC health service. `http` is the optional HTTP
 //! listener (metrics, health, JSON API).
 
 mod errors;
@@ -15,7 +15,9 @@ pub use service::ChronosService;
 use crate::proto::raft::raft_server::RaftServer;
 use crate::proto::v1::chronos_server::ChronosServer;
 use crate::raft::network::MAX_PEER_MESSAGE;
+use crate::proto::sync::sync_server::SyncServer;
 use crate::raft::service::RaftService;
+use crate::sync::service::{MAX_SYNC_MESSAGE, SyncService};
 use std::future::Future;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt as _;
@@ -26,6 +28,7 @@ pub async fn serve(
     listener: TcpListener,
     service: ChronosService,
     raft: RaftService,
+    sync: SyncService,
     max_request_bytes: usize,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -42,6 +45,9 @@ pub async fn serve(
     let chronos = ChronosServer::new(service)
         .max_decoding_message_size(max_request_bytes)
         .max_encoding_message_size(usize::MAX);
+    let sync = SyncServer::new(sync)
+        .max_decoding_message_size(MAX_SYNC_MESSAGE)
+        .max_encoding_message_size(MAX_SYNC_MESSAGE);
     let raft = RaftServer::new(raft)
         .max_decoding_message_size(MAX_PEER_MESSAGE)
         .max_encoding_message_size(MAX_PEER_MESSAGE);
@@ -49,6 +55,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(chronos)
         .add_service(raft)
+        .add_service(sync)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

@@ -12,7 +12,10 @@ use crate::proto::v1::{
 };
 use crate::proto::{execute_response, row_to_proto};
 use crate::raft::RaftNode;
+use crate::sql::parser::ast::Statement;
 use crate::sql::parser::{parse_one, parse_script};
+use crate::sql::types::Value;
+use crate::sync::service::SyncService;
 use crate::sql::{ScriptOutcome, SqlError};
 use prost::Message as _;
 use std::sync::Arc;
@@ -33,11 +36,94 @@ const STALLED_CLIENT: Duration = Duration::from_secs(30);
 pub struct ChronosService {
     node: Arc<RaftNode>,
     metrics: Arc<Metrics>,
+    sync: Option<SyncService>,
 }
 
 impl ChronosService {
     pub fn new(node: Arc<RaftNode>, metrics: Arc<Metrics>) -> ChronosService {
-        ChronosService { node, metrics }
+        ChronosService {
+            node,
+            metrics,
+            sync: None,
+        }
+    }
+
+    /// Answers SHOW SYNC STATUS from this sync service.
+    pub fn with_sync(mut self, sync: SyncService) -> ChronosService {
+        self.sync = Some(sync);
+        self
+    }
+
+    fn sync_status_rows(&self) -> QueryResponse {
+        let names = [
+            ("table", "STRING"),
+            ("direction", "STRING"),
+            ("role", "STRING"),
+            ("site_id", "STRING"),
+            ("upstream", "STRING"),
+            ("upstream_reachable", "BOOL"),
+            ("last_success", "TIMESTAMP"),
+            ("rows_waiting", "BIGINT"),
+            ("bytes_waiting", "BIGINT"),
+            ("rows_pushed", "BIGINT"),
+            ("rows_pulled", "BIGINT"),
+            ("push_cursor", "BIGINT"),
+            ("pull_cursor", "BIGINT"),
+            ("conflicts_resolved", "BIGINT"),
+            ("last_error", "STRING"),
+        ];
+        let columns = names
+            .iter()
+            .map(|(n, t)| Column {
+                name: n.to_string(),
+                r#type: t.to_string(),
+            })
+            .collect();
+        let Some(sync) = &self.sync else {
+            return QueryResponse {
+                columns,
+                rows: Vec::new(),
+            };
+        };
+        let r = sync.report();
+        let text = |s: &str| match s.is_empty() {
+            true => Value::Null,
+            false => Value::Text(s.to_string()),
+        };
+        let int = |i: i64| match i < 0 {
+            true => Value::Null,
+            false => Value::Int(i),
+        };
+        let mut tables = r.tables.clone();
+        if tables.is_empty() {
+            tables.push(Default::default());
+        }
+        let rows = tables
+            .iter()
+            .map(|t| {
+                row_to_proto(&[
+                    text(&t.table),
+                    text(&t.direction),
+                    text(&r.role),
+                    text(&r.site_id),
+                    text(&r.upstream),
+                    Value::Bool(r.upstream_reachable),
+                    match r.last_success_ms {
+                        0 => Value::Null,
+                        ms => Value::Timestamp(ms),
+                    },
+                    int(t.rows_waiting),
+                    int(t.bytes_waiting),
+                    Value::Int(t.rows_pushed as i64),
+                    Value::Int(t.rows_pulled as i64),
+                    Value::Int(t.push_cursor as i64),
+                    Value::Int(t.pull_cursor as i64),
+                    Value::Int(r.conflicts_resolved as i64),
+                    text(&r.last_error),
+                ])
+            })
+            .collect();
+        QueryResponse { columns, rows }
     }
 }
 
@@ -168,6 +254,12 @@ impl Chronos for ChronosService {
             }
             Ok(statement)
         };
+        if matches!(parse_one(&request.sql), Ok(Statement::ShowSyncStatus)) {
+            self.metrics.record(Kind::Query, true, began.elapsed());
+            let (tx, rx) = mpsc::channel(1);
+            let _ = tx.send(Ok(self.sync_status_rows())).await;
+            return Ok(Response::new(ReceiverStream::new(rx)));
+        }
         let statement = match prepared.await {
             Ok(s) => s,
             Err(e) => {

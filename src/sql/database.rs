@@ -26,6 +26,9 @@ pub struct ApplyContext {
     pub now_ms: i64,
     /// The version stored with every row written.
     pub version: RowVersion,
+    /// The change position recorded with every row written (the Raft log
+    /// index of the entry; orders the change feed of synced tables).
+    pub change: u64,
 }
 
 /// The result of one statement of a script.
@@ -69,6 +72,8 @@ impl Database {
         let mut live = BTreeSet::new();
         for table in txn.tables()? {
             live.insert(table.space());
+            live.insert(table.feed_space());
+            live.insert(table.tomb_space());
             live.extend(table.indexes.iter().map(|i| i.space()));
         }
         for space in db.engine.spaces()? {
@@ -145,7 +150,7 @@ impl Database {
             true => Guard::Read(self.read_lock()),
             false => Guard::Write(self.write_lock()),
         };
-        let mut txn = Transaction::new(self.engine.clone(), ctx.version);
+        let mut txn = Transaction::new(self.engine.clone(), ctx.version).at_change(ctx.change);
         let outputs = run_unit(unit, &mut txn, ctx)?;
         if !txn.is_read_only() {
             let end = unit.start + usize::from(unit.explicit) + unit.statements.len();
@@ -170,7 +175,7 @@ impl Database {
         finish: impl FnOnce(&ScriptOutcome, &mut Transaction),
     ) -> std::result::Result<ScriptOutcome, StorageError> {
         let _guard = self.write_lock();
-        let mut txn = Transaction::new(self.engine.clone(), ctx.version);
+        let mut txn = Transaction::new(self.engine.clone(), ctx.version).at_change(ctx.change);
         let mut outcome = ScriptOutcome {
             outputs: Vec::new(),
             error: None,
@@ -203,6 +208,27 @@ impl Database {
         finish(&outcome, &mut txn);
         txn.apply()?;
         Ok(outcome)
+    }
+
+    /// Runs storage-level changes (sync merges, maintenance) as one atomic,
+    /// unflushed batch, like [`Database::apply_script`]: `f` fills the
+    /// transaction; nothing is written when it fails.
+    pub fn apply_with<R, E: From<StorageError>>(
+        &self,
+        ctx: ApplyContext,
+        f: impl FnOnce(&mut Transaction) -> std::result::Result<R, E>,
+    ) -> std::result::Result<R, E> {
+        let _guard = self.write_lock();
+        let mut txn = Transaction::new(self.engine.clone(), ctx.version).at_change(ctx.change);
+        let result = f(&mut txn)?;
+        txn.apply()?;
+        Ok(result)
+    }
+
+    /// Reads through a transaction that sees one committed state.
+    pub fn read_with<R>(&self, f: impl FnOnce(&Transaction) -> R) -> R {
+        let _guard = self.read_lock();
+        f(&self.read_txn())
     }
 
     /// Runs `f` while no write can happen (reads may): for a consistent copy

@@ -26,6 +26,10 @@ pub struct Table {
     /// rows are keyed by a hidden row id.
     pub primary_key: Vec<usize>,
     pub indexes: Vec<Index>,
+    /// Synced with other sites: every change is kept in the table's change
+    /// feed and deletes leave tombstones (see `storage::sync`).
+    #[serde(default)]
+    pub synced: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -64,6 +68,36 @@ impl Table {
         format!("t.{}", self.id)
     }
 
+    /// The keyspace of the table's change feed: change position and row
+    /// key -> origin (only for synced tables).
+    pub fn feed_space(&self) -> String {
+        format!("f.{}", self.id)
+    }
+
+    /// The keyspace of the table's tombstones: row key -> version of the
+    /// delete (only for synced tables).
+    pub fn tomb_space(&self) -> String {
+        format!("x.{}", self.id)
+    }
+
+    /// The shape rows must have to be merged into this table: column names
+    /// and types, in order.
+    pub fn signature(&self) -> String {
+        let columns: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.data_type))
+            .collect();
+        let key = match self.primary_key.is_empty() {
+            true => "rowid".to_string(),
+            false => {
+                let names: Vec<&str> = self.primary_key.iter().map(|&i| self.columns[i].name.as_str()).collect();
+                format!("PRIMARY KEY ({})", names.join(", "))
+            }
+        };
+        format!("({}; {key})", columns.join(", "))
+    }
+
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
     }
@@ -83,7 +117,7 @@ impl Index {
 /// True for keyspaces that belong to tables or indexes, so that leftovers of
 /// a crash between commit and drop can be found.
 pub fn is_data_space(space: &str) -> bool {
-    space.starts_with("t.") || space.starts_with("i.")
+    ["t.", "i.", "f.", "x."].iter().any(|p| space.starts_with(p))
 }
 
 fn corrupt(detail: String) -> StorageError {

@@ -1,14 +1,19 @@
 //! The compact row codec: how a row is stored as a sled value.
 //!
-//! Layout: format byte (1), row version (hlc and site, varints), column count
-//! (varint), then one tagged value per column. Integers and timestamps are
+//! Layout: format byte (2), row version (hlc and site, varints), the row's
+//! change position (varint, see [`Transaction::change`]), column count
+//! (varint), then one tagged value per column. Format 1 (no change
+//! position) is still read.
+//!
+//! [`Transaction::change`]: super::Transaction::change Integers and timestamps are
 //! zigzag varints, floats 8 bytes, text a varint length and UTF-8 bytes, and
 //! NULL and booleans are a lone tag byte.
 
 use super::error::StorageError;
 use crate::sql::types::{Row, Value};
 
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
+const FORMAT_V1: u8 = 1;
 
 const NULL: u8 = 0;
 const FALSE: u8 = 1;
@@ -26,11 +31,12 @@ pub struct RowVersion {
     pub site: u64,
 }
 
-pub fn encode_row(row: &[Value], version: RowVersion) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + row.len() * 6);
+pub fn encode_row(row: &[Value], version: RowVersion, change: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + row.len() * 6);
     out.push(FORMAT);
     put_varint(&mut out, version.hlc);
     put_varint(&mut out, version.site);
+    put_varint(&mut out, change);
     put_varint(&mut out, row.len() as u64);
     for v in row {
         match v {
@@ -59,15 +65,15 @@ pub fn encode_row(row: &[Value], version: RowVersion) -> Vec<u8> {
     out
 }
 
+/// The version and change position of a stored row, without its values.
+pub fn decode_meta(bytes: &[u8]) -> Result<(RowVersion, u64), StorageError> {
+    let mut r = Reader { bytes, pos: 0 };
+    r.meta()
+}
+
 pub fn decode_row(bytes: &[u8]) -> Result<(Row, RowVersion), StorageError> {
     let mut r = Reader { bytes, pos: 0 };
-    if r.byte()? != FORMAT {
-        return Err(corrupt("unknown row format"));
-    }
-    let version = RowVersion {
-        hlc: r.varint()?,
-        site: r.varint()?,
-    };
+    let (version, _) = r.meta()?;
     let n = r.varint()? as usize;
     if n > bytes.len() {
         return Err(corrupt("column count larger than the row"));
@@ -127,6 +133,22 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    fn meta(&mut self) -> Result<(RowVersion, u64), StorageError> {
+        let format = self.byte()?;
+        if format != FORMAT && format != FORMAT_V1 {
+            return Err(corrupt("unknown row format"));
+        }
+        let version = RowVersion {
+            hlc: self.varint()?,
+            site: self.varint()?,
+        };
+        let change = match format {
+            FORMAT => self.varint()?,
+            _ => 0,
+        };
+        Ok((version, change))
+    }
+
     fn byte(&mut self) -> Result<u8, StorageError> {
         let b = *self.bytes.get(self.pos).ok_or_else(|| corrupt("truncated row"))?;
         self.pos += 1;
@@ -171,15 +193,16 @@ mod tests {
             Value::Timestamp(1_764_000_000_000),
         ];
         let version = RowVersion { hlc: 77, site: 3 };
-        let bytes = encode_row(&row, version);
+        let bytes = encode_row(&row, version, 12);
         let (back, v) = decode_row(&bytes).unwrap();
         assert_eq!(back, row);
         assert_eq!(v, version);
+        assert_eq!(decode_meta(&bytes).unwrap(), (version, 12));
     }
 
     #[test]
     fn every_truncation_is_an_error() {
-        let bytes = encode_row(&[Value::Text("abc".into()), Value::Int(5)], RowVersion::default());
+        let bytes = encode_row(&[Value::Text("abc".into()), Value::Int(5)], RowVersion::default(), 3);
         for n in 0..bytes.len() {
             assert!(decode_row(&bytes[..n]).is_err(), "prefix of {n} bytes");
         }

@@ -9,7 +9,8 @@ use super::catalog::{DefaultValue, Index, Table};
 use super::engine::{Bytes, KeyRange, Result};
 use super::error::StorageError;
 use super::keycode;
-use super::rowcodec::{decode_row, encode_row};
+use super::rowcodec::{RowVersion, decode_row, encode_row};
+use super::sync::Origin;
 use super::txn::Transaction;
 use crate::sql::types::{Row, Value};
 
@@ -124,19 +125,57 @@ impl Transaction {
         Ok(false)
     }
 
-    pub fn insert_row(&mut self, table: &Table, key: Vec<u8>, row: &[Value]) {
+    /// Stores a row written by this transaction (with its version).
+    pub fn insert_row(&mut self, table: &Table, key: Vec<u8>, row: &[Value]) -> Result<()> {
+        self.insert_row_as(table, key, row, self.version(), Origin::Local)
+    }
+
+    /// Stores a row with a given version: a local write, or a row merged
+    /// from another site. A synced table records the change in its feed and
+    /// forgets an earlier delete of the key.
+    pub(super) fn insert_row_as(
+        &mut self,
+        table: &Table,
+        key: Vec<u8>,
+        row: &[Value],
+        version: RowVersion,
+        origin: Origin,
+    ) -> Result<()> {
         for index in &table.indexes {
             self.set(&index.space(), index_key(index, row, &key), Vec::new());
         }
-        let bytes = encode_row(row, self.version());
+        if table.synced {
+            self.forget_tombstone(table, &key)?;
+            self.record_change(table, &key, origin);
+        }
+        let bytes = encode_row(row, version, self.change());
         self.set(&table.space(), key, bytes);
+        Ok(())
     }
 
-    pub fn delete_row(&mut self, table: &Table, key: &[u8], row: &[Value]) {
+    /// Deletes a row. In a synced table the delete leaves a tombstone, so
+    /// it reaches other sites and outranks older copies of the row there.
+    pub fn delete_row(&mut self, table: &Table, key: &[u8], row: &[Value]) -> Result<()> {
+        self.delete_row_as(table, key, row, self.version(), Origin::Local)
+    }
+
+    pub(super) fn delete_row_as(
+        &mut self,
+        table: &Table,
+        key: &[u8],
+        row: &[Value],
+        version: RowVersion,
+        origin: Origin,
+    ) -> Result<()> {
         for index in &table.indexes {
             self.delete(&index.space(), index_key(index, row, key));
         }
+        if table.synced {
+            self.forget_change_of_row(table, key)?;
+            self.set_tombstone(table, key, version, origin);
+        }
         self.delete(&table.space(), key.to_vec());
+        Ok(())
     }
 
     /// Adds the entries of one (new) index for every existing row. For a
@@ -157,5 +196,13 @@ impl Transaction {
             self.set(&index.space(), index_key(index, &row, &key), Vec::new());
         }
         Ok(None)
+    }
+
+    /// Removes a row's index entries (before it is replaced by a merged
+    /// version).
+    pub(super) fn remove_index_entries(&mut self, table: &Table, key: &[u8], row: &[Value]) {
+        for index in &table.indexes {
+            self.delete(&index.space(), index_key(index, row, key));
+        }
     }
 }

@@ -15,6 +15,7 @@ pub struct Transaction {
     batch: WriteBatch,
     dropped: BTreeSet<String>,
     version: RowVersion,
+    change: u64,
 }
 
 impl Transaction {
@@ -25,11 +26,24 @@ impl Transaction {
             batch: WriteBatch::default(),
             dropped: BTreeSet::new(),
             version,
+            change: 0,
         }
+    }
+
+    /// Sets the change position recorded with every row this transaction
+    /// writes: in a cluster, the index of the Raft entry being applied. It
+    /// orders the change feed of synced tables ([`Transaction::changes_since`]).
+    pub fn at_change(mut self, change: u64) -> Transaction {
+        self.change = change;
+        self
     }
 
     pub fn version(&self) -> RowVersion {
         self.version
+    }
+
+    pub fn change(&self) -> u64 {
+        self.change
     }
 
     pub fn get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {

@@ -48,6 +48,8 @@ pub fn drop_table(txn: &mut Transaction, name: &str, if_exists: bool) -> Result<
         txn.drop_space(&index.space());
     }
     txn.drop_space(&table.space());
+    txn.drop_space(&table.feed_space());
+    txn.drop_space(&table.tomb_space());
     txn.remove_rowid_counter(&table);
     txn.remove_table(name);
     Ok(())

@@ -38,9 +38,12 @@ pub fn insert(
     }
     let keys: Vec<Vec<u8>> = match table.has_rowid() {
         true => {
+            // A row id is the table's counter plus the writing site, so
+            // rows appended at different sites never share a key.
             let first = txn.next_rowids(table, prepared.len() as u64)?;
+            let site = Value::Int(txn.version().site as i64);
             (0..prepared.len() as i64)
-                .map(|i| encode_values([&Value::Int(first + i)]))
+                .map(|i| encode_values([&Value::Int(first + i), &site]))
                 .collect()
         }
         false => {
@@ -54,7 +57,7 @@ pub fn insert(
     let count = prepared.len() as u64;
     for (key, row) in keys.into_iter().zip(prepared) {
         check_unique(txn, table, &row, None)?;
-        txn.insert_row(table, key, &row);
+        txn.insert_row(table, key, &row)?;
     }
     Ok(count)
 }
@@ -119,7 +122,7 @@ pub fn update(
         changes.push((key, old, new));
     }
     for (key, old, _) in &changes {
-        txn.delete_row(table, key, old);
+        txn.delete_row(table, key, old)?;
     }
     let count = changes.len() as u64;
     for (old_key, _, new) in changes {
@@ -134,7 +137,7 @@ pub fn update(
             }
         };
         check_unique(txn, table, &new, None)?;
-        txn.insert_row(table, key, &new);
+        txn.insert_row(table, key, &new)?;
     }
     Ok(count)
 }
@@ -148,7 +151,7 @@ pub fn delete(
 ) -> Result<u64> {
     let targets = matching_rows(txn, table, access, filter, ctx)?;
     for (key, row) in &targets {
-        txn.delete_row(table, key, row);
+        txn.delete_row(table, key, row)?;
     }
     Ok(targets.len() as u64)
 }

@@ -56,6 +56,8 @@ pub enum Statement {
     Begin,
     Commit,
     Rollback,
+    /// Answered by the node from its sync agent, not by the SQL engine.
+    ShowSyncStatus,
 }
 
 impl Statement {
@@ -77,12 +79,16 @@ impl Statement {
             Statement::Begin => "BEGIN",
             Statement::Commit => "COMMIT",
             Statement::Rollback => "ROLLBACK",
+            Statement::ShowSyncStatus => "SHOW SYNC STATUS",
         }
     }
 
     /// True for statements that return rows (and change nothing).
     pub fn is_query(&self) -> bool {
-        matches!(self, Statement::Select(_) | Statement::Explain(_))
+        matches!(
+            self,
+            Statement::Select(_) | Statement::Explain(_) | Statement::ShowSyncStatus
+        )
     }
 }
 

@@ -110,6 +110,7 @@ fn statement_of(pair: P) -> Result<Statement> {
             })
         }
         Rule::begin => Ok(Statement::Begin),
+        Rule::show_sync_status => Ok(Statement::ShowSyncStatus),
         Rule::commit => Ok(Statement::Commit),
         Rule::rollback => Ok(Statement::Rollback),
         r => Err(SqlError::Invalid(format!("unexpected {r:?}"))),

@@ -83,6 +83,7 @@ pub fn create_table(create: &ast::CreateTable) -> Result<Plan> {
             columns,
             primary_key,
             indexes,
+            synced: false,
         },
         if_not_exists: create.if_not_exists,
     })

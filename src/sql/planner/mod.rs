@@ -128,6 +128,9 @@ pub fn plan(statement: &Statement, txn: &Transaction) -> Result<Plan> {
             name: name.clone(),
             if_exists: *if_exists,
         }),
+        Statement::ShowSyncStatus => Err(SqlError::Invalid(
+            "SHOW SYNC STATUS is answered by a node (send it to a running node), not by the SQL engine".into(),
+        )),
         Statement::Begin | Statement::Commit | Statement::Rollback => Err(SqlError::Invalid(format!(
             "{} is handled by the session, not planned",
             statement.kind()

@@ -56,6 +56,22 @@ impl DataType {
     pub fn is_text(self) -> bool {
         matches!(self, DataType::String | DataType::Varchar(_))
     }
+
+    /// True when a non-NULL value is what a column of this type stores
+    /// (for checking rows that arrive from another site).
+    pub fn holds(self, value: &super::Value) -> bool {
+        use super::Value;
+        match (self, value) {
+            (DataType::Int, Value::Int(i)) => i32::try_from(*i).is_ok(),
+            (DataType::BigInt, Value::Int(_)) => true,
+            (DataType::Float | DataType::Double, Value::Float(_)) => true,
+            (DataType::String, Value::Text(_)) => true,
+            (DataType::Varchar(n), Value::Text(s)) => s.chars().count() <= n as usize,
+            (DataType::Bool, Value::Bool(_)) => true,
+            (DataType::Timestamp, Value::Timestamp(_)) => true,
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for DataType {

@@ -1,0 +1,210 @@
+//! The replicated operations of sync. Each travels in a Raft entry and is
+//! applied by every member in log order; applying reads nothing but the
+//! operation and the state, so all members end up identical.
+
+use super::SyncError;
+use super::batch::decode_changes;
+use crate::sql::{ApplyContext, Database};
+use crate::storage::sync::{Merged, Origin, check_change};
+use crate::storage::{StorageError, Transaction};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+
+/// Where cursors and counters live (part of the replicated state).
+pub const CURSORS: &str = "sync.cursors";
+const STATS: &str = "sync.stats";
+const CONFLICTS: &[u8] = b"conflicts";
+const MERGED: &[u8] = b"merged";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// Merges a batch of changes into a synced table and moves a cursor, in
+    /// one atomic step: the cursor never passes changes not committed.
+    Merge(MergeOp),
+    /// Starts change feeds for these tables (existing rows included).
+    EnableSync { tables: Vec<String> },
+    /// Drops tombstones of deletes stamped before `before_hlc`, and
+    /// idempotency records last used before `sessions_before_hlc`.
+    Purge { before_hlc: u64, sessions_before_hlc: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MergeOp {
+    pub table: String,
+    /// The sender's [`crate::storage::Table::signature`].
+    pub signature: String,
+    /// The changes, in the wire form of [`super::batch`], base64.
+    pub changes: String,
+    /// Pulled from this cluster's upstream (not to be pushed back).
+    pub pulled: bool,
+    /// The cursor to set once merged: its name and value (base64).
+    pub cursor_name: String,
+    pub cursor: String,
+}
+
+/// The answer to an operation, as stored in its reply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum OpReply {
+    Merged(MergeReport),
+    Enabled(Vec<String>),
+    Purged { tombstones: u64, sessions: u64 },
+}
+
+/// Why an operation was refused (nothing of it was applied).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpFailure {
+    pub code: String,
+    pub message: String,
+}
+
+/// The decoded reply of an applied operation.
+pub type OpResult = Result<OpReply, OpFailure>;
+
+/// What a merge did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeReport {
+    pub applied: u64,
+    pub kept: u64,
+    pub conflicts: u64,
+}
+
+impl MergeOp {
+    pub fn new(table: &str, signature: &str, changes: &[u8], pulled: bool, cursor_name: String, cursor: &[u8]) -> Self {
+        MergeOp {
+            table: table.to_string(),
+            signature: signature.to_string(),
+            changes: BASE64.encode(changes),
+            pulled,
+            cursor_name,
+            cursor: BASE64.encode(cursor),
+        }
+    }
+
+    fn corrupt(&self, detail: String) -> SyncError {
+        SyncError::Corrupt {
+            table: self.table.clone(),
+            detail,
+        }
+    }
+
+    /// The greatest hlc among the changes: the entry applying them must be
+    /// stamped at least this late, so later local writes outrank them.
+    pub fn max_hlc(&self) -> u64 {
+        self.decode()
+            .map(|(changes, _)| changes.iter().map(|c| c.version.hlc).max().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn decode(&self) -> Result<(Vec<crate::storage::sync::Change>, Vec<u8>), SyncError> {
+        let bytes = BASE64
+            .decode(&self.changes)
+            .map_err(|e| self.corrupt(format!("changes are not base64: {e}")))?;
+        let cursor = BASE64
+            .decode(&self.cursor)
+            .map_err(|e| self.corrupt(format!("cursor is not base64: {e}")))?;
+        Ok((decode_changes(&self.table, &bytes)?, cursor))
+    }
+
+    /// Merges the batch. Nothing is written when any change does not fit.
+    pub fn apply(&self, txn: &mut Transaction) -> Result<MergeReport, SyncError> {
+        let (changes, cursor) = self.decode()?;
+        let table = txn
+            .table(&self.table)?
+            .ok_or_else(|| SyncError::UnknownTable(self.table.clone()))?;
+        if table.signature() != self.signature {
+            return Err(SyncError::SchemaMismatch {
+                table: self.table.clone(),
+                ours: table.signature(),
+                theirs: self.signature.clone(),
+            });
+        }
+        if !table.synced {
+            return Err(SyncError::Unavailable(format!(
+                "table {} is not synced here yet; retry",
+                self.table
+            )));
+        }
+        for (i, change) in changes.iter().enumerate() {
+            check_change(&table, change).map_err(|e| self.corrupt(format!("change {i}: {e}")))?;
+        }
+        let origin = match self.pulled {
+            true => Origin::Pulled,
+            false => Origin::Local,
+        };
+        let mut report = MergeReport::default();
+        for change in changes {
+            match txn.merge_change(&table, change, origin)? {
+                Merged::Applied { conflict } => {
+                    report.applied += 1;
+                    report.conflicts += u64::from(conflict);
+                }
+                Merged::Kept { conflict } => {
+                    report.kept += 1;
+                    report.conflicts += u64::from(conflict);
+                }
+            }
+        }
+        txn.set(CURSORS, self.cursor_name.as_bytes().to_vec(), cursor);
+        add_counter(txn, CONFLICTS, report.conflicts)?;
+        add_counter(txn, MERGED, report.applied)?;
+        Ok(report)
+    }
+}
+
+fn read_counter(txn: &Transaction, key: &[u8]) -> Result<u64, StorageError> {
+    Ok(txn
+        .get(STATS, key)?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+fn add_counter(txn: &mut Transaction, key: &[u8], n: u64) -> Result<(), StorageError> {
+    if n > 0 {
+        let total = read_counter(txn, key)? + n;
+        txn.set(STATS, key.to_vec(), total.to_be_bytes().to_vec());
+    }
+    Ok(())
+}
+
+/// Starts the change feed of each named table that exists and has none.
+/// Returns the tables that now have one.
+pub fn enable_sync(txn: &mut Transaction, tables: &[String]) -> Result<Vec<String>, SyncError> {
+    let mut enabled = Vec::new();
+    for name in tables {
+        let Some(mut table) = txn.table(name)? else { continue };
+        if !table.synced {
+            let rows = txn.enable_sync(&mut table)?;
+            txn.save_table(&table)?;
+            tracing::info!(table = %name, rows, "started the change feed");
+        }
+        enabled.push(name.clone());
+    }
+    Ok(enabled)
+}
+
+/// Drops old tombstones from every synced table. Returns how many.
+pub fn purge_tombstones(txn: &mut Transaction, before_hlc: u64) -> Result<u64, SyncError> {
+    let mut purged = 0;
+    for table in txn.tables()? {
+        if table.synced {
+            purged += txn.purge_tombstones(&table, before_hlc)?;
+        }
+    }
+    Ok(purged)
+}
+
+/// A cursor as stored (empty when never set).
+pub fn cursor(db: &Database, name: &str) -> Result<Vec<u8>, StorageError> {
+    Ok(db.engine().get(CURSORS, name.as_bytes())?.unwrap_or_default())
+}
+
+/// The cumulative (conflicts resolved, rows merged) counters.
+pub fn counters(db: &Database) -> Result<(u64, u64), StorageError> {
+    db.read_with(|txn| Ok((read_counter(txn, CONFLICTS)?, read_counter(txn, MERGED)?)))
+}
+
+/// Applies an operation outside Raft (tests, tools): one atomic batch.
+pub fn apply_locally(db: &Database, ctx: ApplyContext, op: &MergeOp) -> Result<MergeReport, SyncError> {
+    db.apply_with(ctx, |txn| op.apply(txn))
+}

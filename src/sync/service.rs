@@ -1,0 +1,305 @@
+//! The upstream's side of sync (gRPC `Sync` service), and every node's
+//! sync status.
+
+use super::batch::{checksum, decode_changes};
+use super::ops::{MergeOp, OpFailure, OpReply, OpResult};
+use super::settings::SyncSettings;
+use super::status::{StatusBoard, cursor_position};
+use super::{Op, SyncError, Timestamp, feed, ops};
+use crate::proto::sync::sync_client::SyncClient;
+use crate::proto::sync::sync_server::Sync;
+use crate::proto::sync::{
+    Batch, HelloRequest, HelloResponse, PullRequest, PullResponse, PushRequest, PushResponse, SyncStatusRequest,
+    SyncStatusResponse, TableSyncStatus,
+};
+use crate::raft::RaftNode;
+use crate::storage::sync::FeedFilter;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// Largest batch a pull returns.
+const MAX_PULL: u32 = 100_000;
+/// Largest sync message (a batch is bounded to a few MiB of rows).
+pub const MAX_SYNC_MESSAGE: usize = 64 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct SyncService {
+    node: Arc<RaftNode>,
+    settings: Arc<SyncSettings>,
+    status: Arc<StatusBoard>,
+}
+
+/// The status a sync error is answered with.
+pub fn status_of(e: &SyncError) -> Status {
+    let message = e.to_string();
+    match e {
+        SyncError::UnknownSite(_) => Status::permission_denied(message),
+        SyncError::UnknownTable(_) | SyncError::SchemaMismatch { .. } | SyncError::Clock { .. } => {
+            Status::failed_precondition(message)
+        }
+        SyncError::Corrupt { .. } => Status::invalid_argument(message),
+        SyncError::Storage(_) => Status::internal(message),
+        SyncError::Unavailable(_) => Status::unavailable(message),
+    }
+}
+
+fn failure_status(f: OpFailure) -> Status {
+    let message = f.message;
+    match f.code.as_str() {
+        "unknown_table" | "schema_mismatch" | "clock_offset" => Status::failed_precondition(message),
+        "corrupt_batch" => Status::invalid_argument(message),
+        "unavailable" => Status::unavailable(message),
+        _ => Status::internal(message),
+    }
+}
+
+/// Turns a batch received from a peer into checked changes: the checksum,
+/// every change's encoding, and the stamps against this node's clock.
+pub fn check_batch(batch: &Batch, clock: &super::Clock, max_offset_ms: i64) -> Result<Vec<u8>, SyncError> {
+    if checksum(&batch.changes) != batch.checksum {
+        return Err(SyncError::Corrupt {
+            table: batch.table.clone(),
+            detail: format!(
+                "checksum mismatch ({} bytes received): the batch was truncated or damaged in transit",
+                batch.changes.len()
+            ),
+        });
+    }
+    let changes = decode_changes(&batch.table, &batch.changes)?;
+    if changes.len() != batch.count as usize {
+        return Err(SyncError::Corrupt {
+            table: batch.table.clone(),
+            detail: format!("{} changes announced, {} found", batch.count, changes.len()),
+        });
+    }
+    if let Some(max) = changes.iter().map(|c| c.version.hlc).max() {
+        clock
+            .receive(Timestamp::from_u64(max), max_offset_ms)
+            .map_err(|source| SyncError::Clock {
+                table: batch.table.clone(),
+                source,
+            })?;
+    }
+    Ok(batch.changes.clone())
+}
+
+impl SyncService {
+    pub fn new(node: Arc<RaftNode>, settings: Arc<SyncSettings>, status: Arc<StatusBoard>) -> SyncService {
+        SyncService { node, settings, status }
+    }
+
+    fn check_site(&self, site: &str) -> Result<(), Status> {
+        match self.settings.sites.contains(site) {
+            true => Ok(()),
+            false => {
+                let e = SyncError::UnknownSite(site.to_string());
+                tracing::warn!(site, "sync refused: unknown site");
+                Err(status_of(&e))
+            }
+        }
+    }
+
+    /// The leader's Sync client, when this node is not the leader.
+    fn leader(&self, forwarded: bool) -> Result<Option<SyncClient<tonic::transport::Channel>>, Status> {
+        if self.node.is_leader() {
+            return Ok(None);
+        }
+        if forwarded {
+            return Err(Status::unavailable("this node is no longer the leader; retry"));
+        }
+        let address = self
+            .node
+            .leader_address()
+            .ok_or_else(|| Status::unavailable("the upstream has no leader right now; retry"))?;
+        let channel = self.node.channel_to(&address)?;
+        Ok(Some(
+            SyncClient::new(channel)
+                .max_decoding_message_size(MAX_SYNC_MESSAGE)
+                .max_encoding_message_size(MAX_SYNC_MESSAGE),
+        ))
+    }
+
+    /// Checks a site's table against the local one; starts its feed.
+    async fn check_table(&self, table: &str, signature: &str) -> Result<(), Status> {
+        let db = self.node.database();
+        let local = db
+            .read_with(|txn| txn.table(table))
+            .map_err(|e| Status::internal(e.to_string()))?
+            .ok_or_else(|| status_of(&SyncError::UnknownTable(table.to_string())))?;
+        if local.signature() != signature {
+            let e = SyncError::SchemaMismatch {
+                table: table.to_string(),
+                ours: local.signature(),
+                theirs: signature.to_string(),
+            };
+            tracing::warn!(error = %e, "sync refused");
+            return Err(status_of(&e));
+        }
+        if !local.synced {
+            let op = Op::EnableSync {
+                tables: vec![table.to_string()],
+            };
+            self.node.propose(op).await?.map_err(failure_status)?;
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl Sync for SyncService {
+    async fn hello(&self, request: Request<HelloRequest>) -> Result<Response<HelloResponse>, Status> {
+        let r = request.into_inner();
+        self.check_site(&r.site_id)?;
+        if let Some(mut leader) = self.leader(r.forwarded)? {
+            return leader.hello(HelloRequest { forwarded: true, ..r }).await;
+        }
+        self.check_table(&r.table, &r.signature).await?;
+        let name = push_cursor_name(&r.site_id, &r.table);
+        let cursor = ops::cursor(self.node.database(), &name).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(HelloResponse { push_cursor: cursor }))
+    }
+
+    async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
+        let r = request.into_inner();
+        self.check_site(&r.site_id)?;
+        let batch = r
+            .batch
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("push without a batch"))?;
+        let changes = check_batch(&batch, self.node.clock(), self.settings.max_clock_offset_ms).map_err(|e| {
+            tracing::warn!(site = %r.site_id, error = %e, "sync push refused");
+            status_of(&e)
+        })?;
+        if let Some(mut leader) = self.leader(r.forwarded)? {
+            return leader.push(PushRequest { forwarded: true, ..r }).await;
+        }
+        let op = Op::Merge(MergeOp::new(
+            &batch.table,
+            &batch.signature,
+            &changes,
+            false,
+            push_cursor_name(&r.site_id, &batch.table),
+            &batch.cursor,
+        ));
+        let report = match self.node.propose(op).await? {
+            Ok(OpReply::Merged(report)) => report,
+            Ok(other) => return Err(Status::internal(format!("unexpected merge reply {other:?}"))),
+            Err(failure) => {
+                tracing::warn!(site = %r.site_id, error = %failure.message, "sync push refused");
+                return Err(failure_status(failure));
+            }
+        };
+        Ok(Response::new(PushResponse {
+            applied: report.applied,
+            kept: report.kept,
+            conflicts: report.conflicts,
+        }))
+    }
+
+    async fn pull(&self, request: Request<PullRequest>) -> Result<Response<PullResponse>, Status> {
+        let r = request.into_inner();
+        self.check_site(&r.site_id)?;
+        let db = self.node.database().clone();
+        let filter = FeedFilter {
+            skip_pulled: false,
+            skip_site: Some(SyncSettings::site_hash(&r.site_id)),
+        };
+        let max = r.max_changes.clamp(1, MAX_PULL) as usize;
+        let table = r.table.clone();
+        let cursor = r.cursor.clone();
+        let out = tokio::task::spawn_blocking(move || feed::read(&db, &table, &cursor, max, filter))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let out = match out {
+            Err(SyncError::Unavailable(_)) => {
+                // The feed starts with the first site that asks.
+                self.check_table(&r.table, &r.signature).await?;
+                return Err(Status::unavailable(format!(
+                    "the change feed of {} is starting; retry",
+                    r.table
+                )));
+            }
+            other => other.map_err(|e| status_of(&e))?,
+        };
+        if out.signature != r.signature {
+            return Err(status_of(&SyncError::SchemaMismatch {
+                table: r.table,
+                ours: out.signature,
+                theirs: r.signature,
+            }));
+        }
+        Ok(Response::new(PullResponse {
+            batch: Some(Batch {
+                table: r.table,
+                signature: out.signature,
+                checksum: checksum(&out.bytes),
+                changes: out.bytes,
+                count: out.count as u32,
+                max_hlc: out.max_hlc,
+                cursor: out.cursor,
+                complete: out.complete,
+            }),
+        }))
+    }
+
+    async fn status(&self, _: Request<SyncStatusRequest>) -> Result<Response<SyncStatusResponse>, Status> {
+        Ok(Response::new(self.report()))
+    }
+}
+
+impl SyncService {
+    /// This node's sync status.
+    pub fn report(&self) -> SyncStatusResponse {
+        report(&self.node, &self.settings, &self.status)
+    }
+}
+
+pub fn report(node: &RaftNode, settings: &SyncSettings, status: &StatusBoard) -> SyncStatusResponse {
+    let snapshot = status.snapshot();
+    let (conflicts, merged) = ops::counters(node.database()).unwrap_or((0, 0));
+    let tables = settings
+        .tables
+        .iter()
+        .map(|(name, direction)| {
+            let t = snapshot.tables.get(name).cloned().unwrap_or_default();
+            let pull = ops::cursor(node.database(), &pull_cursor_name(name)).unwrap_or_default();
+            TableSyncStatus {
+                table: name.clone(),
+                direction: format!("{direction:?}").to_lowercase(),
+                rows_waiting: if snapshot.active { t.rows_waiting } else { -1 },
+                bytes_waiting: if snapshot.active { t.bytes_waiting } else { -1 },
+                rows_pushed: t.rows_pushed,
+                rows_pulled: t.rows_pulled,
+                push_cursor: t.push_cursor,
+                pull_cursor: cursor_position(&pull),
+            }
+        })
+        .collect();
+    SyncStatusResponse {
+        role: settings.role().to_string(),
+        site_id: settings.site_id.clone().unwrap_or_default(),
+        upstream: settings.upstream.clone().unwrap_or_default(),
+        upstream_reachable: snapshot.upstream_reachable,
+        last_success_ms: snapshot.last_success_ms,
+        last_error: snapshot.last_error,
+        conflicts_resolved: conflicts,
+        rows_merged: merged,
+        tables,
+        active: snapshot.active,
+    }
+}
+
+/// Where the upstream keeps a site's push cursor for a table.
+pub fn push_cursor_name(site: &str, table: &str) -> String {
+    format!("push/{site}/{table}")
+}
+
+/// Where a site keeps its pull cursor for a table.
+pub fn pull_cursor_name(table: &str) -> String {
+    format!("pull/{table}")
+}
+
+/// Decodes an operation's reply (used by tests and tools).
+pub fn decode_reply(bytes: &[u8]) -> Option<OpResult> {
+    serde_json::from_slice(bytes).ok()
+}
