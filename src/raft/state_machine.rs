@@ -237,7 +237,7 @@ impl StateMachine {
             Some(Op::Merge(m)) => m.max_hlc(),
             _ => 0,
         };
-        let hlc = command.hlc.max(last.saturating_add(1)).max(merged);
+        let hlc = ops::entry_stamp(command.hlc, last, merged);
         let stamp = Timestamp::from_u64(hlc);
         self.clock.observe(stamp);
         let hlc_bytes = serde_json::to_vec(&hlc).map_err(|e| sm_err(ErrorVerb::Write, e))?;

@@ -59,12 +59,10 @@ impl Agent {
     /// Runs until the process ends.
     pub async fn run(self) {
         let mut last_purge = Instant::now();
-        let mut feeds_started = false;
         loop {
             let leading = self.node.is_leader();
             self.status.update(|s| s.active = leading && self.settings.upstream.is_some());
             if !leading {
-                feeds_started = false;
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
@@ -76,9 +74,7 @@ impl Agent {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             };
-            if !feeds_started {
-                feeds_started = self.start_feeds().await;
-            }
+            self.start_feeds().await;
             let wait = match self.round(&upstream).await {
                 Ok(()) => {
                     self.status.update(|s| {
@@ -103,19 +99,24 @@ impl Agent {
         }
     }
 
-    /// Starts the change feeds of the configured tables that exist.
-    async fn start_feeds(&self) -> bool {
-        let tables: Vec<String> = self.settings.tables.keys().cloned().collect();
+    /// Starts the change feeds of the configured tables that exist and
+    /// have none yet (a table may be created after the node started).
+    async fn start_feeds(&self) {
+        let db = self.node.database();
+        let tables: Vec<String> = self
+            .settings
+            .tables
+            .keys()
+            .filter(|name| matches!(db.read_with(|txn| txn.table(name)), Ok(Some(t)) if !t.synced))
+            .cloned()
+            .collect();
+        if tables.is_empty() {
+            return;
+        }
         match self.node.propose(Op::EnableSync { tables }).await {
-            Ok(Ok(_)) => true,
-            Ok(Err(f)) => {
-                tracing::warn!(error = %f.message, "cannot start change feeds");
-                false
-            }
-            Err(s) => {
-                tracing::warn!(error = %s.message(), "cannot start change feeds");
-                false
-            }
+            Ok(Ok(_)) => {}
+            Ok(Err(f)) => tracing::warn!(error = %f.message, "cannot start change feeds"),
+            Err(s) => tracing::warn!(error = %s.message(), "cannot start change feeds"),
         }
     }
 
@@ -188,7 +189,11 @@ impl Agent {
             .node
             .database()
             .read_with(|txn| txn.table(table))?
-            .ok_or_else(|| SyncError::UnknownTable(table.to_string()))?;
+            .ok_or_else(|| {
+                SyncError::Unavailable(format!(
+                    "table {table} (named in [sync] tables) does not exist on this site yet: create it with the upstream's definition"
+                ))
+            })?;
         Ok(t.signature())
     }
 
