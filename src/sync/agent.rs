@@ -43,10 +43,12 @@ fn unavailable(e: impl std::fmt::Display) -> SyncError {
 
 fn from_status(s: tonic::Status) -> SyncError {
     let message = s.message().to_string();
+    let transport = s.code() == tonic::Code::Unknown && message.contains("transport");
     match s.code() {
         tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
             SyncError::Unavailable(format!("upstream unavailable: {message}"))
         }
+        _ if transport => SyncError::Unavailable(format!("upstream unavailable: {message}")),
         _ => SyncError::Unavailable(format!("upstream refused: {message} ({:?})", s.code())),
     }
 }
@@ -86,7 +88,10 @@ impl Agent {
                 }
                 Err(e) => {
                     let down = matches!(&e, SyncError::Unavailable(m) if m.starts_with("upstream unavailable"));
-                    tracing::warn!(error = %e, "sync round failed; retrying");
+                    // Said once per new error, not every round of an outage.
+                    if self.status.snapshot().last_error != e.to_string() {
+                        tracing::warn!(error = %e, "sync round failed; retrying");
+                    }
                     self.status.update(|s| {
                         s.upstream_reachable = !down;
                         s.last_error = e.to_string();
@@ -177,7 +182,7 @@ impl Agent {
                 if matches!(&e, SyncError::Unavailable(m) if m.starts_with("upstream unavailable")) {
                     return Err(e);
                 }
-                tracing::warn!(table, error = %e, "table not synced");
+                tracing::debug!(table, error = %e, "table not synced");
                 first_error.get_or_insert(e);
             }
         }
