@@ -420,7 +420,7 @@ fn run_client(
     };
     if queue.is_some() {
         // Give up quickly and queue, rather than wait out a long outage.
-        client.retry_for = std::time::Duration::from_secs(3);
+        client.retry_for = std::time::Duration::from_secs(1);
     }
     client.consistency = consistency;
     let mut session = Session::new(client, format);
@@ -504,7 +504,7 @@ fn run_queue(leader: &str, path: Option<PathBuf>, action: QueueAction) -> ExitCo
             };
             let replayed = runtime.block_on(async {
                 let mut client = Client::connect_lazy(leader).await.map_err(|e| e.to_string())?;
-                client.retry_for = std::time::Duration::from_secs(3);
+                client.retry_for = std::time::Duration::from_secs(1);
                 let mut session = Session::new(client, Format::Table).with_queue(queue);
                 session.replay(&mut std::io::stdout()).await.map_err(|e| e.to_string())
             });

@@ -32,6 +32,13 @@ pub fn run(runtime: &Runtime, session: &mut Session, leader: &str) -> rustyline:
         let _ = editor.load_history(h);
     }
     println!("Connected to ChronosDB at {leader}. Type \\help for help, \\q to quit.");
+    if let Some(queue) = session.queue() {
+        println!(
+            "Offline queue {}: {} statements pending; writes are queued while no node answers and replayed, in order, before the next write.",
+            queue.path().display(),
+            queue.len()
+        );
+    }
     let mut buffer = String::new();
     loop {
         let prompt = if buffer.is_empty() { PROMPT } else { CONTINUE };
