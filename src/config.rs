@@ -465,4 +465,31 @@ mod tests {
         let e = Config::load(Some(Path::new("/nonexistent/chronos.toml")), &Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("no such file"));
     }
+
+    #[test]
+    fn the_sync_section_is_read_and_checked() {
+        let f = file(
+            "[sync]\nsite_id = \"plant-7\"\nupstream = \"hq:8000\"\ntables = { readings = \"push\", assets = \"both\" }\n",
+        );
+        let c = Config::load(Some(f.path()), &Overrides::default()).unwrap();
+        assert_eq!(c.sync.tables.get("readings"), Some(&Direction::Push));
+        assert!(c.sync.tables["assets"].pulls() && c.sync.tables["assets"].pushes());
+        let refused = |text: &str| {
+            Config::load(Some(file(text).path()), &Overrides::default())
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refused("[sync]\nupstream = \"hq:8000\"\ntables = { t = \"push\" }\n");
+        assert!(e.contains("sync.site_id"), "{e}");
+        let e = refused("[sync]\nsite_id = \"a\"\nupstream = \"hq:8000\"\n");
+        assert!(e.contains("sync.tables"), "{e}");
+        let e = refused("[sync]\nsite_id = \"a\"\nupstream = \"hq:8000\"\ntables = { t = \"sideways\" }\n");
+        assert!(e.contains("sideways"), "{e}");
+        let e = refused("[sync]\nsite_id = \"a b\"\n");
+        assert!(e.contains("sync.site_id"), "{e}");
+        let e = refused("[sync]\nbatch_size = 0\n");
+        assert!(e.contains("sync.batch_size"), "{e}");
+        let e = refused("[sync]\nupstrem = \"x:1\"\n");
+        assert!(e.contains("upstrem"), "{e}");
+    }
 }

@@ -474,7 +474,12 @@ fn run_queue(leader: &str, path: Option<PathBuf>, action: QueueAction) -> ExitCo
     match action {
         QueueAction::Status => match queue.pending() {
             Ok(pending) => {
-                println!("{} statements pending in {} (client id {})", pending.len(), path.display(), queue.client_id());
+                println!(
+                    "{} statements pending in {} (client id {})",
+                    pending.len(),
+                    path.display(),
+                    queue.client_id()
+                );
                 for (sequence, sql) in pending.iter().take(10) {
                     println!("  {sequence}: {}", sql.trim());
                 }
@@ -510,7 +515,10 @@ fn run_queue(leader: &str, path: Option<PathBuf>, action: QueueAction) -> ExitCo
             });
             match replayed {
                 Ok(r) => {
-                    println!("replayed {} statements ({} failed); {} still pending", r.sent, r.failed, r.pending);
+                    println!(
+                        "replayed {} statements ({} failed); {} still pending",
+                        r.sent, r.failed, r.pending
+                    );
                     match r.pending {
                         0 => ExitCode::SUCCESS,
                         _ => {

@@ -36,7 +36,11 @@ fn writes_queue_while_the_node_is_down_and_replay_once_in_order() {
     // No node yet: each write is kept, by one client process after another.
     let first = client(&address, &queue, &["-e", "CREATE TABLE log (v INT)"]);
     assert!(first.status.success(), "{}", text(&first));
-    assert!(text(&first).contains("queued offline: 1 statements pending"), "{}", text(&first));
+    assert!(
+        text(&first).contains("queued offline: 1 statements pending"),
+        "{}",
+        text(&first)
+    );
     for v in 1..=3 {
         let out = client(&address, &queue, &["-e", &format!("INSERT INTO log VALUES ({v})")]);
         assert!(out.status.success(), "{}", text(&out));
@@ -92,9 +96,17 @@ fn writes_queue_while_the_node_is_down_and_replay_once_in_order() {
     // clear drops what waits; flush with nothing waiting succeeds.
     drop(node);
     let out = client(&address, &queue, &["-e", "INSERT INTO log VALUES (5)"]);
-    assert!(text(&out).contains("queued offline: 1 statements pending"), "{}", text(&out));
+    assert!(
+        text(&out).contains("queued offline: 1 statements pending"),
+        "{}",
+        text(&out)
+    );
     let cleared = client(&address, &queue, &["queue", "clear"]);
-    assert!(text(&cleared).contains("dropped 1 queued statements"), "{}", text(&cleared));
+    assert!(
+        text(&cleared).contains("dropped 1 queued statements"),
+        "{}",
+        text(&cleared)
+    );
 }
 
 #[test]
@@ -116,5 +128,9 @@ fn a_queue_is_named_and_used_by_one_client_at_a_time() {
         .output()
         .expect("run");
     assert!(!out.status.success());
-    assert!(text(&out).contains("in use by another chronos client"), "{}", text(&out));
+    assert!(
+        text(&out).contains("in use by another chronos client"),
+        "{}",
+        text(&out)
+    );
 }

@@ -42,12 +42,13 @@ struct Pair {
 impl Pair {
     fn start() -> Pair {
         let dir = tempfile::tempdir().expect("temp dir");
-        let up_config = write_config(
-            dir.path(),
+        let up_config = write_config(dir.path(), "hq", "[sync]\nsite_id = \"hq\"\nsites = [\"plant\"]\n");
+        let upstream = Node::start_named(
+            &dir.path().join("hq"),
+            free_port(),
             "hq",
-            "[sync]\nsite_id = \"hq\"\nsites = [\"plant\"]\n",
+            &[("CHRONOS_CONFIG", &up_config)],
         );
-        let upstream = Node::start_named(&dir.path().join("hq"), free_port(), "hq", &[("CHRONOS_CONFIG", &up_config)]);
         let proxy = Proxy::start(upstream.address.clone());
         let site_config = write_config(
             dir.path(),
@@ -70,7 +71,8 @@ impl Pair {
         };
         pair.start_site();
         pair.upstream.ok(SCHEMA);
-        pair.upstream.ok("DROP TABLE odd; CREATE TABLE odd (id INT PRIMARY KEY, x STRING)");
+        pair.upstream
+            .ok("DROP TABLE odd; CREATE TABLE odd (id INT PRIMARY KEY, x STRING)");
         pair.site().ok(SCHEMA);
         pair
     }
@@ -131,7 +133,8 @@ fn an_offline_backlog_arrives_once_each_even_when_the_site_is_killed_mid_push() 
         let values: Vec<String> = (0..1000)
             .map(|i| format!("('s{}', {}, {}.5)", i % 7, chunk * 1000 + i, i))
             .collect();
-        pair.site().ok(&format!("INSERT INTO readings VALUES {}", values.join(", ")));
+        pair.site()
+            .ok(&format!("INSERT INTO readings VALUES {}", values.join(", ")));
     }
     wait_until("the site to count its backlog", Duration::from_secs(30), || {
         let s = sync_status(&pair.site().address);
@@ -159,7 +162,11 @@ fn an_offline_backlog_arrives_once_each_even_when_the_site_is_killed_mid_push() 
             "SELECT seq, COUNT(*) FROM readings GROUP BY seq HAVING COUNT(*) > 1",
         ))
         .expect("query");
-    assert!(doubled.is_empty(), "rows arrived twice: {:?}", &doubled[..doubled.len().min(5)]);
+    assert!(
+        doubled.is_empty(),
+        "rows arrived twice: {:?}",
+        &doubled[..doubled.len().min(5)]
+    );
     let status = sync_status(&pair.site().address);
     assert!(status.contains("(reachable)"), "{status}");
 }

@@ -51,7 +51,8 @@ impl Replica {
         assert!(outcome.error.is_none(), "{:?}", outcome.error);
         let ctx = r.next_ctx(0);
         let tables: Vec<String> = TABLES.iter().map(|t| t.to_string()).collect();
-        r.db.apply_with(ctx, |txn| ops::enable_sync(txn, &tables)).expect("enable sync");
+        r.db.apply_with(ctx, |txn| ops::enable_sync(txn, &tables))
+            .expect("enable sync");
         r
     }
 
@@ -127,7 +128,15 @@ impl Replica {
 
 /// Moves one batch of `table` from site to upstream (push) or back (pull).
 /// Returns None when there was nothing to move; Some(delivered) otherwise.
-fn step(sites: &mut [Replica], up: &mut Replica, s: usize, table: &str, push: bool, lose: bool, batch: usize) -> Option<bool> {
+fn step(
+    sites: &mut [Replica],
+    up: &mut Replica,
+    s: usize,
+    table: &str,
+    push: bool,
+    lose: bool,
+    batch: usize,
+) -> Option<bool> {
     let site = &mut sites[s];
     if push {
         let name = push_cursor_name(&site.name, table);
@@ -239,7 +248,12 @@ fn run_seed(seed: u64) {
     let kv = up.rows("SELECT k, v, n FROM kv ORDER BY k");
     let log = up.rows("SELECT site, seq FROM log ORDER BY site, seq");
     for site in &sites {
-        assert_eq!(site.rows("SELECT k, v, n FROM kv ORDER BY k"), kv, "seed {seed}: kv at {}", site.name);
+        assert_eq!(
+            site.rows("SELECT k, v, n FROM kv ORDER BY k"),
+            kv,
+            "seed {seed}: kv at {}",
+            site.name
+        );
         assert_eq!(
             site.rows("SELECT site, seq FROM log ORDER BY site, seq"),
             log,
@@ -268,8 +282,14 @@ fn run_seed(seed: u64) {
 
 #[test]
 fn replicas_converge_under_lost_batches_and_restarts() {
-    let first: u64 = std::env::var("CHRONOS_SYNC_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
-    let seeds: u64 = std::env::var("CHRONOS_SYNC_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
+    let first: u64 = std::env::var("CHRONOS_SYNC_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let seeds: u64 = std::env::var("CHRONOS_SYNC_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
     for seed in first..first + seeds {
         run_seed(seed);
     }

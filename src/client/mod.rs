@@ -21,6 +21,8 @@ pub async fn sync_status(address: &str) -> Result<crate::proto::sync::SyncStatus
     let call = client.status(crate::proto::sync::SyncStatusRequest {});
     match tokio::time::timeout(std::time::Duration::from_secs(10), call).await {
         Ok(reply) => Ok(reply?.into_inner()),
-        Err(_) => Err(ClientError::Unavailable(format!("{address} did not answer within 10 s"))),
+        Err(_) => Err(ClientError::Unavailable(format!(
+            "{address} did not answer within 10 s"
+        ))),
     }
 }

@@ -141,7 +141,10 @@ mod tests {
         };
         let q = OfflineQueue::open(dir.path()).unwrap();
         assert_eq!(q.client_id(), id);
-        assert_eq!(q.pending().unwrap(), vec![(first, "INSERT INTO t VALUES (2)".to_string())]);
+        assert_eq!(
+            q.pending().unwrap(),
+            vec![(first, "INSERT INTO t VALUES (2)".to_string())]
+        );
         // Sequences keep increasing after a restart, even past removed ones.
         assert!(q.push("x").unwrap() > first);
         assert_eq!(q.clear().unwrap(), 2);

@@ -81,7 +81,9 @@ impl Session {
     ) -> Result<(Replay, Option<ExecuteResponse>), SessionError> {
         let mut replay = Replay::default();
         let mut answer = None;
-        let Some(queue) = &self.queue else { return Ok((replay, answer)) };
+        let Some(queue) = &self.queue else {
+            return Ok((replay, answer));
+        };
         let pending = queue.pending()?;
         let total = pending.len();
         let client_id = queue.client_id().to_string();

@@ -299,8 +299,8 @@ impl StateMachine {
                     OpReply::Purged { tombstones, sessions }
                 }
             };
-            let response = serde_json::to_vec(&Ok::<_, OpFailure>(reply))
-                .map_err(|e| SyncError::Unavailable(e.to_string()))?;
+            let response =
+                serde_json::to_vec(&Ok::<_, OpFailure>(reply)).map_err(|e| SyncError::Unavailable(e.to_string()))?;
             finish(&response, txn);
             Ok(response)
         });

@@ -13,9 +13,9 @@ pub use metrics::Metrics;
 pub use service::ChronosService;
 
 use crate::proto::raft::raft_server::RaftServer;
+use crate::proto::sync::sync_server::SyncServer;
 use crate::proto::v1::chronos_server::ChronosServer;
 use crate::raft::network::MAX_PEER_MESSAGE;
-use crate::proto::sync::sync_server::SyncServer;
 use crate::raft::service::RaftService;
 use crate::sync::service::{MAX_SYNC_MESSAGE, SyncService};
 use std::future::Future;

@@ -91,7 +91,11 @@ impl Table {
         let key = match self.primary_key.is_empty() {
             true => "rowid".to_string(),
             false => {
-                let names: Vec<&str> = self.primary_key.iter().map(|&i| self.columns[i].name.as_str()).collect();
+                let names: Vec<&str> = self
+                    .primary_key
+                    .iter()
+                    .map(|&i| self.columns[i].name.as_str())
+                    .collect();
                 format!("PRIMARY KEY ({})", names.join(", "))
             }
         };

@@ -63,7 +63,8 @@ impl Agent {
         let mut last_purge = Instant::now();
         loop {
             let leading = self.node.is_leader();
-            self.status.update(|s| s.active = leading && self.settings.upstream.is_some());
+            self.status
+                .update(|s| s.active = leading && self.settings.upstream.is_some());
             if !leading {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
@@ -140,7 +141,11 @@ impl Agent {
         };
         match self.node.propose(op).await {
             Ok(Ok(OpReply::Purged { tombstones, sessions })) if tombstones + sessions > 0 => {
-                tracing::info!(tombstones, sessions, "purged expired tombstones and idempotency records");
+                tracing::info!(
+                    tombstones,
+                    sessions,
+                    "purged expired tombstones and idempotency records"
+                );
             }
             Ok(Err(f)) => tracing::warn!(error = %f.message, "purge refused"),
             Err(s) => tracing::debug!(error = %s.message(), "purge not replicated"),

@@ -11,7 +11,11 @@ pub enum SyncError {
     #[error("table {0} does not exist here")]
     UnknownTable(String),
     #[error("schema mismatch for table {table}: the sender has {theirs}, this side has {ours}")]
-    SchemaMismatch { table: String, ours: String, theirs: String },
+    SchemaMismatch {
+        table: String,
+        ours: String,
+        theirs: String,
+    },
     #[error("corrupt sync batch for table {table}: {detail}")]
     Corrupt { table: String, detail: String },
     #[error("batch for table {table}: {source}")]
