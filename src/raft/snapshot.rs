@@ -19,7 +19,11 @@ const LOAD_BATCH_BYTES: usize = 4 << 20;
 /// True for the keyspaces that make up the replicated state (and so go into
 /// a snapshot); the Raft log and vote are the node's own.
 pub fn is_state_space(space: &str) -> bool {
-    space == "catalog" || space == "meta" || is_data_space(space) || space.starts_with("sm.")
+    space == "catalog"
+        || space == "meta"
+        || is_data_space(space)
+        || space.starts_with("sm.")
+        || space.starts_with("sync.")
 }
 
 fn storage_io(e: StorageError) -> io::Error {
@@ -133,11 +137,26 @@ pub fn load(engine: &dyn Engine, path: &Path) -> io::Result<u64> {
 /// own around the data.
 pub fn restore(engine: &dyn Engine, path: &Path) -> io::Result<u64> {
     let count = load(engine, path)?;
+    let mut last_change = crate::sync::ops::feed_base(engine).map_err(storage_io)?;
     for space in engine.spaces().map_err(storage_io)? {
         if space.starts_with("sm.") {
             engine.drop_space(&space).map_err(storage_io)?;
         }
+        if space.starts_with("f.") {
+            let newest = engine
+                .scan(&space, (Bound::Unbounded, Bound::Unbounded))
+                .map_err(storage_io)?
+                .last()
+                .transpose()
+                .map_err(storage_io)?;
+            if let Some((key, _)) = newest {
+                last_change = last_change.max(crate::sync::status::cursor_position(&key));
+            }
+        }
     }
+    // The new cluster's log starts again at 1: its change positions start
+    // after every position in the restored feeds, so cursors stay valid.
+    crate::sync::ops::set_feed_base(engine, last_change).map_err(storage_io)?;
     engine.flush().map_err(storage_io)?;
     Ok(count)
 }
@@ -186,5 +205,22 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
         let err = load(&MemoryEngine::default(), &path).unwrap_err();
         assert!(err.to_string().contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn a_restored_cluster_continues_change_positions_past_its_feeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snap");
+        let a = MemoryEngine::default();
+        put(&a, "f.3", &[0, 0, 0, 0, 0, 0, 0, 9, 1], b"\0");
+        put(&a, "f.3", &[0, 0, 0, 0, 0, 0, 1, 2, 1], b"\0");
+        put(&a, "sync.cursors", b"pull/t", b"cursor");
+        put(&a, "sm.sessions", b"client", b"answer");
+        write(&a, &path).unwrap();
+        let b = MemoryEngine::default();
+        restore(&b, &path).unwrap();
+        assert_eq!(crate::sync::ops::feed_base(&b).unwrap(), 258);
+        assert_eq!(b.get("sync.cursors", b"pull/t").unwrap(), Some(b"cursor".to_vec()));
+        assert_eq!(b.get("sm.sessions", b"client").unwrap(), None);
     }
 }

@@ -63,6 +63,8 @@ pub struct StateMachine {
     sled: sled::Db,
     clock: Arc<Clock>,
     dir: PathBuf,
+    /// See [`ops::feed_base`]; part of the state, read when it may change.
+    feed_base: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn sm_err(verb: ErrorVerb, e: impl ToString) -> StorageError {
@@ -88,11 +90,13 @@ impl StateMachine {
     /// `dir`. Finishes a snapshot install that a crash interrupted.
     pub fn open(db: Arc<Database>, sled: sled::Db, clock: Arc<Clock>, dir: &Path) -> std::io::Result<StateMachine> {
         std::fs::create_dir_all(dir)?;
+        let base = ops::feed_base(db.engine().as_ref()).map_err(std::io::Error::other)?;
         let sm = StateMachine {
             db,
             sled,
             clock,
             dir: dir.to_path_buf(),
+            feed_base: Arc::new(std::sync::atomic::AtomicU64::new(base)),
         };
         let installing = sm.install_tree().map_err(std::io::Error::other)?.get(INSTALLING);
         if installing.map_err(std::io::Error::other)?.is_some() {
@@ -191,6 +195,8 @@ impl StateMachine {
             state.insert(MEMBERSHIP.to_vec(), Some(membership));
             self.engine().commit(batch).map_err(|e| sm_err(ErrorVerb::Write, e))
         })?;
+        let base = ops::feed_base(self.engine().as_ref()).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        self.feed_base.store(base, std::sync::atomic::Ordering::Relaxed);
         tree.remove(INSTALLING).map_err(|e| snap_err(ErrorVerb::Write, e))?;
         self.sled.flush().map_err(|e| snap_err(ErrorVerb::Write, e))?;
         Ok(())
@@ -247,7 +253,7 @@ impl StateMachine {
                 hlc,
                 site: command.site,
             },
-            change: log_id.index,
+            change: self.feed_base.load(std::sync::atomic::Ordering::Relaxed) + log_id.index,
         };
         let finish = |response: &[u8], txn: &mut Transaction| {
             txn.set(STATE, APPLIED.to_vec(), applied.clone());
