@@ -21,7 +21,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 const TABLES: [&str; 2] = ["kv", "log"];
-const SCHEMA: &str = "CREATE TABLE kv (k INT PRIMARY KEY, v STRING, n INT); CREATE TABLE log (site STRING, seq INT)";
+/// Pushed by the sites only; the upstream keeps no feed for it.
+const PUSHED: &str = "pushed";
+const SCHEMA: &str = "CREATE TABLE kv (k INT PRIMARY KEY, v STRING, n INT); CREATE TABLE log (site STRING, seq INT); \
+    CREATE TABLE pushed (site STRING, seq INT)";
 
 struct Replica {
     name: String,
@@ -35,7 +38,7 @@ struct Replica {
 }
 
 impl Replica {
-    fn new(name: &str, skew_ms: i64) -> Replica {
+    fn new(name: &str, skew_ms: i64, upstream: bool) -> Replica {
         let engine = Arc::new(MemoryEngine::new());
         let db = Database::open(engine.clone()).expect("open");
         let mut r = Replica {
@@ -51,7 +54,11 @@ impl Replica {
         assert!(outcome.error.is_none(), "{:?}", outcome.error);
         let ctx = r.next_ctx(0);
         let tables: Vec<String> = TABLES.iter().map(|t| t.to_string()).collect();
-        r.db.apply_with(ctx, |txn| ops::enable_sync(txn, &tables))
+        r.db.apply_with(ctx, |txn| ops::enable_sync(txn, &tables, true))
+            .expect("enable sync");
+        let ctx = r.next_ctx(0);
+        let pushed = vec![PUSHED.to_string()];
+        r.db.apply_with(ctx, |txn| ops::enable_sync(txn, &pushed, !upstream))
             .expect("enable sync");
         r
     }
@@ -173,9 +180,10 @@ fn step(
 fn run_seed(seed: u64) {
     let mut rng = Rng::new(seed);
     let mut sites: Vec<Replica> = (0..3)
-        .map(|i| Replica::new(&format!("site{i}"), rng.below(2000) as i64 - 1000))
+        .map(|i| Replica::new(&format!("site{i}"), rng.below(2000) as i64 - 1000, false))
         .collect();
-    let mut up = Replica::new("hq", 0);
+    let mut up = Replica::new("hq", 0, true);
+    let mut pushed_seq = 0;
     let mut inserted = BTreeSet::new();
     let mut deleted = BTreeSet::new();
     let mut seq = 0;
@@ -204,6 +212,18 @@ fn run_seed(seed: u64) {
                 r.write(&format!("INSERT INTO log VALUES ('{}', {seq})", r.name));
                 inserted.insert((r.name.clone(), seq));
             }
+            9 if who < 3 && rng.chance(50) => {
+                let r = &mut sites[who];
+                match rng.chance(80) {
+                    true => {
+                        pushed_seq += 1;
+                        r.write(&format!("INSERT INTO pushed VALUES ('{}', {pushed_seq})", r.name));
+                    }
+                    false => {
+                        r.write(&format!("DELETE FROM pushed WHERE seq % 5 = {}", rng.below(5)));
+                    }
+                }
+            }
             8 => {
                 if let Some((name, n)) = inserted.iter().nth(rng.below(inserted.len().max(1))).cloned()
                     && r.write(&format!("DELETE FROM log WHERE site = '{name}' AND seq = {n}")) == 1
@@ -214,9 +234,11 @@ fn run_seed(seed: u64) {
             _ => {
                 // Sync traffic, with lost batches, and now and then a restart.
                 let s = rng.below(3);
-                let table = TABLES[rng.below(2)];
                 let lose = rng.chance(25);
-                step(&mut sites, &mut up, s, table, rng.chance(50), lose, batch);
+                match rng.below(3) {
+                    2 => step(&mut sites, &mut up, s, PUSHED, true, lose, batch),
+                    t => step(&mut sites, &mut up, s, TABLES[t], rng.chance(50), lose, batch),
+                };
                 if rng.chance(10) {
                     match rng.below(4) {
                         3 => up.restart(),
@@ -231,6 +253,9 @@ fn run_seed(seed: u64) {
     loop {
         let mut moved = false;
         for s in 0..3 {
+            while step(&mut sites, &mut up, s, PUSHED, true, false, batch).is_some() {
+                moved = true;
+            }
             for table in TABLES {
                 for push in [true, false] {
                     while step(&mut sites, &mut up, s, table, push, false, batch).is_some() {
@@ -261,6 +286,15 @@ fn run_seed(seed: u64) {
             site.name
         );
     }
+    // The pushed table upstream is the union of the sites' own.
+    let mut union: Vec<String> = sites
+        .iter()
+        .flat_map(|s| s.rows("SELECT site, seq FROM pushed"))
+        .collect();
+    union.sort();
+    let mut upstream_pushed = up.rows("SELECT site, seq FROM pushed");
+    upstream_pushed.sort();
+    assert_eq!(upstream_pushed, union, "seed {seed}: pushed rows upstream");
     let expected: Vec<String> = inserted
         .difference(&deleted)
         .map(|(s, n)| {
@@ -297,8 +331,8 @@ fn replicas_converge_under_lost_batches_and_restarts() {
 
 #[test]
 fn a_conflicting_update_resolves_the_same_everywhere() {
-    let mut site = vec![Replica::new("plant", 0)];
-    let mut up = Replica::new("hq", 0);
+    let mut site = vec![Replica::new("plant", 0, false)];
+    let mut up = Replica::new("hq", 0, true);
     site[0].write("INSERT INTO kv VALUES (1, 'first', 0)");
     while step(&mut site, &mut up, 0, "kv", true, false, 10).is_some() {}
     // Both change the row while the link is down; the site's write is later.

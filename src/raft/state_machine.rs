@@ -292,10 +292,11 @@ impl StateMachine {
         batch: WriteBatch,
         finish: impl Fn(&[u8], &mut Transaction),
     ) -> Result<Reply, StorageError> {
+        let began = std::time::Instant::now();
         let result = self.db.apply_with(ctx, |txn| -> Result<Vec<u8>, SyncError> {
             let reply = match op {
                 Op::Merge(m) => OpReply::Merged(m.apply(txn)?),
-                Op::EnableSync { tables } => OpReply::Enabled(ops::enable_sync(txn, tables)?),
+                Op::EnableSync { tables, feed } => OpReply::Enabled(ops::enable_sync(txn, tables, *feed)?),
                 Op::Purge {
                     before_hlc,
                     sessions_before_hlc,
@@ -310,6 +311,10 @@ impl StateMachine {
             finish(&response, txn);
             Ok(response)
         });
+        tracing::debug!(
+            applied_ms = began.elapsed().as_millis() as u64,
+            "applied a sync operation"
+        );
         match result {
             Ok(response) => Ok(Reply { response }),
             Err(SyncError::Storage(e)) => Err(sm_err(ErrorVerb::Write, e)),

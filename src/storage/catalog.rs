@@ -30,6 +30,10 @@ pub struct Table {
     /// feed and deletes leave tombstones (see `storage::sync`).
     #[serde(default)]
     pub synced: bool,
+    /// Receives merges from other sites without being read by any: deletes
+    /// leave tombstones, but no feed is kept (implied by `synced`).
+    #[serde(default)]
+    pub merges: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -66,6 +70,11 @@ impl Table {
     /// The keyspace holding the table's rows.
     pub fn space(&self) -> String {
         format!("t.{}", self.id)
+    }
+
+    /// Deletes leave tombstones (the table takes part in merges).
+    pub fn keeps_tombstones(&self) -> bool {
+        self.synced || self.merges
     }
 
     /// The keyspace of the table's change feed: change position and row

@@ -138,14 +138,18 @@ impl Transaction {
         let space = table.tomb_space();
         if let Some(bytes) = self.get(&space, key)? {
             let (_, change) = decode_tombstone(&space, &bytes)?;
-            self.delete(&table.feed_space(), feed_key(change, key));
+            if table.synced {
+                self.delete(&table.feed_space(), feed_key(change, key));
+            }
             self.delete(&space, key.to_vec());
         }
         Ok(())
     }
 
     pub(super) fn set_tombstone(&mut self, table: &Table, key: &[u8], version: RowVersion, origin: Origin) {
-        self.record_change(table, key, origin);
+        if table.synced {
+            self.record_change(table, key, origin);
+        }
         let value = encode_tombstone(version, self.change());
         self.set(&table.tomb_space(), key.to_vec(), value);
     }
@@ -158,24 +162,33 @@ impl Transaction {
         }
     }
 
-    /// Starts keeping a change feed for a table: every existing row enters
-    /// the feed at this transaction's change position. The caller saves the
-    /// table (with `synced` set) in the catalog.
+    /// Starts keeping a change feed for a table: every existing row and
+    /// tombstone enters the feed at this transaction's change position. The
+    /// caller saves the table (with `synced` set) in the catalog.
     pub fn enable_sync(&mut self, table: &mut Table) -> Result<u64> {
         if table.synced {
             return Ok(0);
         }
         table.synced = true;
-        let mut keys = Vec::new();
+        let mut rows = Vec::new();
         for item in self.scan(&table.space(), (Bound::Unbounded, Bound::Unbounded))? {
             let (key, bytes) = item?;
             let (row, version) = decode_row(&bytes)?;
-            keys.push((key.to_vec(), row, version));
+            rows.push((key.to_vec(), row, version));
         }
-        let count = keys.len() as u64;
-        for (key, row, version) in keys {
-            // Rewritten so the row records its feed position.
-            self.insert_row_as(table, key, &row, version, Origin::Local)?;
+        let space = table.tomb_space();
+        let mut tombstones = Vec::new();
+        for item in self.scan(&space, (Bound::Unbounded, Bound::Unbounded))? {
+            let (key, bytes) = item?;
+            tombstones.push((key.to_vec(), decode_tombstone(&space, &bytes)?.0));
+        }
+        let count = (rows.len() + tombstones.len()) as u64;
+        // Rewritten so each records its feed position.
+        for (key, row, version) in rows {
+            self.store_row(table, key, &row, version, Origin::Local);
+        }
+        for (key, version) in tombstones {
+            self.set_tombstone(table, &key, version, Origin::Local);
         }
         Ok(count)
     }
@@ -188,26 +201,27 @@ impl Transaction {
             Some(bytes) => Some(decode_row(&bytes)?),
             None => None,
         };
-        let existing = match &live {
-            Some((_, version)) => Some(*version),
+        let tombstone = match &live {
+            Some(_) => None,
             None => self.tombstone(table, &change.key)?.map(|(v, _)| v),
         };
+        let existing = live.as_ref().map(|(_, v)| *v).or(tombstone);
         let conflict = existing.is_some_and(|v| v.site != change.version.site);
         if existing.is_some_and(|v| v >= change.version) {
             return Ok(Merged::Kept { conflict });
+        }
+        if tombstone.is_some() {
+            self.forget_tombstone(table, &change.key)?;
         }
         match (change.row, live) {
             (Some(row), Some((old, _))) => {
                 self.remove_index_entries(table, &change.key, &old);
                 self.forget_change_of_row(table, &change.key)?;
-                self.insert_row_as(table, change.key, &row, change.version, origin)?;
+                self.store_row(table, change.key, &row, change.version, origin);
             }
-            (Some(row), None) => self.insert_row_as(table, change.key, &row, change.version, origin)?,
+            (Some(row), None) => self.store_row(table, change.key, &row, change.version, origin),
             (None, Some((old, _))) => self.delete_row_as(table, &change.key, &old, change.version, origin)?,
-            (None, None) => {
-                self.forget_tombstone(table, &change.key)?;
-                self.set_tombstone(table, &change.key, change.version, origin);
-            }
+            (None, None) => self.set_tombstone(table, &change.key, change.version, origin),
         }
         Ok(Merged::Applied { conflict })
     }
@@ -299,7 +313,9 @@ impl Transaction {
             }
         }
         for (key, change) in &old {
-            self.delete(&table.feed_space(), feed_key(*change, key));
+            if table.synced {
+                self.delete(&table.feed_space(), feed_key(*change, key));
+            }
             self.delete(&space, key.clone());
         }
         Ok(old.len() as u64)
@@ -389,6 +405,7 @@ mod tests {
             primary_key: vec![0],
             indexes: Vec::new(),
             synced: true,
+            merges: false,
         }
     }
 

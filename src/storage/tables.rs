@@ -141,16 +141,31 @@ impl Transaction {
         version: RowVersion,
         origin: Origin,
     ) -> Result<()> {
+        if table.keeps_tombstones() {
+            self.forget_tombstone(table, &key)?;
+        }
+        self.store_row(table, key, row, version, origin);
+        Ok(())
+    }
+
+    /// Writes a row and its index entries (and its feed entry in a synced
+    /// table), when the caller knows no tombstone holds the key.
+    pub(super) fn store_row(
+        &mut self,
+        table: &Table,
+        key: Vec<u8>,
+        row: &[Value],
+        version: RowVersion,
+        origin: Origin,
+    ) {
         for index in &table.indexes {
             self.set(&index.space(), index_key(index, row, &key), Vec::new());
         }
         if table.synced {
-            self.forget_tombstone(table, &key)?;
             self.record_change(table, &key, origin);
         }
         let bytes = encode_row(row, version, self.change());
         self.set(&table.space(), key, bytes);
-        Ok(())
     }
 
     /// Deletes a row. In a synced table the delete leaves a tombstone, so
@@ -172,6 +187,8 @@ impl Transaction {
         }
         if table.synced {
             self.forget_change_of_row(table, key)?;
+        }
+        if table.keeps_tombstones() {
             self.set_tombstone(table, key, version, origin);
         }
         self.delete(&table.space(), key.to_vec());

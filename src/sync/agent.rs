@@ -30,6 +30,12 @@ use tonic::transport::Channel;
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the leader purges old tombstones and idempotency records.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
+/// How often the rows waiting are counted for status (a scan of the feed
+/// after the push cursor): often while the link is down (the backlog is
+/// the news then), rarely while syncing; in between, pushed rows are
+/// taken off the count.
+const COUNT_OFFLINE_EVERY: Duration = Duration::from_secs(5);
+const COUNT_EVERY: Duration = Duration::from_secs(30);
 
 pub struct Agent {
     node: Arc<RaftNode>,
@@ -61,6 +67,7 @@ impl Agent {
     /// Runs until the process ends.
     pub async fn run(self) {
         let mut last_purge = Instant::now();
+        let mut last_count = Instant::now() - COUNT_EVERY;
         loop {
             let leading = self.node.is_leader();
             self.status
@@ -100,7 +107,14 @@ impl Agent {
                     self.settings.interval.max(Duration::from_secs(1))
                 }
             };
-            self.count_waiting().await;
+            let every = match self.status.snapshot().upstream_reachable {
+                true => COUNT_EVERY,
+                false => COUNT_OFFLINE_EVERY,
+            };
+            if last_count.elapsed() >= every {
+                self.count_waiting().await;
+                last_count = Instant::now();
+            }
             tokio::time::sleep(wait).await;
         }
     }
@@ -109,20 +123,27 @@ impl Agent {
     /// have none yet (a table may be created after the node started).
     async fn start_feeds(&self) {
         let db = self.node.database();
-        let tables: Vec<String> = self
-            .settings
-            .tables
-            .keys()
-            .filter(|name| matches!(db.read_with(|txn| txn.table(name)), Ok(Some(t)) if !t.synced))
-            .cloned()
-            .collect();
-        if tables.is_empty() {
-            return;
-        }
-        match self.node.propose(Op::EnableSync { tables }).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(f)) => tracing::warn!(error = %f.message, "cannot start change feeds"),
-            Err(s) => tracing::warn!(error = %s.message(), "cannot start change feeds"),
+        // Pushed tables need a feed; pull-only ones only take merges.
+        for feed in [true, false] {
+            let tables: Vec<String> = self
+                .settings
+                .tables
+                .iter()
+                .filter(|(_, direction)| direction.pushes() == feed)
+                .filter(|(name, _)| {
+                    matches!(db.read_with(|txn| txn.table(name)),
+                        Ok(Some(t)) if !(t.synced || (!feed && t.merges)))
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            if tables.is_empty() {
+                continue;
+            }
+            match self.node.propose(Op::EnableSync { tables, feed }).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(f)) => tracing::warn!(error = %f.message, "cannot start change feeds"),
+                Err(s) => tracing::warn!(error = %s.message(), "cannot start change feeds"),
+            }
         }
     }
 
@@ -215,31 +236,47 @@ impl Agent {
             forwarded: false,
         };
         let mut cursor = call(client.hello(hello)).await?.push_cursor;
+        let mut out = self.read_feed(table, &cursor).await?;
         loop {
-            if !self.node.is_leader() {
-                return Ok(());
-            }
-            let out = self.read_feed(table, &cursor).await?;
-            if out.cursor == cursor {
+            if !self.node.is_leader() || out.cursor == cursor {
                 self.status.table(table, |t| t.push_cursor = cursor_position(&cursor));
                 return Ok(());
             }
-            let count = out.count as u64;
-            let complete = out.complete;
+            let (count, complete) = (out.count as u64, out.complete);
+            let next = out.cursor.clone();
             let request = PushRequest {
                 site_id: self.site_id(),
                 batch: Some(to_batch(table, out)),
                 forwarded: false,
             };
-            let next = request.batch.as_ref().map(|b| b.cursor.clone()).unwrap_or_default();
-            call(client.push(request)).await?;
+            // The next batch is read while this one is merged upstream; it
+            // is sent only after this one is committed (cursors in order).
+            let began = Instant::now();
+            let (pushed, following) = tokio::join!(call(client.push(request)), async {
+                match complete {
+                    true => None,
+                    false => Some(self.read_feed(table, &next).await),
+                }
+            });
+            pushed?;
+            tracing::debug!(
+                table,
+                rows = count,
+                push_ms = began.elapsed().as_millis() as u64,
+                "pushed a batch"
+            );
             cursor = next;
             self.status.table(table, |t| {
                 t.rows_pushed += count;
                 t.push_cursor = cursor_position(&cursor);
+                if t.rows_waiting > 0 {
+                    t.bytes_waiting -= t.bytes_waiting / t.rows_waiting * (count as i64).min(t.rows_waiting);
+                    t.rows_waiting = (t.rows_waiting - count as i64).max(0);
+                }
             });
-            if complete {
-                return Ok(());
+            match following {
+                None => return Ok(()),
+                Some(read) => out = read?,
             }
         }
     }
@@ -318,12 +355,17 @@ impl Agent {
                     continue;
                 }
                 let position = status.snapshot().tables.get(&table).map_or(0, |t| t.push_cursor);
-                let counted = db.read_with(|txn| -> Result<(i64, i64), crate::storage::StorageError> {
-                    let Some(t) = txn.table(&table)? else { return Ok((0, 0)) };
+                // Scanned outside the database lock (writers must not wait
+                // on a count); an estimate is good enough here.
+                let counted = (|| -> Result<(i64, i64), crate::storage::StorageError> {
+                    let Some(t) = db.read_with(|txn| txn.table(&table))? else {
+                        return Ok((0, 0));
+                    };
+                    let engine = db.engine();
                     let start = (position + 1).to_be_bytes().to_vec();
                     let range = (std::ops::Bound::Included(start), std::ops::Bound::Unbounded);
                     let (mut rows, mut bytes) = (0i64, 0i64);
-                    for item in txn.scan(&t.feed_space(), range)? {
+                    for item in engine.scan(&t.feed_space(), range)? {
                         let (key, origin) = item?;
                         if origin.first() == Some(&(crate::storage::sync::Origin::Pulled as u8)) {
                             continue;
@@ -331,18 +373,17 @@ impl Agent {
                         rows += 1;
                         // The first rows give the estimate of row size.
                         if rows <= 100
-                            && let Some(v) = txn.get(&t.space(), &key[8.min(key.len())..])?
+                            && let Some(v) = engine.get(&t.space(), &key[8.min(key.len())..])?
                         {
                             bytes += v.len() as i64 + key.len() as i64;
                         }
                     }
-                    let sampled = rows.min(100);
-                    let estimate = match sampled {
+                    let estimate = match rows.min(100) {
                         0 => 0,
                         n => bytes / n * rows,
                     };
                     Ok((rows, estimate))
-                });
+                })();
                 if let Ok((rows, bytes)) = counted {
                     status.table(&table, |t| {
                         t.rows_waiting = rows;

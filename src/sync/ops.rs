@@ -22,8 +22,14 @@ pub enum Op {
     /// Merges a batch of changes into a synced table and moves a cursor, in
     /// one atomic step: the cursor never passes changes not committed.
     Merge(MergeOp),
-    /// Starts change feeds for these tables (existing rows included).
-    EnableSync { tables: Vec<String> },
+    /// Starts change feeds for these tables (existing rows included), or,
+    /// with `feed` false, only makes them take merges (tombstones, no feed:
+    /// an upstream's table that sites push to and none pulls from).
+    EnableSync {
+        tables: Vec<String>,
+        #[serde(default = "yes")]
+        feed: bool,
+    },
     /// Drops tombstones of deletes stamped before `before_hlc`, and
     /// idempotency records last used before `sessions_before_hlc`.
     Purge { before_hlc: u64, sessions_before_hlc: u64 },
@@ -68,6 +74,10 @@ pub struct OpFailure {
 
 /// The decoded reply of an applied operation.
 pub type OpResult = Result<OpReply, OpFailure>;
+
+fn yes() -> bool {
+    true
+}
 
 /// What a merge did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,7 +137,7 @@ impl MergeOp {
                 theirs: self.signature.clone(),
             });
         }
-        if !table.synced {
+        if !table.keeps_tombstones() {
             return Err(SyncError::Unavailable(format!(
                 "table {} is not synced here yet; retry",
                 self.table
@@ -175,16 +185,20 @@ fn add_counter(txn: &mut Transaction, key: &[u8], n: u64) -> Result<(), StorageE
     Ok(())
 }
 
-/// Starts the change feed of each named table that exists and has none.
-/// Returns the tables that now have one.
-pub fn enable_sync(txn: &mut Transaction, tables: &[String]) -> Result<Vec<String>, SyncError> {
+/// Starts the change feed of each named table that exists and has none
+/// (or, without `feed`, lets it take merges). Returns the tables found.
+pub fn enable_sync(txn: &mut Transaction, tables: &[String], feed: bool) -> Result<Vec<String>, SyncError> {
     let mut enabled = Vec::new();
     for name in tables {
         let Some(mut table) = txn.table(name)? else { continue };
-        if !table.synced {
+        if feed && !table.synced {
             let rows = txn.enable_sync(&mut table)?;
             txn.save_table(&table)?;
             tracing::info!(table = %name, rows, "started the change feed");
+        } else if !feed && !table.keeps_tombstones() {
+            table.merges = true;
+            txn.save_table(&table)?;
+            tracing::info!(table = %name, "table takes merges");
         }
         enabled.push(name.clone());
     }
@@ -195,7 +209,7 @@ pub fn enable_sync(txn: &mut Transaction, tables: &[String]) -> Result<Vec<Strin
 pub fn purge_tombstones(txn: &mut Transaction, before_hlc: u64) -> Result<u64, SyncError> {
     let mut purged = 0;
     for table in txn.tables()? {
-        if table.synced {
+        if table.keeps_tombstones() {
             purged += txn.purge_tombstones(&table, before_hlc)?;
         }
     }

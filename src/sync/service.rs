@@ -119,8 +119,9 @@ impl SyncService {
         ))
     }
 
-    /// Checks a site's table against the local one; starts its feed.
-    async fn check_table(&self, table: &str, signature: &str) -> Result<(), Status> {
+    /// Checks a site's table against the local one. A table sites push to
+    /// takes merges; one they pull from gets a change feed.
+    async fn check_table(&self, table: &str, signature: &str, feed: bool) -> Result<(), Status> {
         let db = self.node.database();
         let local = db
             .read_with(|txn| txn.table(table))
@@ -135,9 +136,14 @@ impl SyncService {
             tracing::warn!(error = %e, "sync refused");
             return Err(status_of(&e));
         }
-        if !local.synced {
+        let ready = match feed {
+            true => local.synced,
+            false => local.keeps_tombstones(),
+        };
+        if !ready {
             let op = Op::EnableSync {
                 tables: vec![table.to_string()],
+                feed,
             };
             self.node.propose(op).await?.map_err(failure_status)?;
         }
@@ -153,7 +159,7 @@ impl Sync for SyncService {
         if let Some(mut leader) = self.leader(r.forwarded)? {
             return leader.hello(HelloRequest { forwarded: true, ..r }).await;
         }
-        self.check_table(&r.table, &r.signature).await?;
+        self.check_table(&r.table, &r.signature, false).await?;
         let name = push_cursor_name(&r.site_id, &r.table);
         let cursor = ops::cursor(self.node.database(), &name).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(HelloResponse { push_cursor: cursor }))
@@ -166,6 +172,7 @@ impl Sync for SyncService {
             .batch
             .clone()
             .ok_or_else(|| Status::invalid_argument("push without a batch"))?;
+        let began = std::time::Instant::now();
         let changes = check_batch(&batch, self.node.clock(), self.settings.max_clock_offset_ms).map_err(|e| {
             tracing::warn!(site = %r.site_id, error = %e, "sync push refused");
             status_of(&e)
@@ -181,6 +188,7 @@ impl Sync for SyncService {
             push_cursor_name(&r.site_id, &batch.table),
             &batch.cursor,
         ));
+        let checked_ms = began.elapsed().as_millis() as u64;
         let report = match self.node.propose(op).await? {
             Ok(OpReply::Merged(report)) => report,
             Ok(other) => return Err(Status::internal(format!("unexpected merge reply {other:?}"))),
@@ -189,6 +197,14 @@ impl Sync for SyncService {
                 return Err(failure_status(failure));
             }
         };
+        tracing::debug!(
+            site = %r.site_id,
+            table = %batch.table,
+            rows = batch.count,
+            checked_ms,
+            committed_ms = began.elapsed().as_millis() as u64,
+            "merged a pushed batch"
+        );
         Ok(Response::new(PushResponse {
             applied: report.applied,
             kept: report.kept,
@@ -213,7 +229,7 @@ impl Sync for SyncService {
         let out = match out {
             Err(SyncError::Unavailable(_)) => {
                 // The feed starts with the first site that asks.
-                self.check_table(&r.table, &r.signature).await?;
+                self.check_table(&r.table, &r.signature, true).await?;
                 return Err(Status::unavailable(format!(
                     "the change feed of {} is starting; retry",
                     r.table

@@ -84,6 +84,7 @@ pub fn create_table(create: &ast::CreateTable) -> Result<Plan> {
             primary_key,
             indexes,
             synced: false,
+            merges: false,
         },
         if_not_exists: create.if_not_exists,
     })
