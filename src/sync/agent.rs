@@ -10,7 +10,6 @@
 //! Besides, while leading (site or not), the agent proposes the periodic
 //! purge of old tombstones and idempotency records.
 
-use super::batch::checksum;
 use super::feed::{self, Outgoing};
 use super::ops::{MergeOp, OpReply};
 use super::service::{MAX_SYNC_MESSAGE, check_batch, pull_cursor_name};
@@ -19,7 +18,7 @@ use super::status::{StatusBoard, cursor_position};
 use super::{Op, SyncError, Timestamp, ops};
 use crate::config::Direction;
 use crate::proto::sync::sync_client::SyncClient;
-use crate::proto::sync::{Batch, HelloRequest, PullRequest, PushRequest};
+use crate::proto::sync::{HelloRequest, PullRequest, PushRequest};
 use crate::raft::RaftNode;
 use crate::storage::sync::FeedFilter;
 use std::sync::Arc;
@@ -246,7 +245,7 @@ impl Agent {
             let next = out.cursor.clone();
             let request = PushRequest {
                 site_id: self.site_id(),
-                batch: Some(to_batch(table, out)),
+                batch: Some(out.into_batch(table)),
                 forwarded: false,
             };
             // The next batch is read while this one is merged upstream; it
@@ -393,19 +392,6 @@ impl Agent {
             }
         })
         .await;
-    }
-}
-
-fn to_batch(table: &str, out: Outgoing) -> Batch {
-    Batch {
-        table: table.to_string(),
-        signature: out.signature,
-        checksum: checksum(&out.bytes),
-        changes: out.bytes,
-        count: out.count as u32,
-        max_hlc: out.max_hlc,
-        cursor: out.cursor,
-        complete: out.complete,
     }
 }
 

@@ -19,6 +19,22 @@ pub struct Outgoing {
     pub complete: bool,
 }
 
+impl Outgoing {
+    /// The batch as sent, with its checksum.
+    pub fn into_batch(self, table: &str) -> crate::proto::sync::Batch {
+        crate::proto::sync::Batch {
+            table: table.to_string(),
+            signature: self.signature,
+            checksum: super::batch::checksum(&self.bytes),
+            changes: self.bytes,
+            count: self.count as u32,
+            max_hlc: self.max_hlc,
+            cursor: self.cursor,
+            complete: self.complete,
+        }
+    }
+}
+
 /// About this much row data per batch, at most.
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 

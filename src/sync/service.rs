@@ -245,16 +245,7 @@ impl Sync for SyncService {
             }));
         }
         Ok(Response::new(PullResponse {
-            batch: Some(Batch {
-                table: r.table,
-                signature: out.signature,
-                checksum: checksum(&out.bytes),
-                changes: out.bytes,
-                count: out.count as u32,
-                max_hlc: out.max_hlc,
-                cursor: out.cursor,
-                complete: out.complete,
-            }),
+            batch: Some(out.into_batch(&r.table)),
         }))
     }
 
