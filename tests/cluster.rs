@@ -7,8 +7,7 @@
 
 mod common;
 
-use chronos::client::Client;
-use common::cluster::{Cluster, ELECTION_MS, connect, converged, rows_at};
+use common::cluster::{Cluster, ELECTION_MS, connect, converged, leader, rows_at};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -95,29 +94,6 @@ async fn wait_for_acks(writer: &Writer, n: usize, what: &str) {
 }
 
 /// The leader's index, as seen by the given members (all must agree).
-async fn leader(cluster: &Cluster, among: &[usize]) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut seen = Vec::new();
-        for &i in among {
-            if let Ok(mut c) = Client::connect(&cluster.members[i].address).await
-                && let Ok(s) = c.cluster_status().await
-            {
-                seen.push(s.leader);
-            }
-        }
-        let agreed = seen.len() == among.len() && !seen[0].is_empty() && seen.iter().all(|l| *l == seen[0]);
-        if agreed
-            && let Some(i) = cluster.members.iter().position(|m| m.name == seen[0])
-            && among.contains(&i)
-        {
-            return i;
-        }
-        assert!(Instant::now() < deadline, "no agreed leader among {among:?}: {seen:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Every acknowledged id is present exactly once, and no id appears twice.
 fn check_acknowledged(rows: &[String], acked: &[i64]) {
     let mut counts: BTreeMap<i64, usize> = BTreeMap::new();

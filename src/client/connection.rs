@@ -49,6 +49,9 @@ impl From<tonic::Status> for ClientError {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
                 return ClientError::Unavailable(s.message().to_string());
             }
+            tonic::Code::Unknown if is_transport_failure(&s) => {
+                return ClientError::Unavailable(s.message().to_string());
+            }
             tonic::Code::Internal | tonic::Code::Unknown => format!("server error: {}", s.message()),
             _ => s.message().to_string(),
         };
@@ -248,7 +251,13 @@ impl Client {
                 .unwrap_or_else(|_| Err(tonic::Status::unavailable("no answer within 30 s")));
             match answer {
                 Ok(reply) => return Ok(reply.into_inner()),
-                Err(s) if s.code() == tonic::Code::Unavailable && std::time::Instant::now() < deadline => {
+                // A dropped connection (the node died mid-call) is retried too:
+                // the same key makes the retry apply at most once.
+                Err(s)
+                    if (matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Cancelled)
+                        || is_transport_failure(&s))
+                        && std::time::Instant::now() < deadline =>
+                {
                     if direct.is_some() {
                         // The leader moved or is gone: go through the node
                         // in use (it forwards) until the leader is known again.

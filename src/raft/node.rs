@@ -445,7 +445,17 @@ impl RaftNode {
                         .max_encoding_message_size(usize::MAX);
                     return match tokio::time::timeout(remaining, client.execute(forwarded)).await {
                         Ok(Ok(reply)) => Ok(reply.into_inner()),
-                        Ok(Err(s)) => Err(Status::new(s.code(), format!("leader {}: {}", node.name, s.message()))),
+                        Ok(Err(s)) => {
+                            // A leader that died mid-call: the client may
+                            // retry (with its key, the write applies once).
+                            let code = match s.code() {
+                                tonic::Code::Cancelled | tonic::Code::Unknown | tonic::Code::Unavailable => {
+                                    tonic::Code::Unavailable
+                                }
+                                code => code,
+                            };
+                            Err(Status::new(code, format!("leader {}: {}", node.name, s.message())))
+                        }
                         Err(_) => Err(unavailable(format!("leader {} at {address} did not answer", node.name))),
                     };
                 }

@@ -233,6 +233,7 @@ impl Agent {
             table: table.to_string(),
             signature: self.signature(table)?,
             forwarded: false,
+            feed: false,
         };
         let mut cursor = call(client.hello(hello)).await?.push_cursor;
         let mut out = self.read_feed(table, &cursor).await?;

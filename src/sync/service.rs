@@ -159,7 +159,7 @@ impl Sync for SyncService {
         if let Some(mut leader) = self.leader(r.forwarded)? {
             return leader.hello(HelloRequest { forwarded: true, ..r }).await;
         }
-        self.check_table(&r.table, &r.signature, false).await?;
+        self.check_table(&r.table, &r.signature, r.feed).await?;
         let name = push_cursor_name(&r.site_id, &r.table);
         let cursor = ops::cursor(self.node.database(), &name).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(HelloResponse { push_cursor: cursor }))
@@ -228,8 +228,21 @@ impl Sync for SyncService {
             .map_err(|e| Status::internal(e.to_string()))?;
         let out = match out {
             Err(SyncError::Unavailable(_)) => {
-                // The feed starts with the first site that asks.
-                self.check_table(&r.table, &r.signature, true).await?;
+                // The feed starts (on the leader) with the first site that
+                // asks.
+                let hello = HelloRequest {
+                    site_id: r.site_id.clone(),
+                    table: r.table.clone(),
+                    signature: r.signature.clone(),
+                    forwarded: true,
+                    feed: true,
+                };
+                match self.leader(false)? {
+                    None => self.check_table(&r.table, &r.signature, true).await?,
+                    Some(mut leader) => {
+                        leader.hello(hello).await?;
+                    }
+                }
                 return Err(Status::unavailable(format!(
                     "the change feed of {} is starting; retry",
                     r.table

@@ -125,12 +125,19 @@ pub struct Cluster {
     /// links[i][j]: how member i reaches member j.
     pub links: Vec<Vec<Option<Proxy>>>,
     pub snapshot_every: u64,
+    /// Extra environment for every member (e.g. CHRONOS_CONFIG).
+    pub env: Vec<(String, String)>,
 }
 
 impl Cluster {
     /// Starts `n` members, in the order given (indexes), as in the Quick
     /// Start: each with --peers naming the others.
     pub fn start(n: usize, order: &[usize], snapshot_every: u64) -> Cluster {
+        Cluster::start_with_env(n, order, snapshot_every, &[])
+    }
+
+    /// Like `start`, with extra environment for every member.
+    pub fn start_with_env(n: usize, order: &[usize], snapshot_every: u64, env: &[(&str, &str)]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
@@ -152,6 +159,7 @@ impl Cluster {
             members,
             links,
             snapshot_every,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         for &i in order {
             cluster.spawn(i, &[]);
@@ -189,6 +197,7 @@ impl Cluster {
             .env("CHRONOS_ELECTION_TIMEOUT_MS", ELECTION_MS.to_string())
             .env("CHRONOS_SNAPSHOT_EVERY", self.snapshot_every.to_string())
             .env("RUST_LOG", "info,openraft=error")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
         if extra.is_empty() {
@@ -266,6 +275,30 @@ pub async fn connect(address: &str) -> Client {
             Err(e) if Instant::now() > deadline => panic!("cannot connect to {address}: {e}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
+    }
+}
+
+/// The member the members `among` agree leads.
+pub async fn leader(cluster: &Cluster, among: &[usize]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut seen = Vec::new();
+        for &i in among {
+            if let Ok(mut c) = Client::connect(&cluster.members[i].address).await
+                && let Ok(s) = c.cluster_status().await
+            {
+                seen.push(s.leader);
+            }
+        }
+        let agreed = seen.len() == among.len() && !seen[0].is_empty() && seen.iter().all(|l| *l == seen[0]);
+        if agreed
+            && let Some(i) = cluster.members.iter().position(|m| m.name == seen[0])
+            && among.contains(&i)
+        {
+            return i;
+        }
+        assert!(Instant::now() < deadline, "no agreed leader among {among:?}: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
