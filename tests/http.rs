@@ -75,6 +75,12 @@ fn health_metrics_and_json_api() {
         r#"{"columns":["name"],"types":["STRING"],"rows":[["a"]]}"#
     );
 
+    // SHOW SYNC STATUS answers from the node (no sync configured here).
+    let (status, body) = http(http_port, "POST", "/v1/query", r#"{"sql": "SHOW SYNC STATUS"}"#);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""upstream_reachable""#), "{body}");
+    assert!(body.contains(r#"[[null,null,"off",null,null,false,null"#), "{body}");
+
     // Errors: the same codes as over gRPC, with a 4xx status.
     let cases = [
         ("/v1/query", r#"{"sql": "SELECT * FROM nope"}"#, 400, "unknown_table"),

@@ -206,6 +206,10 @@ fn conflicts_resolve_alike_pull_brings_rows_down_and_bad_batches_are_refused() {
     // tables kept syncing meanwhile.
     let status = sync_status(&pair.site().address);
     assert!(status.contains("schema mismatch for table odd"), "{status}");
+    let shown = pair.site().ok("SHOW SYNC STATUS");
+    for wanted in ["| assets ", "| both ", "| plant ", "schema mismatch for table odd"] {
+        assert!(shown.contains(wanted), "{wanted}: {shown}");
+    }
 
     // Bad pushes straight to the upstream's Sync service.
     let before = count(&pair.upstream.address, "assets", &rt);

@@ -106,7 +106,14 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
             })?;
         tracing::info!(address = %http_address, "HTTP API, metrics and health serving");
         let stop = wait_for(requests.clone(), Request::Stop);
-        let serving = server::http::serve(http, node.clone(), metrics, config.max_request_bytes, stop);
+        let serving = server::http::serve(
+            http,
+            node.clone(),
+            metrics,
+            Some(sync_service.clone()),
+            config.max_request_bytes,
+            stop,
+        );
         tokio::spawn(async move {
             if let Err(e) = serving.await {
                 tracing::error!(error = %e, "HTTP listener failed");

@@ -9,8 +9,10 @@ use crate::proto::row_from_proto;
 use crate::proto::v1::{ExecuteRequest, ExecuteResponse, StatementResult};
 use crate::raft::RaftNode;
 use crate::sql::SqlError;
+use crate::sql::parser::ast::Statement;
 use crate::sql::parser::parse_one;
 use crate::sql::types::Value;
+use crate::sync::service::SyncService;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -32,12 +34,14 @@ const MAX_HTTP_ROWS: usize = 100_000;
 struct Http {
     node: Arc<RaftNode>,
     metrics: Arc<Metrics>,
+    sync: Option<SyncService>,
 }
 
 pub async fn serve(
     listener: TcpListener,
     node: Arc<RaftNode>,
     metrics: Arc<Metrics>,
+    sync: Option<SyncService>,
     max_request_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -48,7 +52,7 @@ pub async fn serve(
         .route("/v1/execute", post(execute_json))
         .route("/v1/query", post(query_json))
         .layer(DefaultBodyLimit::max(max_request_bytes))
-        .with_state(Http { node, metrics });
+        .with_state(Http { node, metrics, sync });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
@@ -181,6 +185,12 @@ async fn run_query(http: &Http, parsed: Result<axum::Json<SqlBody>, JsonRejectio
         Ok(s) => s,
         Err(e) => return sql_error(&e),
     };
+    if matches!(statement, Statement::ShowSyncStatus) {
+        let (names, rows) = crate::sync::service::status_table(http.sync.as_ref().map(SyncService::report));
+        let columns: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+        let types: Vec<&str> = names.iter().map(|(_, t)| *t).collect();
+        return axum::Json(json!({ "columns": columns, "types": types, "rows": rows_json(rows) })).into_response();
+    }
     if !statement.is_query() {
         return error(
             StatusCode::BAD_REQUEST,

@@ -14,7 +14,6 @@ use crate::proto::{execute_response, row_to_proto};
 use crate::raft::RaftNode;
 use crate::sql::parser::ast::Statement;
 use crate::sql::parser::{parse_one, parse_script};
-use crate::sql::types::Value;
 use crate::sql::{ScriptOutcome, SqlError};
 use crate::sync::service::SyncService;
 use prost::Message as _;
@@ -55,23 +54,7 @@ impl ChronosService {
     }
 
     fn sync_status_rows(&self) -> QueryResponse {
-        let names = [
-            ("table", "STRING"),
-            ("direction", "STRING"),
-            ("role", "STRING"),
-            ("site_id", "STRING"),
-            ("upstream", "STRING"),
-            ("upstream_reachable", "BOOL"),
-            ("last_success", "TIMESTAMP"),
-            ("rows_waiting", "BIGINT"),
-            ("bytes_waiting", "BIGINT"),
-            ("rows_pushed", "BIGINT"),
-            ("rows_pulled", "BIGINT"),
-            ("push_cursor", "BIGINT"),
-            ("pull_cursor", "BIGINT"),
-            ("conflicts_resolved", "BIGINT"),
-            ("last_error", "STRING"),
-        ];
+        let (names, rows) = crate::sync::service::status_table(self.sync.as_ref().map(SyncService::report));
         let columns = names
             .iter()
             .map(|(n, t)| Column {
@@ -79,50 +62,7 @@ impl ChronosService {
                 r#type: t.to_string(),
             })
             .collect();
-        let Some(sync) = &self.sync else {
-            return QueryResponse {
-                columns,
-                rows: Vec::new(),
-            };
-        };
-        let r = sync.report();
-        let text = |s: &str| match s.is_empty() {
-            true => Value::Null,
-            false => Value::Text(s.to_string()),
-        };
-        let int = |i: i64| match i < 0 {
-            true => Value::Null,
-            false => Value::Int(i),
-        };
-        let mut tables = r.tables.clone();
-        if tables.is_empty() {
-            tables.push(Default::default());
-        }
-        let rows = tables
-            .iter()
-            .map(|t| {
-                row_to_proto(&[
-                    text(&t.table),
-                    text(&t.direction),
-                    text(&r.role),
-                    text(&r.site_id),
-                    text(&r.upstream),
-                    Value::Bool(r.upstream_reachable),
-                    match r.last_success_ms {
-                        0 => Value::Null,
-                        ms => Value::Timestamp(ms),
-                    },
-                    int(t.rows_waiting),
-                    int(t.bytes_waiting),
-                    Value::Int(t.rows_pushed as i64),
-                    Value::Int(t.rows_pulled as i64),
-                    Value::Int(t.push_cursor as i64),
-                    Value::Int(t.pull_cursor as i64),
-                    Value::Int(r.conflicts_resolved as i64),
-                    text(&r.last_error),
-                ])
-            })
-            .collect();
+        let rows = rows.iter().map(|r| row_to_proto(r)).collect();
         QueryResponse { columns, rows }
     }
 }

@@ -309,6 +309,71 @@ pub fn report(node: &RaftNode, settings: &SyncSettings, status: &StatusBoard) ->
     }
 }
 
+/// SHOW SYNC STATUS: (column, type) names and one row per synced table
+/// (one row of NULL table when none, or no rows without sync at all).
+pub fn status_table(
+    report: Option<SyncStatusResponse>,
+) -> (Vec<(&'static str, &'static str)>, Vec<Vec<crate::sql::types::Value>>) {
+    use crate::sql::types::Value;
+    let names = vec![
+        ("table", "STRING"),
+        ("direction", "STRING"),
+        ("role", "STRING"),
+        ("site_id", "STRING"),
+        ("upstream", "STRING"),
+        ("upstream_reachable", "BOOL"),
+        ("last_success", "TIMESTAMP"),
+        ("rows_waiting", "BIGINT"),
+        ("bytes_waiting", "BIGINT"),
+        ("rows_pushed", "BIGINT"),
+        ("rows_pulled", "BIGINT"),
+        ("push_cursor", "BIGINT"),
+        ("pull_cursor", "BIGINT"),
+        ("conflicts_resolved", "BIGINT"),
+        ("last_error", "STRING"),
+    ];
+    let Some(r) = report else { return (names, Vec::new()) };
+    let text = |s: &str| match s.is_empty() {
+        true => Value::Null,
+        false => Value::Text(s.to_string()),
+    };
+    let count = |i: i64| match i < 0 {
+        true => Value::Null,
+        false => Value::Int(i),
+    };
+    let int = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
+    let mut tables = r.tables.clone();
+    if tables.is_empty() {
+        tables.push(Default::default());
+    }
+    let rows = tables
+        .iter()
+        .map(|t| {
+            vec![
+                text(&t.table),
+                text(&t.direction),
+                text(&r.role),
+                text(&r.site_id),
+                text(&r.upstream),
+                Value::Bool(r.upstream_reachable),
+                match r.last_success_ms {
+                    0 => Value::Null,
+                    ms => Value::Timestamp(ms),
+                },
+                count(t.rows_waiting),
+                count(t.bytes_waiting),
+                int(t.rows_pushed),
+                int(t.rows_pulled),
+                int(t.push_cursor),
+                int(t.pull_cursor),
+                int(r.conflicts_resolved),
+                text(&r.last_error),
+            ]
+        })
+        .collect();
+    (names, rows)
+}
+
 /// Where the upstream keeps a site's push cursor for a table.
 pub fn push_cursor_name(site: &str, table: &str) -> String {
     format!("push/{site}/{table}")
