@@ -514,3 +514,34 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryEngine;
+
+    #[test]
+    fn idempotency_records_expire_by_the_stamp_that_stored_them() {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        let mut txn = Transaction::new(engine.clone(), RowVersion::default());
+        for (client, hlc) in [("old", 100u64), ("new", 300), ("legacy", 0)] {
+            let session = Session {
+                sequence: 1,
+                response: Vec::new(),
+                hlc,
+            };
+            txn.set(
+                SESSIONS,
+                client.as_bytes().to_vec(),
+                serde_json::to_vec(&session).unwrap(),
+            );
+        }
+        txn.commit().unwrap();
+        let mut txn = Transaction::new(engine.clone(), RowVersion::default());
+        assert_eq!(purge_sessions(&mut txn, 200).unwrap(), 2);
+        txn.commit().unwrap();
+        assert!(engine.get(SESSIONS, b"old").unwrap().is_none());
+        assert!(engine.get(SESSIONS, b"legacy").unwrap().is_none());
+        assert!(engine.get(SESSIONS, b"new").unwrap().is_some());
+    }
+}
