@@ -79,7 +79,10 @@ fn health_metrics_and_json_api() {
     let (status, body) = http(http_port, "POST", "/v1/query", r#"{"sql": "SHOW SYNC STATUS"}"#);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(r#""upstream_reachable""#), "{body}");
-    assert!(body.contains(r#"[[null,null,"off",null,null,false,null"#), "{body}");
+    assert!(
+        body.contains(r#"[[null,null,"off",null,null,false,null,null,null,0,0,0,0,0,null]]"#),
+        "{body}"
+    );
 
     // Errors: the same codes as over gRPC, with a 4xx status.
     let cases = [

@@ -344,7 +344,12 @@ pub fn status_table(
     let int = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
     let mut tables = r.tables.clone();
     if tables.is_empty() {
-        tables.push(Default::default());
+        // One row for the node itself; no table, so no per-table counts.
+        tables.push(TableSyncStatus {
+            rows_waiting: -1,
+            bytes_waiting: -1,
+            ..Default::default()
+        });
     }
     let rows = tables
         .iter()
