@@ -126,7 +126,8 @@ impl Replica {
 
     /// Merges a batch read from a peer, as one entry.
     fn merge(&mut self, table: &str, out: &feed::Outgoing, pulled: bool, cursor_name: String) -> u64 {
-        let op = MergeOp::new(table, &out.signature, &out.bytes, pulled, cursor_name, &out.cursor);
+        let changes = (out.bytes.as_slice(), out.max_hlc);
+        let op = MergeOp::new(table, &out.signature, changes, pulled, cursor_name, &out.cursor);
         let ctx = self.next_ctx(op.max_hlc());
         let report = ops::apply_locally(&self.db, ctx, &op).expect("merge");
         report.applied

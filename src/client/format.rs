@@ -201,7 +201,8 @@ pub fn sync_status(s: &crate::proto::sync::SyncStatusResponse) -> String {
     if s.tables.is_empty() {
         return out;
     }
-    let columns: Vec<String> = [
+    // The per-table columns of SHOW SYNC STATUS.
+    const SHOWN: [&str; 8] = [
         "table",
         "direction",
         "rows_waiting",
@@ -210,30 +211,16 @@ pub fn sync_status(s: &crate::proto::sync::SyncStatusResponse) -> String {
         "rows_pulled",
         "push_cursor",
         "pull_cursor",
-    ]
-    .iter()
-    .map(|c| c.to_string())
-    .collect();
-    let count = |n: i64| match n < 0 {
-        true => Value::Null,
-        false => Value::Int(n),
-    };
-    let int = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
-    let rows: Vec<Vec<Value>> = s
-        .tables
+    ];
+    let (names, all_rows) = crate::sync::service::status_table(Some(s.clone()));
+    let picked: Vec<usize> = SHOWN
         .iter()
-        .map(|t| {
-            vec![
-                Value::Text(t.table.clone()),
-                Value::Text(t.direction.clone()),
-                count(t.rows_waiting),
-                count(t.bytes_waiting),
-                int(t.rows_pushed),
-                int(t.rows_pulled),
-                int(t.push_cursor),
-                int(t.pull_cursor),
-            ]
-        })
+        .filter_map(|c| names.iter().position(|(n, _)| n == c))
+        .collect();
+    let columns: Vec<String> = picked.iter().map(|&i| names[i].0.to_string()).collect();
+    let rows: Vec<Vec<Value>> = all_rows
+        .iter()
+        .map(|row| picked.iter().map(|&i| row[i].clone()).collect())
         .collect();
     out += &untimed_table(&columns, &rows);
     out

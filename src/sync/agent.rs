@@ -315,11 +315,11 @@ impl Agent {
             if batch.cursor == cursor {
                 return Ok(());
             }
-            let changes = check_batch(&batch, self.node.clock(), self.settings.max_clock_offset_ms)?;
+            let (changes, max_hlc) = check_batch(&batch, self.node.clock(), self.settings.max_clock_offset_ms)?;
             let op = Op::Merge(MergeOp::new(
                 table,
                 &batch.signature,
-                &changes,
+                (&changes, max_hlc),
                 true,
                 name.clone(),
                 &batch.cursor,

@@ -47,6 +47,10 @@ pub struct MergeOp {
     /// The cursor to set once merged: its name and value (base64).
     pub cursor_name: String,
     pub cursor: String,
+    /// The greatest hlc among the changes, found when the batch was
+    /// checked (apply verifies it), so stamping needs no second decode.
+    #[serde(default)]
+    pub max_hlc: u64,
 }
 
 /// The stamp an entry is applied with: the leader's stamp, raised when
@@ -88,7 +92,16 @@ pub struct MergeReport {
 }
 
 impl MergeOp {
-    pub fn new(table: &str, signature: &str, changes: &[u8], pulled: bool, cursor_name: String, cursor: &[u8]) -> Self {
+    /// A merge of checked changes (wire form) whose greatest hlc is
+    /// `max_hlc`.
+    pub fn new(
+        table: &str,
+        signature: &str,
+        (changes, max_hlc): (&[u8], u64),
+        pulled: bool,
+        cursor_name: String,
+        cursor: &[u8],
+    ) -> Self {
         MergeOp {
             table: table.to_string(),
             signature: signature.to_string(),
@@ -96,6 +109,7 @@ impl MergeOp {
             pulled,
             cursor_name,
             cursor: BASE64.encode(cursor),
+            max_hlc,
         }
     }
 
@@ -109,9 +123,7 @@ impl MergeOp {
     /// The greatest hlc among the changes: the entry applying them must be
     /// stamped at least this late, so later local writes outrank them.
     pub fn max_hlc(&self) -> u64 {
-        self.decode()
-            .map(|(changes, _)| changes.iter().map(|c| c.version.hlc).max().unwrap_or(0))
-            .unwrap_or(0)
+        self.max_hlc
     }
 
     fn decode(&self) -> Result<(Vec<crate::storage::sync::Change>, Vec<u8>), SyncError> {
@@ -127,6 +139,13 @@ impl MergeOp {
     /// Merges the batch. Nothing is written when any change does not fit.
     pub fn apply(&self, txn: &mut Transaction) -> Result<MergeReport, SyncError> {
         let (changes, cursor) = self.decode()?;
+        let max = changes.iter().map(|c| c.version.hlc).max().unwrap_or(0);
+        if max != self.max_hlc {
+            return Err(self.corrupt(format!(
+                "the batch's greatest stamp is {max}, the entry says {}",
+                self.max_hlc
+            )));
+        }
         let table = txn
             .table(&self.table)?
             .ok_or_else(|| SyncError::UnknownTable(self.table.clone()))?;

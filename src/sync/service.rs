@@ -53,9 +53,10 @@ fn failure_status(f: OpFailure) -> Status {
     }
 }
 
-/// Turns a batch received from a peer into checked changes: the checksum,
-/// every change's encoding, and the stamps against this node's clock.
-pub fn check_batch(batch: &Batch, clock: &super::Clock, max_offset_ms: i64) -> Result<Vec<u8>, SyncError> {
+/// Checks a batch received from a peer: the checksum, every change's
+/// encoding, and the stamps against this node's clock. Returns the changes
+/// (wire form) and their greatest hlc.
+pub fn check_batch(batch: &Batch, clock: &super::Clock, max_offset_ms: i64) -> Result<(Vec<u8>, u64), SyncError> {
     if checksum(&batch.changes) != batch.checksum {
         return Err(SyncError::Corrupt {
             table: batch.table.clone(),
@@ -72,7 +73,8 @@ pub fn check_batch(batch: &Batch, clock: &super::Clock, max_offset_ms: i64) -> R
             detail: format!("{} changes announced, {} found", batch.count, changes.len()),
         });
     }
-    if let Some(max) = changes.iter().map(|c| c.version.hlc).max() {
+    let max = changes.iter().map(|c| c.version.hlc).max().unwrap_or(0);
+    if max > 0 {
         clock
             .receive(Timestamp::from_u64(max), max_offset_ms)
             .map_err(|source| SyncError::Clock {
@@ -80,7 +82,7 @@ pub fn check_batch(batch: &Batch, clock: &super::Clock, max_offset_ms: i64) -> R
                 source,
             })?;
     }
-    Ok(batch.changes.clone())
+    Ok((batch.changes.clone(), max))
 }
 
 impl SyncService {
@@ -173,17 +175,18 @@ impl Sync for SyncService {
             .clone()
             .ok_or_else(|| Status::invalid_argument("push without a batch"))?;
         let began = std::time::Instant::now();
-        let changes = check_batch(&batch, self.node.clock(), self.settings.max_clock_offset_ms).map_err(|e| {
-            tracing::warn!(site = %r.site_id, error = %e, "sync push refused");
-            status_of(&e)
-        })?;
+        let (changes, max_hlc) =
+            check_batch(&batch, self.node.clock(), self.settings.max_clock_offset_ms).map_err(|e| {
+                tracing::warn!(site = %r.site_id, error = %e, "sync push refused");
+                status_of(&e)
+            })?;
         if let Some(mut leader) = self.leader(r.forwarded)? {
             return leader.push(PushRequest { forwarded: true, ..r }).await;
         }
         let op = Op::Merge(MergeOp::new(
             &batch.table,
             &batch.signature,
-            &changes,
+            (&changes, max_hlc),
             false,
             push_cursor_name(&r.site_id, &batch.table),
             &batch.cursor,
