@@ -1,18 +1,24 @@
 //! Subqueries inside expressions: `(SELECT ...)`, `EXISTS (SELECT ...)` and
-//! `x IN (SELECT ...)`. Each one runs once, in the statement's transaction,
+//! `x IN (SELECT ...)`.
+//!
+//! An uncorrelated subquery runs once, in the statement's transaction,
 //! before the statement is planned, and its result takes its place: a value,
-//! TRUE or FALSE, or a list of values. That covers uncorrelated subqueries;
-//! a subquery that refers to a column of the outer query is refused.
+//! TRUE or FALSE, or a list of values (so the planner can use it to pick an
+//! index). A correlated subquery, which reads columns of the query around
+//! it, stays in the statement; the planner plans it once with those columns
+//! as parameters, and [`PlannedSubquery`] runs it for each outer row.
 
 use super::error::{Result, SqlError};
 use super::executor::execute_node;
 use super::parser::ast::{Expr, From, Literal, Select, SelectItem, Statement, TableRef};
-use super::planner::plan_select;
-use super::types::{EvalContext, Row, Value};
+use super::planner::{Node, fill_params, plan_select};
+use super::types::{EvalContext, Row, RunSubquery, Value};
 use crate::storage::Transaction;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
-/// The statement with every subquery replaced by its result, or None when
-/// it has none.
+/// The statement with every uncorrelated subquery replaced by its result,
+/// or None when it has none.
 pub fn inline(statement: &Statement, txn: &Transaction, ctx: &EvalContext) -> Result<Option<Statement>> {
     let mut statement = statement.clone();
     let mut found = false;
@@ -29,24 +35,78 @@ pub fn may_contain(text: &str) -> bool {
     text.as_bytes().windows(6).any(|w| w.eq_ignore_ascii_case(b"select"))
 }
 
-/// Runs one subquery, whose own subqueries are already replaced.
-fn run(query: &Select, txn: &Transaction, ctx: &EvalContext) -> Result<Vec<Row>> {
-    let plan = plan_select(query, txn).map_err(|e| match e {
-        SqlError::UnknownColumn(m) => SqlError::UnknownColumn(format!(
-            "{m} (in a subquery; subqueries that refer to columns of the outer query are not supported)"
-        )),
-        e => e,
-    })?;
+/// Runs one subquery, whose own uncorrelated subqueries are already
+/// replaced. None when it reads a column it does not have: a correlated
+/// subquery (or a wrong name, which planning the statement reports).
+fn run(query: &Select, txn: &Transaction, ctx: &EvalContext) -> Result<Option<Vec<Row>>> {
+    let plan = match plan_select(query, txn) {
+        Ok(plan) => plan,
+        Err(SqlError::UnknownColumn(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
     if plan.columns.len() != 1 {
         return Err(SqlError::Invalid(format!(
             "a subquery used as a value must return one column, this one returns {}",
             plan.columns.len()
         )));
     }
-    execute_node(plan.root, txn, *ctx)?.collect()
+    Ok(Some(execute_node(plan.root, txn, *ctx)?.collect::<Result<_>>()?))
 }
 
-type Runner<'a> = dyn FnMut(&Select) -> Result<Vec<Row>> + 'a;
+/// Results kept per set of outer values; past this many rows in all, the
+/// memo starts afresh.
+const MEMO_ROWS: usize = 100_000;
+
+/// A subquery planned once and run for each set of outer values (once in
+/// all when it has none). It reads a snapshot of the statement's
+/// transaction taken before the statement ran, and it remembers results by
+/// outer values, so a value seen before does not run the query again.
+pub struct PlannedSubquery {
+    root: Node,
+    txn: Transaction,
+    memo: Mutex<Memo>,
+}
+
+#[derive(Default)]
+struct Memo {
+    results: BTreeMap<Vec<Value>, Arc<Vec<Row>>>,
+    rows: usize,
+}
+
+impl PlannedSubquery {
+    pub fn new(root: Node, txn: Transaction) -> PlannedSubquery {
+        PlannedSubquery {
+            root,
+            txn,
+            memo: Mutex::new(Memo::default()),
+        }
+    }
+}
+
+impl RunSubquery for PlannedSubquery {
+    fn run(&self, params: &[Value], ctx: &EvalContext) -> Result<Arc<Vec<Row>>> {
+        let lock = || self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rows) = lock().results.get(params) {
+            return Ok(rows.clone());
+        }
+        let mut root = self.root.clone();
+        fill_params(&mut root, params);
+        let rows: Arc<Vec<Row>> = Arc::new(execute_node(root, &self.txn, *ctx)?.collect::<Result<_>>()?);
+        let mut memo = lock();
+        if memo.rows + rows.len() > MEMO_ROWS {
+            *memo = Memo::default();
+        }
+        memo.rows += rows.len().max(1);
+        memo.results.insert(params.to_vec(), rows.clone());
+        Ok(rows)
+    }
+
+    fn describe(&self) -> String {
+        self.root.explain_line()
+    }
+}
+
+type Runner<'a> = dyn FnMut(&Select) -> Result<Option<Vec<Row>>> + 'a;
 
 /// WITH entries visible where a subquery stands.
 type Names = [(String, Select)];
@@ -145,11 +205,13 @@ fn visit_expr(e: &mut Expr, run: &mut Runner, names: &Names) -> Result<()> {
         }
         Expr::Subquery(q) => {
             visit_select(q, run, names)?;
-            let rows = run(&with_names(q, names))?;
-            *e = match rows.as_slice() {
-                [] => Expr::Literal(Literal::Null),
-                [row] => value_expr(row.first().cloned().unwrap_or(Value::Null)),
-                _ => {
+            let q = with_names(q, names);
+            *e = match run(&q)?.as_deref() {
+                // Correlated: left for the planner, with the WITH names it sees.
+                None => Expr::Subquery(Box::new(q)),
+                Some([]) => Expr::Literal(Literal::Null),
+                Some([row]) => value_expr(row.first().cloned().unwrap_or(Value::Null)),
+                Some(_) => {
                     return Err(SqlError::Invalid(
                         "a subquery used as a value returned more than one row".into(),
                     ));
@@ -158,19 +220,30 @@ fn visit_expr(e: &mut Expr, run: &mut Runner, names: &Names) -> Result<()> {
         }
         Expr::Exists(q) => {
             visit_select(q, run, names)?;
-            *e = Expr::Literal(Literal::Bool(has_rows(&with_names(q, names), run)?));
+            let q = with_names(q, names);
+            *e = match has_rows(&q, run)? {
+                None => Expr::Exists(Box::new(q)),
+                Some(found) => Expr::Literal(Literal::Bool(found)),
+            };
         }
         Expr::InSubquery { expr, query, negated } => {
             visit_expr(expr, run, names)?;
             visit_select(query, run, names)?;
-            let list = run(&with_names(query, names))?
-                .into_iter()
-                .map(|row| value_expr(row.into_iter().next().unwrap_or(Value::Null)))
-                .collect();
-            *e = Expr::InList {
-                expr: expr.clone(),
-                list,
-                negated: *negated,
+            let q = with_names(query, names);
+            *e = match run(&q)? {
+                None => Expr::InSubquery {
+                    expr: expr.clone(),
+                    query: Box::new(q),
+                    negated: *negated,
+                },
+                Some(rows) => Expr::InList {
+                    expr: expr.clone(),
+                    list: rows
+                        .into_iter()
+                        .map(|row| value_expr(row.into_iter().next().unwrap_or(Value::Null)))
+                        .collect(),
+                    negated: *negated,
+                },
             };
         }
     }
@@ -180,7 +253,7 @@ fn visit_expr(e: &mut Expr, run: &mut Runner, names: &Names) -> Result<()> {
 /// EXISTS: whether the query returns a row. It is wrapped as
 /// `SELECT 1 FROM (query) LIMIT 1`, so any query shape works and reading
 /// stops at the first row.
-fn has_rows(q: &Select, run: &mut Runner) -> Result<bool> {
+fn has_rows(q: &Select, run: &mut Runner) -> Result<Option<bool>> {
     let wrapper = Select {
         distinct: false,
         items: vec![SelectItem::Expr {
@@ -204,7 +277,7 @@ fn has_rows(q: &Select, run: &mut Runner) -> Result<bool> {
         compound: Vec::new(),
         with: Vec::new(),
     };
-    Ok(!run(&wrapper)?.is_empty())
+    Ok(run(&wrapper)?.map(|rows| !rows.is_empty()))
 }
 
 /// The subquery with the WITH entries around it, so its FROM can use them.

@@ -12,7 +12,9 @@ use std::sync::Arc;
 /// so there are no write conflicts to detect.
 pub struct Transaction {
     engine: Arc<dyn Engine>,
-    batch: WriteBatch,
+    /// Shared until written, so a read snapshot ([`Transaction::snapshot`])
+    /// costs nothing until the transaction writes again.
+    batch: Arc<WriteBatch>,
     dropped: BTreeSet<String>,
     version: RowVersion,
     change: u64,
@@ -23,7 +25,7 @@ impl Transaction {
     pub fn new(engine: Arc<dyn Engine>, version: RowVersion) -> Transaction {
         Transaction {
             engine,
-            batch: WriteBatch::default(),
+            batch: Arc::default(),
             dropped: BTreeSet::new(),
             version,
             change: 0,
@@ -65,10 +67,11 @@ impl Transaction {
     }
 
     fn writes_of(&mut self, space: &str) -> &mut std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> {
-        if !self.batch.writes.contains_key(space) {
-            self.batch.writes.insert(space.to_string(), Default::default());
+        let batch = Arc::make_mut(&mut self.batch);
+        if !batch.writes.contains_key(space) {
+            batch.writes.insert(space.to_string(), Default::default());
         }
-        self.batch.writes.get_mut(space).expect("inserted just above")
+        batch.writes.get_mut(space).expect("inserted just above")
     }
 
     /// Scans a range, merging the engine's data with this transaction's own
@@ -94,12 +97,27 @@ impl Transaction {
 
     /// Removes a keyspace when the transaction commits.
     pub fn drop_space(&mut self, space: &str) {
-        self.batch.writes.remove(space);
+        Arc::make_mut(&mut self.batch).writes.remove(space);
         self.dropped.insert(space.to_string());
     }
 
+    /// A read-only view of the data as this transaction sees it now, its own
+    /// writes included; later writes to either one do not show in the other.
+    /// Subqueries read through one, so a statement's subqueries see the data
+    /// as it was when the statement began.
+    pub fn snapshot(&self) -> Transaction {
+        Transaction {
+            engine: self.engine.clone(),
+            batch: self.batch.clone(),
+            dropped: self.dropped.clone(),
+            version: self.version,
+            change: self.change,
+        }
+    }
+
     /// Marks the current state so that later writes can be undone with
-    /// [`Transaction::rollback_to`] (copies the pending writes).
+    /// [`Transaction::rollback_to`] (shares the pending writes until the
+    /// next write copies them).
     pub fn savepoint(&self) -> Savepoint {
         Savepoint {
             batch: self.batch.clone(),
@@ -131,8 +149,8 @@ impl Transaction {
 
     fn finish(self, durable: bool) -> Result<()> {
         match durable {
-            true => self.engine.commit(self.batch)?,
-            false => self.engine.apply(self.batch)?,
+            true => self.engine.commit(Arc::unwrap_or_clone(self.batch))?,
+            false => self.engine.apply(Arc::unwrap_or_clone(self.batch))?,
         }
         // A crash before this point leaves an orphaned keyspace that nothing
         // refers to; opening the database removes such leftovers.
@@ -145,7 +163,7 @@ impl Transaction {
 
 /// The pending writes of a transaction at some point.
 pub struct Savepoint {
-    batch: WriteBatch,
+    batch: Arc<WriteBatch>,
     dropped: BTreeSet<String>,
 }
 

@@ -6,11 +6,15 @@
 //! to its slot, a GROUP BY expression to its group slot, and any other
 //! column reference is an error.
 
-use super::plan::{Aggregate, AggregateFunction};
+use super::correlate::Correlation;
+use super::plan::{Aggregate, AggregateFunction, Node};
 use super::scope::Scope;
+use super::select::plan_select_within;
 use crate::sql::error::{Result, SqlError};
 use crate::sql::parser::ast;
-use crate::sql::types::{BinaryOp, DataType, EvalContext, Expr, ScalarFunction, Value};
+use crate::sql::subquery::PlannedSubquery;
+use crate::sql::types::{BinaryOp, DataType, EvalContext, Expr, ScalarFunction, Subquery, SubqueryKind, Value};
+use std::sync::Arc;
 
 /// The row above an Aggregate node.
 pub struct Aggregation<'a> {
@@ -109,17 +113,21 @@ impl Binder<'_> {
         let b = |binder: &mut Self, e: &ast::Expr| binder.bind(e).map(Box::new);
         Ok(match e {
             ast::Expr::Literal(l) => Expr::Constant(literal(l)),
-            ast::Expr::Column { table, name } => {
-                if self.aggregation.is_some() {
+            ast::Expr::Column { table, name } => match self.scope.resolve(table.as_deref(), name) {
+                Ok(_) if self.aggregation.is_some() => {
                     let shown = table.as_ref().map_or(name.clone(), |t| format!("{t}.{name}"));
-                    // Resolve first, so an unknown column gets that error.
-                    self.scope.resolve(table.as_deref(), name)?;
                     return Err(SqlError::Invalid(format!(
                         "column '{shown}' must appear in the GROUP BY clause or be used in an aggregate function"
                     )));
                 }
-                Expr::Column(self.scope.resolve(table.as_deref(), name)?)
-            }
+                Ok(i) => Expr::Column(i),
+                // A column of an enclosing query: a correlated subquery.
+                Err(SqlError::UnknownColumn(m)) => match self.scope.resolve_outer(table.as_deref(), name)? {
+                    Some(param) => param,
+                    None => return Err(SqlError::UnknownColumn(m)),
+                },
+                Err(e) => return Err(e),
+            },
             ast::Expr::Unary { op, expr } => match op {
                 ast::UnaryOp::Not => Expr::Not(b(self, expr)?),
                 ast::UnaryOp::Minus => Expr::Negate(b(self, expr)?),
@@ -190,13 +198,17 @@ impl Binder<'_> {
                     .collect::<Result<_>>()?,
                 otherwise: otherwise.as_ref().map(|e| b(self, e)).transpose()?,
             },
-            // Database runs subqueries before planning and puts their values
-            // in their place; only a view's stored SELECT gets here with one.
-            ast::Expr::Subquery(_) | ast::Expr::Exists(_) | ast::Expr::InSubquery { .. } => {
-                return Err(SqlError::Invalid(format!(
-                    "subqueries are not supported in {} here (a view's SELECT cannot hold one)",
-                    self.clause
-                )));
+            // Database runs uncorrelated subqueries before planning and puts
+            // their values in their place; correlated ones (and those in a
+            // view's SELECT) are planned here.
+            ast::Expr::Subquery(query) => self.bind_subquery(query, SubqueryKind::Value)?,
+            ast::Expr::Exists(query) => self.bind_subquery(query, SubqueryKind::Exists)?,
+            ast::Expr::InSubquery { expr, query, negated } => {
+                let kind = SubqueryKind::In {
+                    expr: b(self, expr)?,
+                    negated: *negated,
+                };
+                self.bind_subquery(query, kind)?
             }
             ast::Expr::Cast {
                 expr,
@@ -208,6 +220,41 @@ impl Binder<'_> {
                 Expr::Cast(b(self, expr)?, ty)
             }
         })
+    }
+
+    /// Plans a subquery in the expression being bound. Its names that its
+    /// own FROM lacks are looked up here, through a [`Correlation`].
+    fn bind_subquery(&mut self, query: &ast::Select, kind: SubqueryKind) -> Result<Expr> {
+        let Some(context) = self.scope.context.clone() else {
+            return Err(SqlError::Invalid(format!(
+                "subqueries are not allowed in {}",
+                self.clause
+            )));
+        };
+        let groups = self.aggregation.as_ref().map(|a| a.groups.to_vec());
+        let correlation = Arc::new(Correlation::new(self.scope.clone(), groups));
+        let plan = plan_select_within(query, &context.txn, Some(correlation.clone()))?;
+        let mut root = plan.root;
+        match kind {
+            SubqueryKind::Exists => {
+                root = Node::Limit {
+                    source: Box::new(root),
+                    count: 1,
+                }
+            }
+            _ if plan.columns.len() != 1 => {
+                return Err(SqlError::Invalid(format!(
+                    "a subquery used as a value must return one column, this one returns {}",
+                    plan.columns.len()
+                )));
+            }
+            _ => {}
+        }
+        Ok(Expr::Subquery(Box::new(Subquery {
+            kind,
+            args: correlation.into_args(),
+            query: Arc::new(PlannedSubquery::new(root, context.txn.snapshot())),
+        })))
     }
 
     /// Above an aggregation: an aggregate call binds to its slot, and an
@@ -357,6 +404,11 @@ pub fn infer_type(e: &Expr, input: &[Option<DataType>]) -> Option<DataType> {
             .chain(otherwise.as_deref())
             .find_map(|e| infer_type(e, input)),
         Expr::Cast(_, ty) => Some(*ty),
+        Expr::Param(_) => None,
+        Expr::Subquery(q) => match q.kind {
+            SubqueryKind::Value => None,
+            SubqueryKind::Exists | SubqueryKind::In { .. } => Some(DataType::Bool),
+        },
     }
 }
 

@@ -4,11 +4,13 @@
 
 mod access;
 mod bind;
+mod correlate;
 mod ddl;
 pub mod plan;
 mod scope;
 mod select;
 
+pub use correlate::fill_params;
 pub use select::plan_select;
 
 pub use plan::{
@@ -43,7 +45,7 @@ pub fn plan(statement: &Statement, txn: &Transaction) -> Result<Plan> {
                     targets
                 }
             };
-            let empty = Scope::default();
+            let empty = Scope::default().in_context(txn, None);
             let mut bound = Vec::with_capacity(rows.len());
             for (n, row) in rows.iter().enumerate() {
                 if row.len() != targets.len() {
@@ -68,7 +70,7 @@ pub fn plan(statement: &Statement, txn: &Transaction) -> Result<Plan> {
         }
         Statement::Update { table, set, filter } => {
             let table = table_of(txn, table)?;
-            let scope = Scope::of_table(&table, &table.name);
+            let scope = Scope::of_table(&table, &table.name).in_context(txn, None);
             let mut assignments = Vec::new();
             for (column, e) in set {
                 let i = column_of(&table, column)?;
@@ -87,7 +89,7 @@ pub fn plan(statement: &Statement, txn: &Transaction) -> Result<Plan> {
         }
         Statement::Delete { table, filter } => {
             let table = table_of(txn, table)?;
-            let scope = Scope::of_table(&table, &table.name);
+            let scope = Scope::of_table(&table, &table.name).in_context(txn, None);
             let (access, filter) = filtered_access(&table, &scope, filter.as_ref())?;
             Ok(Plan::Delete { table, access, filter })
         }

@@ -327,6 +327,66 @@ pub fn describe_access(table: &Table, alias: &str, access: &Access) -> String {
 }
 
 impl Node {
+    /// Calls `f` on every node of the tree, parents before children.
+    pub fn walk_mut(&mut self, f: &mut impl FnMut(&mut Node)) {
+        f(self);
+        match self {
+            Node::Scan { .. } | Node::SingleRow => {}
+            Node::Filter { source, .. }
+            | Node::Aggregate { source, .. }
+            | Node::Project { source, .. }
+            | Node::Sort { source, .. }
+            | Node::Distinct { source }
+            | Node::Offset { source, .. }
+            | Node::Limit { source, .. } => source.walk_mut(f),
+            Node::NestedLoopJoin { left, right, .. }
+            | Node::HashJoin { left, right, .. }
+            | Node::SetOp { left, right, .. } => {
+                left.walk_mut(f);
+                right.walk_mut(f);
+            }
+        }
+    }
+
+    /// Calls `f` on every expression that this node (not its children) holds.
+    pub fn exprs_mut(&mut self, f: &mut impl FnMut(&mut Expr)) {
+        match self {
+            Node::Scan { .. }
+            | Node::SingleRow
+            | Node::Distinct { .. }
+            | Node::SetOp { .. }
+            | Node::Offset { .. }
+            | Node::Limit { .. } => {}
+            Node::Filter { predicate, .. } => f(predicate),
+            Node::NestedLoopJoin { predicate, .. } => predicate.iter_mut().for_each(f),
+            Node::HashJoin {
+                left_key,
+                right_key,
+                residual,
+                ..
+            } => {
+                f(left_key);
+                f(right_key);
+                residual.iter_mut().for_each(f);
+            }
+            Node::Aggregate {
+                group_by, aggregates, ..
+            } => {
+                group_by.iter_mut().for_each(&mut *f);
+                aggregates.iter_mut().filter_map(|a| a.arg.as_mut()).for_each(f);
+            }
+            Node::Project { exprs, .. } => exprs.iter_mut().for_each(f),
+            Node::Sort { keys, .. } => keys.iter_mut().for_each(|k| f(&mut k.expr)),
+        }
+    }
+
+    /// The EXPLAIN text of this subtree on one line, steps separated by `;`.
+    pub fn explain_line(&self) -> String {
+        let mut out = String::new();
+        self.explain(&mut out, 0);
+        out.lines().map(str::trim).collect::<Vec<_>>().join("; ")
+    }
+
     /// The column labels of this node's output rows, for EXPLAIN.
     fn labels(&self) -> Vec<String> {
         match self {

@@ -1,8 +1,10 @@
 //! Name resolution: which column of the input row a name refers to.
 
+use super::correlate::{Correlation, QueryContext};
 use crate::sql::error::{Result, SqlError};
-use crate::sql::types::DataType;
-use crate::storage::Table;
+use crate::sql::types::{DataType, Expr};
+use crate::storage::{Table, Transaction};
+use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub struct ScopeColumn {
@@ -15,10 +17,12 @@ pub struct ScopeColumn {
     pub hidden: bool,
 }
 
-/// The columns of an input row, in order.
+/// The columns of an input row, in order, and where the query stands:
+/// without a context, subqueries cannot be planned (DEFAULT, LIMIT).
 #[derive(Clone, Debug, Default)]
 pub struct Scope {
     pub columns: Vec<ScopeColumn>,
+    pub context: Option<Arc<QueryContext>>,
 }
 
 impl Scope {
@@ -34,6 +38,26 @@ impl Scope {
                     hidden: false,
                 })
                 .collect(),
+            context: None,
+        }
+    }
+
+    /// The scope placed in a query planned on `txn`; `outer` is set when
+    /// the query is a subquery.
+    pub fn in_context(mut self, txn: &Transaction, outer: Option<Arc<Correlation>>) -> Scope {
+        self.context = Some(Arc::new(QueryContext {
+            txn: txn.snapshot(),
+            outer,
+        }));
+        self
+    }
+
+    /// A name this scope does not have, looked up in the queries around it:
+    /// a parameter of this subquery's plan, or None when no query has it.
+    pub fn resolve_outer(&self, table: Option<&str>, name: &str) -> Result<Option<Expr>> {
+        match self.context.as_ref().and_then(|c| c.outer.as_ref()) {
+            Some(outer) => outer.capture(table, name),
+            None => Ok(None),
         }
     }
 

@@ -5,21 +5,33 @@ use super::access;
 use super::bind::{
     Aggregation, aggregate_type, bind, bind_aggregated, contains_aggregate, evaluate_constant, infer_type,
 };
+use super::correlate::Correlation;
 use super::plan::{Access, Node, OutputColumn, QueryPlan, SortKey};
 use super::scope::{Scope, ScopeColumn};
 use crate::sql::error::{Result, SqlError};
 use crate::sql::parser::ast;
 use crate::sql::types::{BinaryOp, DataType, Expr, Value};
 use crate::storage::{Table, Transaction};
+use std::sync::Arc;
 
 pub fn plan_select(select: &ast::Select, txn: &Transaction) -> Result<QueryPlan> {
+    plan_select_within(select, txn, None)
+}
+
+/// Plans a SELECT; `outer` links a subquery to the query around it, whose
+/// columns it may read.
+pub fn plan_select_within(
+    select: &ast::Select,
+    txn: &Transaction,
+    outer: Option<Arc<Correlation>>,
+) -> Result<QueryPlan> {
     if !select.with.is_empty() {
-        return plan_select(&inline_with(select), txn);
+        return plan_select_within(&inline_with(select), txn, outer);
     }
     if !select.compound.is_empty() {
-        return plan_compound(select, txn);
+        return plan_compound(select, txn, outer);
     }
-    let (mut node, scope) = plan_from(select, txn)?;
+    let (mut node, scope) = plan_from(select, txn, outer)?;
 
     // SELECT items as AST expressions (wildcards expanded) and their names.
     let mut items: Vec<(ast::Expr, String)> = Vec::new();
@@ -226,15 +238,15 @@ fn limited(mut node: Node, select: &ast::Select) -> Result<Node> {
 /// SELECTs joined by UNION [ALL], INTERSECT or EXCEPT, left to right. The
 /// result has the first SELECT's column names; ORDER BY may name those
 /// columns or their positions.
-fn plan_compound(select: &ast::Select, txn: &Transaction) -> Result<QueryPlan> {
+fn plan_compound(select: &ast::Select, txn: &Transaction, outer: Option<Arc<Correlation>>) -> Result<QueryPlan> {
     let mut first = select.clone();
     first.order_by.clear();
     first.limit = None;
     first.offset = None;
     first.compound.clear();
-    let QueryPlan { mut root, mut columns } = plan_select(&first, txn)?;
+    let QueryPlan { mut root, mut columns } = plan_select_within(&first, txn, outer.clone())?;
     for (op, other) in &select.compound {
-        let plan = plan_select(other, txn)?;
+        let plan = plan_select_within(other, txn, outer.clone())?;
         if plan.columns.len() != columns.len() {
             return Err(SqlError::Invalid(format!(
                 "each SELECT of a {} must have the same number of columns: {} and {}",
@@ -392,6 +404,7 @@ impl Source {
                         hidden: false,
                     })
                     .collect(),
+                context: None,
             },
         }
     }
@@ -555,23 +568,24 @@ fn substitute(mut s: ast::Select, names: &[(String, ast::Select)]) -> ast::Selec
 
 /// Builds the scans and joins of the FROM clause and adds WHERE. Each table
 /// gets an access path from the WHERE conjuncts that mention only it.
-fn plan_from(select: &ast::Select, txn: &Transaction) -> Result<(Node, Scope)> {
+fn plan_from(select: &ast::Select, txn: &Transaction, outer: Option<Arc<Correlation>>) -> Result<(Node, Scope)> {
     let Some(from) = &select.from else {
+        let scope = Scope::default().in_context(txn, outer);
         let mut node = Node::SingleRow;
         if let Some(f) = &select.filter {
             node = Node::Filter {
                 source: Box::new(node),
-                predicate: bind(f, &Scope::default(), "WHERE")?,
+                predicate: bind(f, &scope, "WHERE")?,
             };
         }
-        return Ok((node, Scope::default()));
+        return Ok((node, scope));
     };
     let refs = std::iter::once(&from.table).chain(from.joins.iter().map(|j| &j.table));
     let mut sources = Vec::new();
-    let mut scope = Scope::default();
+    let mut scope = Scope::default().in_context(txn, outer.clone());
     for r in refs {
         let kind = match &r.subquery {
-            Some(query) => SourceKind::Derived(plan_select(query, txn)?),
+            Some(query) => SourceKind::Derived(plan_select_within(query, txn, outer.clone())?),
             None => match txn.table(&r.name)? {
                 Some(table) => SourceKind::Table(table),
                 None => SourceKind::Derived(plan_view(txn, &r.name)?),
@@ -690,6 +704,7 @@ fn plan_from(select: &ast::Select, txn: &Transaction) -> Result<(Node, Scope)> {
 
     let mut node = scan(&sources[0], true);
     let mut left_scope = sources[0].scope();
+    left_scope.context = scope.context.clone();
     for (join, source) in from.joins.iter().zip(&sources[1..]) {
         let outer = join.kind == ast::JoinKind::Left;
         let right = scan(source, !outer);

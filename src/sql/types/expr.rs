@@ -7,6 +7,7 @@ use super::functions::ScalarFunction;
 use super::value::{Row, Value};
 use crate::sql::error::{Result, SqlError};
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 /// What an expression may read besides the row: the statement's clock.
 /// During apply this is the log entry's timestamp, never the wall clock.
@@ -104,6 +105,105 @@ pub enum Expr {
         otherwise: Option<Box<Expr>>,
     },
     Cast(Box<Expr>, DataType),
+    /// Inside a subquery's plan: the subquery's k-th outer value, filled in
+    /// before each run (see [`Subquery`]).
+    Param(usize),
+    Subquery(Box<Subquery>),
+}
+
+/// A subquery inside an expression: `(SELECT ...)`, `EXISTS (SELECT ...)`
+/// or `x IN (SELECT ...)`. `args` are the outer query's values it reads
+/// (for a correlated subquery), evaluated against the outer row; the
+/// subquery's plan sees them as [`Expr::Param`].
+#[derive(Clone)]
+pub struct Subquery {
+    pub kind: SubqueryKind,
+    pub args: Vec<Expr>,
+    pub query: Arc<dyn RunSubquery>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SubqueryKind {
+    /// A single value: NULL for no row, an error for more than one.
+    Value,
+    Exists,
+    /// `expr [NOT] IN (SELECT ...)`, with IN-list NULL semantics.
+    In {
+        expr: Box<Expr>,
+        negated: bool,
+    },
+}
+
+/// A planned subquery, run by the executor.
+pub trait RunSubquery: Send + Sync {
+    /// The subquery's rows for these outer values.
+    fn run(&self, params: &[Value], ctx: &EvalContext) -> Result<Arc<Vec<Row>>>;
+    /// The subquery's plan on one line, for EXPLAIN.
+    fn describe(&self) -> String;
+}
+
+impl PartialEq for Subquery {
+    fn eq(&self, other: &Subquery) -> bool {
+        self.kind == other.kind && self.args == other.args && Arc::ptr_eq(&self.query, &other.query)
+    }
+}
+
+impl std::fmt::Debug for Subquery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subquery")
+            .field("kind", &self.kind)
+            .field("args", &self.args)
+            .field("query", &self.query.describe())
+            .finish()
+    }
+}
+
+impl Subquery {
+    fn evaluate(&self, row: &Row, ctx: &EvalContext) -> Result<Value> {
+        let params = self
+            .args
+            .iter()
+            .map(|a| a.evaluate(row, ctx))
+            .collect::<Result<Vec<_>>>()?;
+        let rows = self.query.run(&params, ctx)?;
+        let first = |r: &Row| r.first().cloned().unwrap_or(Value::Null);
+        Ok(match &self.kind {
+            SubqueryKind::Exists => Value::Bool(!rows.is_empty()),
+            SubqueryKind::Value => match rows.as_slice() {
+                [] => Value::Null,
+                [r] => first(r),
+                _ => {
+                    return Err(SqlError::Invalid(
+                        "a subquery used as a value returned more than one row".into(),
+                    ));
+                }
+            },
+            SubqueryKind::In { expr, negated } => {
+                in_values(expr.evaluate(row, ctx)?, rows.iter().map(|r| Ok(first(r))), *negated)?
+            }
+        })
+    }
+}
+
+/// `v [NOT] IN (items)`: TRUE on a match, NULL when no match but a NULL was
+/// compared (or `v` is NULL), FALSE otherwise. Nothing is IN an empty set,
+/// not even NULL.
+fn in_values(v: Value, items: impl ExactSizeIterator<Item = Result<Value>>, negated: bool) -> Result<Value> {
+    if items.len() == 0 {
+        return Ok(Value::Bool(negated));
+    }
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    let mut saw_null = false;
+    for item in items {
+        match v.compare(&item?)? {
+            Some(Ordering::Equal) => return Ok(Value::Bool(!negated)),
+            None => saw_null = true,
+            _ => {}
+        }
+    }
+    Ok(if saw_null { Value::Null } else { Value::Bool(negated) })
 }
 
 impl Expr {
@@ -153,26 +253,11 @@ impl Expr {
             },
             Expr::Binary(op, l, r) => binary(*op, l.evaluate(row, ctx)?, r.evaluate(row, ctx)?)?,
             Expr::IsNull(e, negated) => Value::Bool(e.evaluate(row, ctx)?.is_null() != *negated),
-            Expr::InList { expr, list, negated } => {
-                let v = expr.evaluate(row, ctx)?;
-                // Nothing is IN an empty set, not even NULL (an IN subquery
-                // that returned no rows).
-                if list.is_empty() {
-                    return Ok(Value::Bool(*negated));
-                }
-                if v.is_null() {
-                    return Ok(Value::Null);
-                }
-                let mut saw_null = false;
-                for item in list {
-                    match v.compare(&item.evaluate(row, ctx)?)? {
-                        Some(Ordering::Equal) => return Ok(Value::Bool(!negated)),
-                        None => saw_null = true,
-                        _ => {}
-                    }
-                }
-                if saw_null { Value::Null } else { Value::Bool(*negated) }
-            }
+            Expr::InList { expr, list, negated } => in_values(
+                expr.evaluate(row, ctx)?,
+                list.iter().map(|item| item.evaluate(row, ctx)),
+                *negated,
+            )?,
             Expr::Between {
                 expr,
                 low,
@@ -229,6 +314,12 @@ impl Expr {
                 }
             }
             Expr::Cast(e, ty) => cast(e.evaluate(row, ctx)?, *ty)?,
+            Expr::Param(k) => {
+                return Err(SqlError::Invalid(format!(
+                    "outer value #{k} of a subquery was not filled in"
+                )));
+            }
+            Expr::Subquery(q) => q.evaluate(row, ctx)?,
         })
     }
 
@@ -237,7 +328,7 @@ impl Expr {
     pub fn is_constant(&self) -> bool {
         let mut constant = true;
         self.walk(&mut |e| {
-            if matches!(e, Expr::Column(_)) {
+            if matches!(e, Expr::Column(_) | Expr::Param(_) | Expr::Subquery(_)) {
                 constant = false;
             }
         });
@@ -277,6 +368,15 @@ impl Expr {
                 whens.iter().flat_map(|(w, t)| [w, t]).for_each(|e| e.walk(f));
             }
             Expr::Cast(e, _) => e.walk(f),
+            Expr::Param(_) => {}
+            // The subquery's own plan has its own rows; only what it reads
+            // from this row is visited.
+            Expr::Subquery(q) => {
+                if let SubqueryKind::In { expr, .. } = &q.kind {
+                    expr.walk(f);
+                }
+                q.args.iter().for_each(|e| e.walk(f));
+            }
         }
     }
 
@@ -322,6 +422,13 @@ impl Expr {
                 whens.iter_mut().flat_map(|(w, t)| [w, t]).for_each(|e| e.walk_mut(f));
             }
             Expr::Cast(e, _) => e.walk_mut(f),
+            Expr::Param(_) => {}
+            Expr::Subquery(q) => {
+                if let SubqueryKind::In { expr, .. } = &mut q.kind {
+                    expr.walk_mut(f);
+                }
+                q.args.iter_mut().for_each(|e| e.walk_mut(f));
+            }
         }
     }
 
@@ -384,6 +491,21 @@ impl Expr {
                 out + " END"
             }
             Expr::Cast(e, ty) => format!("CAST({} AS {ty})", f(e)),
+            Expr::Param(k) => format!("${}", k + 1),
+            Expr::Subquery(q) => {
+                let args = match q.args.is_empty() {
+                    true => String::new(),
+                    false => format!(" with {}", q.args.iter().map(f).collect::<Vec<_>>().join(", ")),
+                };
+                let body = format!("(subquery{args}: {})", q.query.describe());
+                match &q.kind {
+                    SubqueryKind::Value => body,
+                    SubqueryKind::Exists => format!("EXISTS {body}"),
+                    SubqueryKind::In { expr, negated } => {
+                        format!("{} {}IN {body}", f(expr), if *negated { "NOT " } else { "" })
+                    }
+                }
+            }
         }
     }
 }

@@ -13,6 +13,6 @@ mod value;
 
 pub use coerce::coerce;
 pub use datatype::DataType;
-pub use expr::{BinaryOp, EvalContext, Expr};
+pub use expr::{BinaryOp, EvalContext, Expr, RunSubquery, Subquery, SubqueryKind};
 pub use functions::ScalarFunction;
 pub use value::{Row, Value};
