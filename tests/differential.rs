@@ -167,6 +167,64 @@ fn value_expr(rng: &mut Rng, s: &Scope) -> String {
     }
 }
 
+/// A subquery over t2 (or a second copy of t1) that reads columns of the
+/// outer t1 row: an aggregate value, so it has exactly one row.
+fn correlated_value(rng: &mut Rng) -> String {
+    let inner = Scope {
+        ints: vec!["t2.e", "t2.a", "t1.a", "t1.b"],
+        texts: vec!["t2.f", "t1.c"],
+        reals: vec!["t1.d"],
+    };
+    let link = rng.pick(&["t2.a = t1.a", "t2.a = t1.b", "t2.f = t1.c", "t2.e > t1.b"]);
+    let extra = match rng.chance(50) {
+        true => format!(" AND {}", bool_expr(rng, &inner, 1)),
+        false => String::new(),
+    };
+    match rng.below(4) {
+        0 => format!("(SELECT count(*) FROM t2 WHERE {link}{extra})"),
+        1 => format!("(SELECT {}(t2.e) FROM t2 WHERE {link}{extra})", rng.pick(&["max", "min", "sum"])),
+        2 => format!("(SELECT max(y.b) FROM t1 AS y WHERE y.a = t1.a AND y.c <> t1.c{extra})"),
+        // Two levels: the innermost reads both the middle and the outer row.
+        _ => format!(
+            "(SELECT count(*) FROM t2 WHERE {link} AND {}EXISTS (SELECT 1 FROM t1 AS x WHERE x.b = t2.e AND x.a <> t1.b))",
+            if rng.chance(50) { "NOT " } else { "" }
+        ),
+    }
+}
+
+/// A condition on the outer t1 row through a correlated subquery.
+fn correlated_condition(rng: &mut Rng) -> String {
+    let inner = Scope {
+        ints: vec!["t2.e", "t2.a", "t1.a", "t1.b"],
+        texts: vec!["t2.f", "t1.c"],
+        reals: vec!["t1.d"],
+    };
+    let link = rng.pick(&["t2.a = t1.a", "t2.a = t1.b", "t2.f = t1.c", "t2.e < t1.a"]);
+    let not = if rng.chance(40) { "NOT " } else { "" };
+    match rng.below(4) {
+        0 => format!(
+            "{not}EXISTS (SELECT 1 FROM t2 WHERE {link} AND {})",
+            bool_expr(rng, &inner, 1)
+        ),
+        1 => format!("t1.b {not}IN (SELECT t2.e FROM t2 WHERE {link})"),
+        2 => format!(
+            "{} {} {}",
+            int_expr(
+                rng,
+                &Scope {
+                    ints: vec!["t1.a", "t1.b"],
+                    texts: vec!["t1.c"],
+                    reals: vec!["t1.d"],
+                },
+                1
+            ),
+            rng.pick(&["=", "<", ">=", "<>"]),
+            correlated_value(rng)
+        ),
+        _ => format!("{not}({} > {})", correlated_value(rng), rng.below(3)),
+    }
+}
+
 fn query(rng: &mut Rng) -> String {
     let join = rng.below(4);
     let (from, scope) = match join {
@@ -191,7 +249,7 @@ fn query(rng: &mut Rng) -> String {
         true => format!(" WHERE {}", bool_expr(rng, &scope, 2)),
         false => String::new(),
     };
-    match rng.below(12) {
+    match rng.below(15) {
         // Aggregates, grouped or not.
         0..=2 => {
             let group = scope.ints[rng.below(scope.ints.len())];
@@ -245,6 +303,26 @@ fn query(rng: &mut Rng) -> String {
             };
             format!("SELECT a, b, c FROM t1 WHERE {sub}")
         }
+        // Correlated subqueries: as values, in WHERE, in a grouped query,
+        // and in UPDATE-like shapes of a SELECT.
+        12..=14 => match rng.below(5) {
+            0 => format!("SELECT t1.a, {} FROM t1", correlated_value(rng)),
+            1 | 2 => format!(
+                "SELECT t1.a, t1.b, t1.c FROM t1 WHERE {}{}",
+                correlated_condition(rng),
+                match rng.chance(30) {
+                    true => format!(" AND {}", bool_expr(rng, &scope, 1)),
+                    false => String::new(),
+                }
+            ),
+            3 => format!(
+                "SELECT t1.a, count(*), (SELECT count(*) FROM t2 WHERE t2.a = t1.a) FROM t1 GROUP BY t1.a"
+            ),
+            _ => format!(
+                "SELECT CASE WHEN {} THEN 'yes' ELSE 'no' END, t1.d FROM t1",
+                correlated_condition(rng)
+            ),
+        },
         // Subqueries in FROM and WITH, over an aggregate.
         5 => {
             let value = int_expr(rng, &scope, 1);
