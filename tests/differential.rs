@@ -182,7 +182,10 @@ fn correlated_value(rng: &mut Rng) -> String {
     };
     match rng.below(4) {
         0 => format!("(SELECT count(*) FROM t2 WHERE {link}{extra})"),
-        1 => format!("(SELECT {}(t2.e) FROM t2 WHERE {link}{extra})", rng.pick(&["max", "min", "sum"])),
+        1 => format!(
+            "(SELECT {}(t2.e) FROM t2 WHERE {link}{extra})",
+            rng.pick(&["max", "min", "sum"])
+        ),
         2 => format!("(SELECT max(y.b) FROM t1 AS y WHERE y.a = t1.a AND y.c <> t1.c{extra})"),
         // Two levels: the innermost reads both the middle and the outer row.
         _ => format!(
@@ -315,9 +318,7 @@ fn query(rng: &mut Rng) -> String {
                     false => String::new(),
                 }
             ),
-            3 => format!(
-                "SELECT t1.a, count(*), (SELECT count(*) FROM t2 WHERE t2.a = t1.a) FROM t1 GROUP BY t1.a"
-            ),
+            3 => format!("SELECT t1.a, count(*), (SELECT count(*) FROM t2 WHERE t2.a = t1.a) FROM t1 GROUP BY t1.a"),
             _ => format!(
                 "SELECT CASE WHEN {} THEN 'yes' ELSE 'no' END, t1.d FROM t1",
                 correlated_condition(rng)

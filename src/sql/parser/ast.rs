@@ -99,6 +99,8 @@ pub struct CreateTable {
     pub columns: Vec<ColumnDef>,
     /// From a table-level `PRIMARY KEY (a, b)`.
     pub primary_key: Vec<String>,
+    /// Table-level `UNIQUE (a, b)` constraints.
+    pub unique: Vec<Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -357,20 +359,29 @@ impl fmt::Display for Expr {
             Expr::Literal(Literal::Null) => write!(f, "NULL"),
             Expr::Literal(Literal::Bool(b)) => write!(f, "{}", if *b { "TRUE" } else { "FALSE" }),
             Expr::Literal(Literal::Int(i)) => write!(f, "{i}"),
-            Expr::Literal(Literal::Float(x)) => write!(f, "{x}"),
+            // Debug keeps the point: 1.0, not 1.
+            Expr::Literal(Literal::Float(x)) => write!(f, "{x:?}"),
             Expr::Literal(Literal::String(s)) => write!(f, "'{}'", s.replace('\'', "''")),
             Expr::Column { table: Some(t), name } => write!(f, "{t}.{name}"),
             Expr::Column { table: None, name } => write!(f, "{name}"),
             Expr::Unary { op: UnaryOp::Not, expr } => write!(f, "NOT {expr}"),
-            Expr::Unary {
-                op: UnaryOp::Minus,
-                expr,
-            } => write!(f, "-{expr}"),
-            Expr::Unary {
-                op: UnaryOp::Plus,
-                expr,
-            } => write!(f, "+{expr}"),
-            Expr::Binary { op, left, right } => write!(f, "{left} {} {right}", op.symbol()),
+            Expr::Unary { op, expr } => {
+                let sign = if *op == UnaryOp::Minus { "-" } else { "+" };
+                match expr.as_ref() {
+                    Expr::Column { .. } | Expr::Literal(Literal::Int(0..) | Literal::Float(0.0..)) => {
+                        write!(f, "{sign}{expr}")
+                    }
+                    // Never `--3`, which would read as a comment.
+                    _ => write!(f, "{sign}({expr})"),
+                }
+            }
+            Expr::Binary { op, left, right } => {
+                let side = |e: &Expr| match e {
+                    Expr::Binary { .. } => format!("({e})"),
+                    _ => e.to_string(),
+                };
+                write!(f, "{} {} {}", side(left), op.symbol(), side(right))
+            }
             Expr::IsNull { expr, negated } => {
                 write!(f, "{expr} IS {}NULL", if *negated { "NOT " } else { "" })
             }

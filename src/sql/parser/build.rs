@@ -137,6 +137,7 @@ fn create_table(pair: P) -> Result<Statement> {
         if_not_exists: false,
         columns: Vec::new(),
         primary_key: Vec::new(),
+        unique: Vec::new(),
     };
     for p in pair.into_inner() {
         match p.as_rule() {
@@ -149,6 +150,13 @@ fn create_table(pair: P) -> Result<Statement> {
                 for q in p.into_inner() {
                     if q.as_rule() == Rule::ident_list {
                         t.primary_key = ident_list(q);
+                    }
+                }
+            }
+            Rule::table_unique => {
+                for q in p.into_inner() {
+                    if q.as_rule() == Rule::ident_list {
+                        t.unique.push(ident_list(q));
                     }
                 }
             }

@@ -12,7 +12,7 @@ pub fn create_table(create: &ast::CreateTable) -> Result<Plan> {
     let name = &create.name;
     let mut columns: Vec<Column> = Vec::new();
     let mut primary_key: Vec<usize> = Vec::new();
-    let mut unique: Vec<usize> = Vec::new();
+    let mut unique: Vec<Vec<usize>> = Vec::new();
     for (i, def) in create.columns.iter().enumerate() {
         if columns.iter().any(|c| c.name == def.name) {
             return Err(SqlError::Invalid(format!(
@@ -29,7 +29,7 @@ pub fn create_table(create: &ast::CreateTable) -> Result<Plan> {
             primary_key.push(i);
         }
         if def.unique {
-            unique.push(i);
+            unique.push(vec![i]);
         }
         columns.push(column(def)?);
     }
@@ -47,6 +47,21 @@ pub fn create_table(create: &ast::CreateTable) -> Result<Plan> {
                 return Err(SqlError::Invalid(format!("column '{pk}' appears twice in PRIMARY KEY")));
             }
             primary_key.push(i);
+        }
+    }
+    for names in &create.unique {
+        let mut set = Vec::new();
+        for n in names {
+            let i = columns.iter().position(|c| &c.name == n).ok_or_else(|| {
+                SqlError::UnknownColumn(format!("UNIQUE column '{n}' does not exist in table '{name}'"))
+            })?;
+            if set.contains(&i) {
+                return Err(SqlError::Invalid(format!("column '{n}' appears twice in UNIQUE")));
+            }
+            set.push(i);
+        }
+        if !unique.contains(&set) {
+            unique.push(set);
         }
     }
     for &i in &primary_key {
@@ -69,10 +84,16 @@ pub fn create_table(create: &ast::CreateTable) -> Result<Plan> {
     }
     let indexes = unique
         .into_iter()
-        .map(|i| Index {
+        .map(|set| Index {
             id: 0,
-            name: format!("{name}_{}_key", columns[i].name),
-            columns: vec![i],
+            name: format!(
+                "{name}_{}_key",
+                set.iter()
+                    .map(|&i| columns[i].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join("_")
+            ),
+            columns: set,
             unique: true,
         })
         .collect();
