@@ -364,7 +364,10 @@ impl fmt::Display for Expr {
             Expr::Literal(Literal::String(s)) => write!(f, "'{}'", s.replace('\'', "''")),
             Expr::Column { table: Some(t), name } => write!(f, "{t}.{name}"),
             Expr::Column { table: None, name } => write!(f, "{name}"),
-            Expr::Unary { op: UnaryOp::Not, expr } => write!(f, "NOT {expr}"),
+            Expr::Unary { op: UnaryOp::Not, expr } => match expr.as_ref() {
+                Expr::Binary { .. } => write!(f, "NOT ({expr})"),
+                _ => write!(f, "NOT {expr}"),
+            },
             Expr::Unary { op, expr } => {
                 let sign = if *op == UnaryOp::Minus { "-" } else { "+" };
                 match expr.as_ref() {

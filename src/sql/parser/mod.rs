@@ -260,7 +260,7 @@ mod tests {
         let s = parse_one("SELECT a FROM t WHERE NOT a = 1 OR b = 2 AND c = 3").unwrap();
         let Statement::Select(sel) = s else { panic!() };
         let filter = sel.filter.unwrap();
-        assert_eq!(filter.to_string(), "NOT a = 1 OR b = 2 AND c = 3");
+        assert_eq!(filter.to_string(), "NOT (a = 1) OR ((b = 2) AND (c = 3))");
         let Expr::Binary {
             op: BinaryOp::Or,
             left,
@@ -280,7 +280,7 @@ mod tests {
         let SelectItem::Expr { expr, .. } = &sel.items[0] else {
             panic!()
         };
-        assert_eq!(expr.to_string(), "1 + 2 * 3 - 4 < 5");
+        assert_eq!(expr.to_string(), "((1 + (2 * 3)) - 4) < 5");
         let Expr::Binary {
             op: BinaryOp::Lt, left, ..
         } = expr
