@@ -11,7 +11,7 @@
 use super::error::{Result, SqlError};
 use super::executor::execute_node;
 use super::parser::ast::{Expr, From, Literal, Select, SelectItem, Statement, TableRef};
-use super::planner::{Node, fill_params, plan_select};
+use super::planner::{Node, fill_params, per_run_access, plan_select};
 use super::types::{EvalContext, Row, RunSubquery, Value};
 use crate::storage::Transaction;
 use std::collections::BTreeMap;
@@ -102,7 +102,11 @@ impl RunSubquery for PlannedSubquery {
     }
 
     fn describe(&self) -> String {
-        self.root.explain_line()
+        let mut text = self.root.explain_line();
+        for read in per_run_access(&self.root) {
+            text += &format!("; each run reads {read}");
+        }
+        text
     }
 }
 

@@ -5,10 +5,10 @@
 //! the outer row and runs the plan with them.
 
 use super::access;
-use super::plan::Node;
+use super::plan::{Access, Node};
 use super::scope::Scope;
 use crate::sql::error::{Result, SqlError};
-use crate::sql::types::{Expr, Value};
+use crate::sql::types::{DataType, Expr, Value, coerce};
 use crate::storage::Transaction;
 use std::sync::{Arc, Mutex};
 
@@ -116,4 +116,68 @@ pub fn fill_params(root: &mut Node, params: &[Value]) {
             *access = access::choose(table, &access::conjuncts(predicate));
         }
     });
+}
+
+/// For EXPLAIN: how each table read under a parameter is made once the
+/// parameters are known, e.g. `readings AS r by IndexLookup USING
+/// readings_sensor`. The path's kind does not depend on the values, so it
+/// is found with stand-in values of the compared columns' types.
+pub fn per_run_access(root: &Node) -> Vec<String> {
+    let mut root = root.clone();
+    let mut out = Vec::new();
+    root.walk_mut(&mut |node| {
+        let Node::Filter { source, predicate } = node else {
+            return;
+        };
+        let Node::Scan { table, alias, .. } = source.as_ref() else {
+            return;
+        };
+        let mut has_params = false;
+        predicate.walk(&mut |e| has_params |= matches!(e, Expr::Param(_)));
+        if !has_params {
+            return;
+        }
+        let mut sampled = predicate.clone();
+        sampled.walk_mut(&mut |e| {
+            if let Expr::Binary(op, l, r) = e
+                && op.is_comparison()
+            {
+                match (l.as_mut(), r.as_mut()) {
+                    (Expr::Column(c), p @ Expr::Param(_)) | (p @ Expr::Param(_), Expr::Column(c)) => {
+                        if let Some(v) = table.columns.get(*c).and_then(|col| stand_in(col.data_type)) {
+                            *p = Expr::Constant(v);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let access = access::choose(table, &access::conjuncts(&sampled));
+        let how = match &access {
+            Access::Full => return,
+            Access::KeyLookup(_) => "PrimaryKeyLookup".to_string(),
+            Access::KeyRange(_) => "PrimaryKeyRange".to_string(),
+            Access::IndexLookup { index, .. } => format!("IndexLookup USING {}", index.name),
+            Access::IndexRange { index, .. } => format!("IndexRange USING {}", index.name),
+        };
+        let name = if *alias == table.name {
+            table.name.clone()
+        } else {
+            format!("{} AS {alias}", table.name)
+        };
+        out.push(format!("{name} by {how}"));
+    });
+    out
+}
+
+/// A value of the given type, standing in for a parameter.
+fn stand_in(ty: DataType) -> Option<Value> {
+    [
+        Value::Int(0),
+        Value::Float(0.0),
+        Value::Text(String::new()),
+        Value::Bool(false),
+    ]
+    .into_iter()
+    .find_map(|v| coerce(v, ty, "").ok())
 }

@@ -10,7 +10,7 @@ pub mod plan;
 mod scope;
 mod select;
 
-pub use correlate::fill_params;
+pub use correlate::{fill_params, per_run_access};
 pub use select::plan_select;
 
 pub use plan::{
