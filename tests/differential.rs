@@ -318,7 +318,7 @@ fn query(rng: &mut Rng) -> String {
                     false => String::new(),
                 }
             ),
-            3 => format!("SELECT t1.a, count(*), (SELECT count(*) FROM t2 WHERE t2.a = t1.a) FROM t1 GROUP BY t1.a"),
+            3 => "SELECT t1.a, count(*), (SELECT count(*) FROM t2 WHERE t2.a = t1.a) FROM t1 GROUP BY t1.a".to_string(),
             _ => format!(
                 "SELECT CASE WHEN {} THEN 'yes' ELSE 'no' END, t1.d FROM t1",
                 correlated_condition(rng)
