@@ -57,6 +57,10 @@ fn run(query: &Select, txn: &Transaction, ctx: &EvalContext) -> Result<Option<Ve
 /// memo starts afresh.
 const MEMO_ROWS: usize = 100_000;
 
+/// After this many runs, a memo that rarely answers (outer values that
+/// seldom repeat, as with a key) is switched off, as it only costs.
+const MEMO_TRIAL: u64 = 512;
+
 /// A subquery planned once and run for each set of outer values (once in
 /// all when it has none). It reads a snapshot of the statement's
 /// transaction taken before the statement ran, and it remembers results by
@@ -67,10 +71,12 @@ pub struct PlannedSubquery {
     memo: Mutex<Memo>,
 }
 
-#[derive(Default)]
 struct Memo {
     results: BTreeMap<Vec<Value>, Arc<Vec<Row>>>,
     rows: usize,
+    runs: u64,
+    hits: u64,
+    enabled: bool,
 }
 
 impl PlannedSubquery {
@@ -78,7 +84,13 @@ impl PlannedSubquery {
         PlannedSubquery {
             root,
             txn,
-            memo: Mutex::new(Memo::default()),
+            memo: Mutex::new(Memo {
+                results: BTreeMap::new(),
+                rows: 0,
+                runs: 0,
+                hits: 0,
+                enabled: true,
+            }),
         }
     }
 }
@@ -86,18 +98,33 @@ impl PlannedSubquery {
 impl RunSubquery for PlannedSubquery {
     fn run(&self, params: &[Value], ctx: &EvalContext) -> Result<Arc<Vec<Row>>> {
         let lock = || self.memo.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(rows) = lock().results.get(params) {
-            return Ok(rows.clone());
-        }
+        let remember = {
+            let mut memo = lock();
+            memo.runs += 1;
+            if memo.enabled
+                && let Some(rows) = memo.results.get(params).cloned()
+            {
+                memo.hits += 1;
+                return Ok(rows);
+            }
+            if memo.enabled && memo.runs >= MEMO_TRIAL && memo.hits * 8 < memo.runs && !params.is_empty() {
+                memo.enabled = false;
+                memo.results.clear();
+            }
+            memo.enabled
+        };
         let mut root = self.root.clone();
         fill_params(&mut root, params);
         let rows: Arc<Vec<Row>> = Arc::new(execute_node(root, &self.txn, *ctx)?.collect::<Result<_>>()?);
-        let mut memo = lock();
-        if memo.rows + rows.len() > MEMO_ROWS {
-            *memo = Memo::default();
+        if remember {
+            let mut memo = lock();
+            if memo.rows + rows.len() > MEMO_ROWS {
+                memo.results.clear();
+                memo.rows = 0;
+            }
+            memo.rows += rows.len().max(1);
+            memo.results.insert(params.to_vec(), rows.clone());
         }
-        memo.rows += rows.len().max(1);
-        memo.results.insert(params.to_vec(), rows.clone());
         Ok(rows)
     }
 

@@ -5,6 +5,7 @@ use crate::sql::types::{DataType, Expr, Value};
 use crate::storage::{Column, Index, Table, View};
 use std::fmt::Write as _;
 use std::ops::Bound;
+use std::sync::Arc;
 
 /// A planned statement.
 #[derive(Clone, Debug)]
@@ -79,7 +80,8 @@ pub struct OutputColumn {
 pub enum Node {
     /// Reads a table's rows through an access path.
     Scan {
-        table: Table,
+        /// Shared: a correlated subquery's plan is copied for every run.
+        table: Arc<Table>,
         alias: String,
         access: Access,
     },

@@ -636,7 +636,7 @@ fn plan_from(select: &ast::Select, txn: &Transaction, outer: Option<Arc<Correlat
         let mine = own_conjuncts(s, &conjuncts);
         let refs: Vec<&Expr> = mine.iter().collect();
         let scan = Node::Scan {
-            table: table.clone(),
+            table: Arc::new(table.clone()),
             alias: s.alias.clone(),
             access: access::choose(table, &refs),
         };
