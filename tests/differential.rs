@@ -167,14 +167,19 @@ fn value_expr(rng: &mut Rng, s: &Scope) -> String {
     }
 }
 
-/// A subquery over t2 (or a second copy of t1) that reads columns of the
-/// outer t1 row: an aggregate value, so it has exactly one row.
-fn correlated_value(rng: &mut Rng) -> String {
-    let inner = Scope {
+/// Inside a subquery over t2: its columns and the outer t1 row's.
+fn inner_scope() -> Scope {
+    Scope {
         ints: vec!["t2.e", "t2.a", "t1.a", "t1.b"],
         texts: vec!["t2.f", "t1.c"],
         reals: vec!["t1.d"],
-    };
+    }
+}
+
+/// A subquery over t2 (or a second copy of t1) that reads columns of the
+/// outer t1 row: an aggregate value, so it has exactly one row.
+fn correlated_value(rng: &mut Rng) -> String {
+    let inner = inner_scope();
     let link = rng.pick(&["t2.a = t1.a", "t2.a = t1.b", "t2.f = t1.c", "t2.e > t1.b"]);
     let extra = match rng.chance(50) {
         true => format!(" AND {}", bool_expr(rng, &inner, 1)),
@@ -197,11 +202,7 @@ fn correlated_value(rng: &mut Rng) -> String {
 
 /// A condition on the outer t1 row through a correlated subquery.
 fn correlated_condition(rng: &mut Rng) -> String {
-    let inner = Scope {
-        ints: vec!["t2.e", "t2.a", "t1.a", "t1.b"],
-        texts: vec!["t2.f", "t1.c"],
-        reals: vec!["t1.d"],
-    };
+    let inner = inner_scope();
     let link = rng.pick(&["t2.a = t1.a", "t2.a = t1.b", "t2.f = t1.c", "t2.e < t1.a"]);
     let not = if rng.chance(40) { "NOT " } else { "" };
     match rng.below(4) {

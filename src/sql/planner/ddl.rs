@@ -8,6 +8,21 @@ use crate::sql::parser::ast;
 use crate::sql::types::{DataType, Value, coerce};
 use crate::storage::{Column, DefaultValue, Index, Table, Transaction};
 
+/// The positions of the columns a table-level constraint (`clause`) names.
+fn positions(columns: &[Column], names: &[String], clause: &str, table: &str) -> Result<Vec<usize>> {
+    let mut out = Vec::new();
+    for n in names {
+        let i = columns.iter().position(|c| &c.name == n).ok_or_else(|| {
+            SqlError::UnknownColumn(format!("{clause} column '{n}' does not exist in table '{table}'"))
+        })?;
+        if out.contains(&i) {
+            return Err(SqlError::Invalid(format!("column '{n}' appears twice in {clause}")));
+        }
+        out.push(i);
+    }
+    Ok(out)
+}
+
 pub fn create_table(create: &ast::CreateTable) -> Result<Plan> {
     let name = &create.name;
     let mut columns: Vec<Column> = Vec::new();
@@ -39,27 +54,10 @@ pub fn create_table(create: &ast::CreateTable) -> Result<Plan> {
                 "table '{name}' declares its PRIMARY KEY twice"
             )));
         }
-        for pk in &create.primary_key {
-            let i = columns.iter().position(|c| &c.name == pk).ok_or_else(|| {
-                SqlError::UnknownColumn(format!("PRIMARY KEY column '{pk}' does not exist in table '{name}'"))
-            })?;
-            if primary_key.contains(&i) {
-                return Err(SqlError::Invalid(format!("column '{pk}' appears twice in PRIMARY KEY")));
-            }
-            primary_key.push(i);
-        }
+        primary_key = positions(&columns, &create.primary_key, "PRIMARY KEY", name)?;
     }
     for names in &create.unique {
-        let mut set = Vec::new();
-        for n in names {
-            let i = columns.iter().position(|c| &c.name == n).ok_or_else(|| {
-                SqlError::UnknownColumn(format!("UNIQUE column '{n}' does not exist in table '{name}'"))
-            })?;
-            if set.contains(&i) {
-                return Err(SqlError::Invalid(format!("column '{n}' appears twice in UNIQUE")));
-            }
-            set.push(i);
-        }
+        let set = positions(&columns, names, "UNIQUE", name)?;
         if !unique.contains(&set) {
             unique.push(set);
         }
