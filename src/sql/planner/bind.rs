@@ -322,9 +322,23 @@ fn bind_aggregate_call(
             "aggregate calls cannot be nested: {name}({arg})"
         )));
     }
+    let bound = bind(arg, source, "an aggregate argument")?;
+    // Over only an outer query's columns, SQL makes the aggregate the outer
+    // query's; computing it in the subquery would give another answer.
+    let (mut outer, mut local) = (false, false);
+    bound.walk(&mut |e| match e {
+        Expr::Param(_) => outer = true,
+        Expr::Column(_) => local = true,
+        _ => {}
+    });
+    if outer && !local {
+        return Err(SqlError::Invalid(format!(
+            "{name}({arg}) aggregates only columns of an outer query; compute it in that query"
+        )));
+    }
     Ok(Aggregate {
         function,
-        arg: Some(bind(arg, source, "an aggregate argument")?),
+        arg: Some(bound),
         distinct,
     })
 }
