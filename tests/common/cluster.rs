@@ -332,8 +332,15 @@ pub async fn converged(cluster: &Cluster, members: &[usize], sql: &str) -> Vec<S
             return first.clone();
         }
         if Instant::now() > deadline {
-            let sizes: Vec<_> = answers.iter().map(|a| a.as_ref().map(|r| r.len())).collect();
-            panic!("members did not converge on `{sql}`: row counts {sizes:?}");
+            // Row counts, and the first rows, so a failure shows who lags.
+            let shown: Vec<_> = answers
+                .iter()
+                .map(|a| {
+                    a.as_ref()
+                        .map(|r| (r.len(), r.iter().take(3).cloned().collect::<Vec<_>>()))
+                })
+                .collect();
+            panic!("members did not converge on `{sql}`: (row count, first rows) per member {shown:?}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
