@@ -116,21 +116,15 @@ async fn body() {
     let deadline = Instant::now() + Duration::from_secs(60);
     while converged(&site, &all, "SELECT id, name FROM assets").await != pulled {
         if Instant::now() > deadline {
-            for i in all {
-                let log = site.log_of(i);
-                let lines: Vec<&str> = log
-                    .lines()
-                    .filter(|l| l.contains("sync") || l.contains("WARN"))
-                    .collect();
-                eprintln!("site member {i}:\n{}", lines.join("\n"));
-            }
-            for i in all {
-                let log = upstream.log_of(i);
-                let lines: Vec<&str> = log
-                    .lines()
-                    .filter(|l| l.contains("sync") || l.contains("WARN"))
-                    .collect();
-                eprintln!("upstream member {i}:\n{}", lines.join("\n"));
+            for (side, cluster) in [("site", &site), ("upstream", &upstream)] {
+                for i in all {
+                    let log = cluster.log_of(i);
+                    let lines: Vec<&str> = log
+                        .lines()
+                        .filter(|l| l.contains("sync") || l.contains("WARN"))
+                        .collect();
+                    eprintln!("{side} member {i}:\n{}", lines.join("\n"));
+                }
             }
             panic!("the upstream's row did not reach every site member");
         }
