@@ -18,6 +18,8 @@ pub mod sync {
     tonic::include_proto!("chronos.sync.v1");
 }
 
+use crate::sql::parser::params::Params;
+use crate::sql::script::Parameterized;
 use crate::sql::types::Value;
 use crate::sql::{ScriptOutcome, StatementOutput};
 use v1::value::Kind;
@@ -58,6 +60,28 @@ pub fn row_to_proto(row: &[Value]) -> v1::Row {
 
 pub fn row_from_proto(row: v1::Row) -> Vec<Value> {
     row.values.into_iter().map(Value::from).collect()
+}
+
+/// Parameter values as the SQL engine takes them.
+pub fn params_from_proto(positional: Vec<v1::Value>, named: std::collections::HashMap<String, v1::Value>) -> Params {
+    Params {
+        positional: positional.into_iter().map(Value::from).collect(),
+        named: Params::named(named.into_iter().map(|(k, v)| (k, Value::from(v)))),
+    }
+}
+
+/// A write request's SQL and parameters, as the engine runs them.
+pub fn request_script(request: &v1::ExecuteRequest) -> (Params, Vec<Parameterized>) {
+    let params = params_from_proto(request.params.clone(), request.named_params.clone());
+    let batch = request
+        .batch
+        .iter()
+        .map(|s| Parameterized {
+            sql: s.sql.clone(),
+            params: params_from_proto(s.params.clone(), s.named_params.clone()),
+        })
+        .collect();
+    (params, batch)
 }
 
 /// The answer to Execute for a script's outcome.

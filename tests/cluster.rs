@@ -452,7 +452,7 @@ async fn a_retried_write_applies_once_body() {
         sql: "INSERT INTO t (id, w) VALUES (7, 0), (8, 0)".into(),
         client_id: "test-client".into(),
         sequence: 1,
-        forwarded: false,
+        ..ExecuteRequest::default()
     };
     // The same request through a follower (forwarded) and then the leader,
     // as a client would retry after losing the first answer.

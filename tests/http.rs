@@ -75,6 +75,39 @@ fn health_metrics_and_json_api() {
         r#"{"columns":["name"],"types":["STRING"],"rows":[["a"]]}"#
     );
 
+    // Parameters: positional and named, sent apart from the SQL, so
+    // quotes in a value are data.
+    let insert = r#"{"sql": "INSERT INTO t VALUES (?, ?, ?)", "params": [3, "it's'); DROP TABLE t; --", "2026-11-26T00:00:00Z"]}"#;
+    assert_eq!(
+        http(http_port, "POST", "/v1/execute", insert).1,
+        r#"{"rows_affected":1}"#
+    );
+    let named = r#"{"sql": "SELECT name FROM t WHERE id = :id", "params": {"id": 3}}"#;
+    assert_eq!(
+        http(http_port, "POST", "/v1/query", named).1,
+        r#"{"columns":["name"],"types":["STRING"],"rows":[["it's'); DROP TABLE t; --"]]}"#
+    );
+    // A batch commits together: the failing second item undoes the first.
+    let batch = r#"{"batch": [{"sql": "INSERT INTO t (id) VALUES (?)", "params": [4]},
+                              {"sql": "INSERT INTO t (id) VALUES (?)", "params": [1]}]}"#;
+    let (status, body) = http(http_port, "POST", "/v1/execute", batch);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains(r#""code":"duplicate_key""#) && body.contains(r#""statement_index":1"#),
+        "{body}"
+    );
+    let batch = r#"{"batch": [{"sql": "INSERT INTO t (id) VALUES (?)", "params": [4]},
+                              {"sql": "DELETE FROM t WHERE id = :id", "params": {":id": 3}}]}"#;
+    assert_eq!(
+        http(http_port, "POST", "/v1/execute", batch).1,
+        r#"{"results":[{"rows_affected":1},{"rows_affected":1}]}"#
+    );
+    let ids = r#"{"sql": "SELECT id FROM t ORDER BY id"}"#;
+    assert_eq!(
+        http(http_port, "POST", "/v1/query", ids).1,
+        r#"{"columns":["id"],"types":["INT"],"rows":[[1],[2],[4]]}"#
+    );
+
     // SHOW SYNC STATUS answers from the node (no sync configured here).
     let (status, body) = http(http_port, "POST", "/v1/query", r#"{"sql": "SHOW SYNC STATUS"}"#);
     assert_eq!(status, 200, "{body}");
@@ -107,6 +140,36 @@ fn health_metrics_and_json_api() {
             "duplicate_key",
         ),
         ("/v1/execute", r#"{"sq": "SELECT 1"}"#, 400, "bad_request"),
+        (
+            "/v1/query",
+            r#"{"sql": "SELECT ?", "params": [[1]]}"#,
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "/v1/query",
+            r#"{"sql": "SELECT ?, ?", "params": [1]}"#,
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "/v1/query",
+            r#"{"sql": "SELECT :a", "params": "a"}"#,
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "/v1/execute",
+            r#"{"batch": [{"sql": "COMMIT"}]}"#,
+            400,
+            "transaction_error",
+        ),
+        (
+            "/v1/execute",
+            r#"{"sql": "SELECT 1", "batch": [{"sql": "SELECT 1"}]}"#,
+            400,
+            "invalid_argument",
+        ),
         ("/v1/execute", "not json", 400, "bad_request"),
     ];
     for (path, body, status, code) in cases {
@@ -125,8 +188,8 @@ fn health_metrics_and_json_api() {
         "chronos_raft_role{role=\"leader\"} 1",
         "chronos_raft_has_leader 1",
         "chronos_raft_commit_index ",
-        "chronos_requests_total{kind=\"execute\",outcome=\"ok\"} 2",
-        "chronos_requests_total{kind=\"execute\",outcome=\"error\"} 1",
+        "chronos_requests_total{kind=\"execute\",outcome=\"ok\"} 4",
+        "chronos_requests_total{kind=\"execute\",outcome=\"error\"} 4",
         "chronos_request_seconds_count{kind=\"query\"}",
     ] {
         assert!(metrics.contains(line), "missing `{line}` in:\n{metrics}");

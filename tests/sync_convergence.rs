@@ -104,7 +104,8 @@ impl Replica {
     /// Runs SQL as one entry; returns rows affected (0 when it failed).
     fn write(&mut self, sql: &str) -> u64 {
         let ctx = self.next_ctx(0);
-        let outcome = self.db.apply_script(sql, ctx, |_, _| {}).expect("storage");
+        let units = chronos::sql::script::prepare(sql, &Default::default());
+        let outcome = self.db.apply_script(units, ctx, |_, _| {}).expect("storage");
         match (outcome.error, outcome.outputs.first()) {
             (None, Some(StatementOutput::Affected { count, .. })) => *count,
             _ => 0,

@@ -4,7 +4,7 @@ use crate::proto::row_from_proto;
 use crate::proto::v1::chronos_client::ChronosClient;
 use crate::proto::v1::{
     AddMemberRequest, BackupRequest, ClusterStatusRequest, ClusterStatusResponse, ExecuteRequest, ExecuteResponse,
-    QueryRequest, RemoveMemberRequest,
+    QueryRequest, RemoveMemberRequest, Statement, Value as ProtoValue,
 };
 use crate::sql::types::Value;
 use std::time::Duration;
@@ -222,9 +222,44 @@ impl Client {
     /// While the cluster has no leader or the node is unreachable, the same
     /// request (same idempotency key) is retried for `retry_for`.
     pub async fn execute(&mut self, sql: &str) -> Result<ExecuteResponse, ClientError> {
+        self.execute_with(sql, &[]).await
+    }
+
+    /// Runs a script with values for its `?` placeholders, in order. The
+    /// values travel apart from the SQL text and are never read as SQL.
+    pub async fn execute_with(&mut self, sql: &str, params: &[Value]) -> Result<ExecuteResponse, ClientError> {
+        self.execute_request(ExecuteRequest {
+            sql: sql.to_string(),
+            params: params.iter().map(ProtoValue::from).collect(),
+            ..ExecuteRequest::default()
+        })
+        .await
+    }
+
+    /// Runs statements, each with its `?` values, as one transaction: all
+    /// of them take effect or none does.
+    pub async fn execute_batch(&mut self, statements: &[(&str, &[Value])]) -> Result<ExecuteResponse, ClientError> {
+        let batch = statements
+            .iter()
+            .map(|(sql, params)| Statement {
+                sql: sql.to_string(),
+                params: params.iter().map(ProtoValue::from).collect(),
+                ..Statement::default()
+            })
+            .collect();
+        self.execute_request(ExecuteRequest {
+            batch,
+            ..ExecuteRequest::default()
+        })
+        .await
+    }
+
+    /// Sends a request under this client's next idempotency key.
+    pub async fn execute_request(&mut self, mut request: ExecuteRequest) -> Result<ExecuteResponse, ClientError> {
         self.sequence += 1;
-        let (client_id, sequence) = (self.client_id.clone(), self.sequence);
-        self.execute_keyed(sql, &client_id, sequence).await
+        request.client_id = self.client_id.clone();
+        request.sequence = self.sequence;
+        self.send(request).await
     }
 
     /// Runs a script under a given idempotency key (an offline queue's
@@ -236,12 +271,16 @@ impl Client {
         client_id: &str,
         sequence: u64,
     ) -> Result<ExecuteResponse, ClientError> {
-        let request = ExecuteRequest {
+        self.send(ExecuteRequest {
             sql: sql.to_string(),
             client_id: client_id.to_string(),
             sequence,
-            forwarded: false,
-        };
+            ..ExecuteRequest::default()
+        })
+        .await
+    }
+
+    async fn send(&mut self, request: ExecuteRequest) -> Result<ExecuteResponse, ClientError> {
         let deadline = std::time::Instant::now() + self.retry_for;
         loop {
             let direct = self.leader.as_ref().map(|(_, c)| c.clone());
@@ -327,6 +366,11 @@ impl Client {
 
     /// Starts a query; its columns are known once this returns.
     pub async fn query(&mut self, sql: &str) -> Result<QueryStream, ClientError> {
+        self.query_with(sql, &[]).await
+    }
+
+    /// Starts a query with values for its `?` placeholders, in order.
+    pub async fn query_with(&mut self, sql: &str, params: &[Value]) -> Result<QueryStream, ClientError> {
         let consistency = match self.consistency {
             Consistency::Strong => crate::proto::v1::Consistency::Strong,
             Consistency::Local => crate::proto::v1::Consistency::Local,
@@ -334,6 +378,8 @@ impl Client {
         let request = QueryRequest {
             sql: sql.to_string(),
             consistency: consistency as i32,
+            params: params.iter().map(ProtoValue::from).collect(),
+            ..QueryRequest::default()
         };
         let mut stream = self.inner.query(request).await?.into_inner();
         let first = stream.message().await?.unwrap_or_default();

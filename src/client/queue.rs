@@ -33,10 +33,23 @@ impl OfflineQueue {
     /// use a queue at a time.
     pub fn open(path: &Path) -> Result<OfflineQueue, ClientError> {
         std::fs::create_dir_all(path).map_err(|e| error(path, e))?;
-        let db = sled::open(path).map_err(|e| match e.to_string().contains("could not acquire lock") {
-            true => error(path, "in use by another chronos client"),
-            false => error(path, e),
-        })?;
+        // sled releases its lock from a background thread after the last
+        // handle drops, so a client that restarts at once may briefly find
+        // it still held.
+        let mut attempts = 0;
+        let db = loop {
+            match sled::open(path) {
+                Ok(db) => break db,
+                Err(e) if e.to_string().contains("could not acquire lock") => {
+                    attempts += 1;
+                    if attempts == 10 {
+                        return Err(error(path, "in use by another chronos client"));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(error(path, e)),
+            }
+        };
         let entries = db.open_tree(ENTRIES).map_err(|e| error(path, e))?;
         let meta = db.open_tree(META).map_err(|e| error(path, e))?;
         let client_id = match meta.get(CLIENT_ID).map_err(|e| error(path, e))? {

@@ -1,13 +1,23 @@
 //! What a Raft log entry carries, and what applying it returns.
 
+use crate::sql::SqlError;
+use crate::sql::parser::params::Params;
+use crate::sql::script::{Parameterized, Unit, prepare, prepare_batch};
 use serde::{Deserialize, Serialize};
 
 /// A write, as replicated: the SQL text plus everything apply needs to be
 /// deterministic. The leader fills in the stamp when it appends the entry,
 /// so every member evaluates `now()` and versions rows identically.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Command {
     pub sql: String,
+    /// The values of `sql`'s parameters.
+    #[serde(default, skip_serializing_if = "Params::is_empty")]
+    pub params: Params,
+    /// Statements that commit together, each with its parameters (then
+    /// `sql` is empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch: Vec<Parameterized>,
     /// The entry's HLC stamp (packed [`crate::sync::Timestamp`]).
     pub hlc: u64,
     /// The member that stamped it (the row versions' `site`).
@@ -16,6 +26,17 @@ pub struct Command {
     /// A sync operation to apply instead of `sql` (which is then empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op: Option<crate::sync::Op>,
+}
+
+impl Command {
+    /// The command's SQL, parsed, bound to its parameters and grouped into
+    /// the units that commit together.
+    pub fn units(&self) -> Result<Vec<Unit>, (usize, SqlError)> {
+        match self.batch.is_empty() {
+            true => prepare(&self.sql, &self.params),
+            false => prepare_batch(&self.batch),
+        }
+    }
 }
 
 /// Names a client's write so a retry is recognised: the state machine

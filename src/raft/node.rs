@@ -406,9 +406,12 @@ impl RaftNode {
             client_id: request.client_id.clone(),
             sequence: request.sequence,
         });
+        let (params, batch) = crate::proto::request_script(&request);
         loop {
             let command = Command {
                 sql: request.sql.clone(),
+                params: params.clone(),
+                batch: batch.clone(),
                 hlc: self.clock.now().to_u64(),
                 site: self.site(),
                 key: key.clone(),
@@ -494,6 +497,8 @@ impl RaftNode {
     pub async fn propose(&self, op: crate::sync::Op) -> Result<crate::sync::ops::OpResult, Status> {
         let command = Command {
             sql: String::new(),
+            params: Default::default(),
+            batch: Vec::new(),
             hlc: self.clock.now().to_u64(),
             site: self.site(),
             key: None,

@@ -274,7 +274,7 @@ impl StateMachine {
         }
         let mut response = Vec::new();
         self.db
-            .apply_script(&command.sql, ctx, |outcome, txn: &mut Transaction| {
+            .apply_script(command.units(), ctx, |outcome, txn: &mut Transaction| {
                 response = execute_response(outcome).encode_to_vec();
                 finish(&response, txn);
             })

@@ -1,16 +1,21 @@
 //! The HTTP listener (`http_address`): Prometheus `/metrics`, `/healthz`,
 //! `/readyz`, and a JSON API for devices that cannot speak gRPC:
 //! `POST /v1/execute` and `POST /v1/query` with `{"sql": "...",
-//! "consistency": "strong" | "local"}`.
+//! "params": [...] | {...}, "consistency": "strong" | "local"}`, and
+//! `{"batch": [{"sql": "...", "params": [...]}, ...]}` for statements that
+//! commit together.
 
 use super::metrics::{Kind, Metrics};
 use super::service::execute;
 use crate::proto::row_from_proto;
-use crate::proto::v1::{ExecuteRequest, ExecuteResponse, StatementResult};
+use crate::proto::v1::{
+    ExecuteRequest, ExecuteResponse, Statement as ProtoStatement, StatementResult, Value as ProtoValue,
+};
 use crate::raft::RaftNode;
 use crate::sql::SqlError;
 use crate::sql::parser::ast::Statement;
-use crate::sql::parser::parse_one;
+use crate::sql::parser::params::Params;
+use crate::sql::parser::parse_one_with;
 use crate::sql::types::Value;
 use crate::sync::service::SyncService;
 use axum::Router;
@@ -59,9 +64,79 @@ pub async fn serve(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SqlBody {
+    #[serde(default)]
     sql: String,
     #[serde(default)]
     consistency: Option<String>,
+    /// `[1, "a"]` for `?` placeholders, or `{"name": 1}` for `:name`.
+    #[serde(default)]
+    params: Option<Json>,
+    /// Statements that commit together (execute only), instead of `sql`.
+    #[serde(default)]
+    batch: Vec<BatchItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchItem {
+    sql: String,
+    #[serde(default)]
+    params: Option<Json>,
+}
+
+/// A JSON parameter as an SQL value: numbers, strings, booleans and null.
+fn value_from_json(json: Json, name: &str) -> Result<Value, String> {
+    Ok(match json {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(b),
+        Json::String(s) => Value::Text(s),
+        Json::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(f)) => Value::Float(f),
+            _ => return Err(format!("parameter {name}: {n} is out of range")),
+        },
+        Json::Array(_) | Json::Object(_) => {
+            return Err(format!(
+                "parameter {name}: arrays and objects are not SQL values (use a number, string, boolean or null)"
+            ));
+        }
+    })
+}
+
+/// `params` as the engine takes them: an array for `?`, an object for `:name`.
+fn params_from_json(json: Option<Json>) -> Result<Params, String> {
+    let mut params = Params::default();
+    match json {
+        None | Some(Json::Null) => {}
+        Some(Json::Array(values)) => {
+            for (i, v) in values.into_iter().enumerate() {
+                params.positional.push(value_from_json(v, &format!("?{}", i + 1))?);
+            }
+        }
+        Some(Json::Object(values)) => {
+            let mut named = Vec::new();
+            for (k, v) in values {
+                let value = value_from_json(v, &format!(":{}", k.trim_start_matches(':')))?;
+                named.push((k, value));
+            }
+            params.named = Params::named(named);
+        }
+        Some(_) => {
+            return Err("params must be an array (for ? placeholders) or an object (for :name placeholders)".into());
+        }
+    }
+    Ok(params)
+}
+
+/// The parameters as protobuf values, for the shared Execute path.
+fn params_to_proto(params: Params) -> (Vec<ProtoValue>, std::collections::HashMap<String, ProtoValue>) {
+    let positional = params.positional.iter().map(ProtoValue::from).collect();
+    let named = params
+        .named
+        .iter()
+        .map(|(k, v)| (k.clone(), ProtoValue::from(v)))
+        .collect();
+    (positional, named)
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -149,15 +224,35 @@ fn execute_answer(response: ExecuteResponse) -> Response {
     axum::Json(body).into_response()
 }
 
+fn execute_request(body: SqlBody) -> Result<ExecuteRequest, String> {
+    let (params, named_params) = params_to_proto(params_from_json(body.params)?);
+    let mut batch = Vec::with_capacity(body.batch.len());
+    for item in body.batch {
+        let (params, named_params) = params_to_proto(params_from_json(item.params)?);
+        batch.push(ProtoStatement {
+            sql: item.sql,
+            params,
+            named_params,
+        });
+    }
+    Ok(ExecuteRequest {
+        sql: body.sql,
+        params,
+        named_params,
+        batch,
+        ..ExecuteRequest::default()
+    })
+}
+
 async fn execute_json(State(http): State<Http>, parsed: Result<axum::Json<SqlBody>, JsonRejection>) -> Response {
     let began = Instant::now();
     let (body, _) = match body(parsed) {
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let request = ExecuteRequest {
-        sql: body.sql,
-        ..ExecuteRequest::default()
+    let request = match execute_request(body) {
+        Ok(r) => r,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "invalid_parameter", message),
     };
     let result = execute(&http.node, request).await;
     let ok = matches!(&result, Ok(r) if r.error.is_none());
@@ -181,7 +276,18 @@ async fn run_query(http: &Http, parsed: Result<axum::Json<SqlBody>, JsonRejectio
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let statement = match parse_one(&body.sql) {
+    if !body.batch.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "batch is for /v1/execute; /v1/query runs one SELECT",
+        );
+    }
+    let params = match params_from_json(body.params) {
+        Ok(p) => p,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "invalid_parameter", message),
+    };
+    let statement = match parse_one_with(&body.sql, &params) {
         Ok(s) => s,
         Err(e) => return sql_error(&e),
     };

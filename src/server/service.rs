@@ -10,11 +10,12 @@ use crate::proto::v1::{
     AddMemberRequest, BackupChunk, BackupRequest, ClusterStatusRequest, ClusterStatusResponse, Column, Consistency,
     ExecuteRequest, ExecuteResponse, QueryRequest, QueryResponse, RemoveMemberRequest,
 };
-use crate::proto::{execute_response, row_to_proto};
+use crate::proto::{execute_response, params_from_proto, request_script, row_to_proto};
 use crate::raft::RaftNode;
+use crate::sql::ScriptOutcome;
 use crate::sql::parser::ast::Statement;
-use crate::sql::parser::{parse_one, parse_script};
-use crate::sql::{ScriptOutcome, SqlError};
+use crate::sql::parser::parse_one_with;
+use crate::sql::script::{prepare, prepare_batch};
 use crate::sync::service::SyncService;
 use prost::Message as _;
 use std::sync::Arc;
@@ -71,16 +72,20 @@ impl ChronosService {
 /// replicated log), else replicated through the node. Shared by gRPC and
 /// the HTTP API.
 pub async fn execute(node: &RaftNode, request: ExecuteRequest) -> Result<ExecuteResponse, Status> {
+    if !request.sql.is_empty() && !request.batch.is_empty() {
+        return Err(Status::invalid_argument("send either sql or batch, not both"));
+    }
+    // Checked here so that a request that cannot run never enters the
+    // replicated log; apply prepares it again, identically.
+    let (params, batch) = request_script(&request);
     let sql = request.sql.clone();
-    let parsed = tokio::task::spawn_blocking(move || parse_script(&sql).map(|p| p.is_empty()))
-        .await
-        .map_err(|e| Status::internal(format!("parsing failed: {e}")))?;
-    let error = match parsed {
-        Ok(false) => None,
-        Ok(true) => Some((0, SqlError::Invalid("no statement given".into()))),
-        Err(e) => Some((0, e)),
-    };
-    if let Some(error) = error {
+    let prepared = tokio::task::spawn_blocking(move || match batch.is_empty() {
+        true => prepare(&sql, &params).map(drop),
+        false => prepare_batch(&batch).map(drop),
+    })
+    .await
+    .map_err(|e| Status::internal(format!("parsing failed: {e}")))?;
+    if let Err(error) = prepared {
         let outcome = ScriptOutcome {
             outputs: Vec::new(),
             error: Some(error),
@@ -181,8 +186,11 @@ impl Chronos for ChronosService {
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<Self::QueryStream>, Status> {
         let began = Instant::now();
         let request = request.into_inner();
+        let params = params_from_proto(request.params.clone(), request.named_params.clone());
+        let parsed = parse_one_with(&request.sql, &params);
+        let show_sync = matches!(parsed, Ok(Statement::ShowSyncStatus));
         let prepared = async {
-            let statement = parse_one(&request.sql).map_err(|e| status_of(&e))?;
+            let statement = parsed.map_err(|e| status_of(&e))?;
             if !statement.is_query() {
                 return Err(Status::invalid_argument(format!(
                     "Query runs SELECT or EXPLAIN; send {} with Execute",
@@ -194,7 +202,7 @@ impl Chronos for ChronosService {
             }
             Ok(statement)
         };
-        if matches!(parse_one(&request.sql), Ok(Statement::ShowSyncStatus)) {
+        if show_sync {
             self.metrics.record(Kind::Query, true, began.elapsed());
             let (tx, rx) = mpsc::channel(1);
             let _ = tx.send(Ok(self.sync_status_rows())).await;

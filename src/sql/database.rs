@@ -7,10 +7,11 @@
 
 use super::error::{Result, SqlError};
 use super::executor::{self, Outcome, QueryResult};
+use super::parser::ParsedStatement;
 use super::parser::ast::Statement;
-use super::parser::{ParsedStatement, parse_script};
+use super::parser::params::Params;
 use super::planner::{OutputColumn, plan};
-use super::script::{Unit, units};
+use super::script::{Unit, prepare};
 use super::subquery;
 use super::types::{EvalContext, Row};
 use crate::storage::is_data_space;
@@ -109,18 +110,7 @@ impl Database {
             outputs: Vec::new(),
             error: None,
         };
-        let parsed = match parse_script(sql) {
-            Ok(p) => p,
-            Err(e) => {
-                outcome.error = Some((0, e));
-                return outcome;
-            }
-        };
-        if parsed.is_empty() {
-            outcome.error = Some((0, SqlError::Invalid("no statement given".into())));
-            return outcome;
-        }
-        let units = match units(parsed) {
+        let units = match prepare(sql, &Params::default()) {
             Ok(u) => u,
             Err(e) => {
                 outcome.error = Some(e);
@@ -159,7 +149,8 @@ impl Database {
         Ok(outputs)
     }
 
-    /// Runs a script as one replicated log entry: units run in order and
+    /// Runs a prepared script ([`crate::sql::script::prepare`]; an error
+    /// there becomes the outcome's) as one replicated log entry: units run in order and
     /// stop at the first failure (a failing unit leaves nothing, earlier ones
     /// stay), exactly as [`Database::execute_script`]. Unlike it, all the
     /// effects, plus what `finish` writes (the applied log position, the
@@ -170,7 +161,7 @@ impl Database {
     /// outcome.
     pub fn apply_script(
         &self,
-        sql: &str,
+        units: std::result::Result<Vec<Unit>, (usize, SqlError)>,
         ctx: ApplyContext,
         finish: impl FnOnce(&ScriptOutcome, &mut Transaction),
     ) -> std::result::Result<ScriptOutcome, StorageError> {
@@ -180,27 +171,21 @@ impl Database {
             outputs: Vec::new(),
             error: None,
         };
-        match parse_script(sql).and_then(|parsed| match parsed.is_empty() {
-            true => Err(SqlError::Invalid("no statement given".into())),
-            false => Ok(parsed),
-        }) {
-            Err(e) => outcome.error = Some((0, e)),
-            Ok(parsed) => match units(parsed) {
-                Err(e) => outcome.error = Some(e),
-                Ok(units) => {
-                    for unit in units {
-                        let savepoint = txn.savepoint();
-                        match run_unit(&unit, &mut txn, ctx) {
-                            Ok(outputs) => outcome.outputs.extend(outputs),
-                            Err(e) => {
-                                txn.rollback_to(savepoint);
-                                outcome.error = Some(e);
-                                break;
-                            }
+        match units {
+            Err(e) => outcome.error = Some(e),
+            Ok(units) => {
+                for unit in units {
+                    let savepoint = txn.savepoint();
+                    match run_unit(&unit, &mut txn, ctx) {
+                        Ok(outputs) => outcome.outputs.extend(outputs),
+                        Err(e) => {
+                            txn.rollback_to(savepoint);
+                            outcome.error = Some(e);
+                            break;
                         }
                     }
                 }
-            },
+            }
         }
         if let Some((_, SqlError::Storage(e))) = &outcome.error {
             return Err(e.clone());

@@ -44,6 +44,8 @@ pub enum SqlError {
     Invalid(String),
     #[error("transaction error: {0}")]
     Transaction(String),
+    #[error("{0}")]
+    Parameter(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -69,6 +71,7 @@ impl SqlError {
             SqlError::UnknownFunction(_) => "unknown_function",
             SqlError::Invalid(_) => "invalid_statement",
             SqlError::Transaction(_) => "transaction_error",
+            SqlError::Parameter(_) => "invalid_parameter",
             SqlError::Storage(_) => "storage_error",
         }
     }

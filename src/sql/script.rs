@@ -3,8 +3,70 @@
 //! nothing at all.
 
 use crate::sql::error::SqlError;
-use crate::sql::parser::ParsedStatement;
 use crate::sql::parser::ast::Statement;
+use crate::sql::parser::params::{Params, bind};
+use crate::sql::parser::{ParsedStatement, parse_script};
+use serde::{Deserialize, Serialize};
+
+/// One statement and the values of its parameters: an item of a batch.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Parameterized {
+    pub sql: String,
+    #[serde(default, skip_serializing_if = "Params::is_empty")]
+    pub params: Params,
+}
+
+/// Parses a script, binds its parameters and groups it into units.
+pub fn prepare(sql: &str, params: &Params) -> Result<Vec<Unit>, (usize, SqlError)> {
+    let mut parsed = parse_script(sql).map_err(|e| (0, e))?;
+    if parsed.is_empty() {
+        return Err((0, SqlError::Invalid("no statement given".into())));
+    }
+    bind(&mut parsed, params)?;
+    units(parsed)
+}
+
+/// A batch: one statement per item, all committed together or not at all.
+/// Errors name the item by position.
+pub fn prepare_batch(items: &[Parameterized]) -> Result<Vec<Unit>, (usize, SqlError)> {
+    if items.is_empty() {
+        return Err((0, SqlError::Invalid("the batch has no statements".into())));
+    }
+    let mut statements = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let mut parsed = parse_script(&item.sql).map_err(|e| (i, e))?;
+        if parsed.len() != 1 {
+            return Err((
+                i,
+                SqlError::Invalid(format!(
+                    "each batch item holds one statement; item {i} holds {}",
+                    parsed.len()
+                )),
+            ));
+        }
+        bind(&mut parsed, &item.params).map_err(|(_, e)| (i, e))?;
+        let statement = parsed.remove(0);
+        if matches!(
+            statement.statement,
+            Statement::Begin | Statement::Commit | Statement::Rollback
+        ) {
+            return Err((
+                i,
+                SqlError::Transaction(format!(
+                    "a batch is one transaction already; {} is not allowed in it",
+                    statement.statement.kind()
+                )),
+            ));
+        }
+        statements.push(statement);
+    }
+    Ok(vec![Unit {
+        start: 0,
+        statements,
+        explicit: false,
+        rolled_back: false,
+    }])
+}
 
 /// Statements that commit together.
 #[derive(Clone, Debug)]

@@ -11,6 +11,7 @@
 use super::error::{Result, SqlError};
 use super::executor::execute_node;
 use super::parser::ast::{Expr, From, Literal, Select, SelectItem, Statement, TableRef};
+use super::parser::params::value_expr;
 use super::planner::{Node, fill_params, per_run_access, plan_select};
 use super::types::{EvalContext, Row, RunSubquery, Value};
 use crate::storage::Transaction;
@@ -200,40 +201,6 @@ fn visit_select(s: &mut Select, run: &mut Runner, outer: &Names) -> Result<()> {
 
 fn visit_expr(e: &mut Expr, run: &mut Runner, names: &Names) -> Result<()> {
     match e {
-        Expr::Literal(_) | Expr::Column { .. } => {}
-        Expr::Unary { expr, .. } | Expr::IsNull { expr, .. } | Expr::Cast { expr, .. } => visit_expr(expr, run, names)?,
-        Expr::Binary { left, right, .. } => {
-            visit_expr(left, run, names)?;
-            visit_expr(right, run, names)?;
-        }
-        Expr::InList { expr, list, .. } => {
-            visit_expr(expr, run, names)?;
-            list.iter_mut().try_for_each(|e| visit_expr(e, run, names))?;
-        }
-        Expr::Between { expr, low, high, .. } => {
-            visit_expr(expr, run, names)?;
-            visit_expr(low, run, names)?;
-            visit_expr(high, run, names)?;
-        }
-        Expr::Like { expr, pattern, .. } => {
-            visit_expr(expr, run, names)?;
-            visit_expr(pattern, run, names)?;
-        }
-        Expr::Function { args, .. } => args.iter_mut().try_for_each(|e| visit_expr(e, run, names))?,
-        Expr::Case {
-            operand,
-            whens,
-            otherwise,
-        } => {
-            operand
-                .iter_mut()
-                .chain(otherwise.iter_mut())
-                .try_for_each(|e| visit_expr(e, run, names))?;
-            for (w, t) in whens {
-                visit_expr(w, run, names)?;
-                visit_expr(t, run, names)?;
-            }
-        }
         Expr::Subquery(q) => {
             visit_select(q, run, names)?;
             let q = with_names(q, names);
@@ -277,6 +244,10 @@ fn visit_expr(e: &mut Expr, run: &mut Runner, names: &Names) -> Result<()> {
                 },
             };
         }
+        _ => e
+            .children_mut()
+            .into_iter()
+            .try_for_each(|c| visit_expr(c, run, names))?,
     }
     Ok(())
 }
@@ -322,20 +293,4 @@ fn with_names(q: &Select, names: &Names) -> Select {
         .collect();
     q.with.extend(own);
     q
-}
-
-/// A result value as an expression of the same type.
-fn value_expr(v: Value) -> Expr {
-    match v {
-        Value::Null => Expr::Literal(Literal::Null),
-        Value::Bool(b) => Expr::Literal(Literal::Bool(b)),
-        Value::Int(i) => Expr::Literal(Literal::Int(i)),
-        Value::Float(f) => Expr::Literal(Literal::Float(f)),
-        Value::Text(s) => Expr::Literal(Literal::String(s)),
-        Value::Timestamp(ms) => Expr::Cast {
-            expr: Box::new(Expr::Literal(Literal::Int(ms))),
-            type_name: "TIMESTAMP".into(),
-            type_length: None,
-        },
-    }
 }

@@ -274,14 +274,50 @@ pub enum Expr {
         type_name: String,
         type_length: Option<u32>,
     },
+    /// `?`, `?3` or `:name`: replaced by the value sent with the statement
+    /// before planning (see `parser::params`).
+    Parameter(Placeholder),
+}
+
+/// Where a parameter stands and how it is named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placeholder {
+    /// Byte offset in the script: tells placeholders apart, in text order.
+    pub at: usize,
+    pub name: ParameterName,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParameterName {
+    /// `?`: one more than the highest number used before it.
+    Next,
+    /// `?3` (numbered from 1).
+    Numbered(u32),
+    /// `:name`, without the colon.
+    Named(String),
+}
+
+impl fmt::Display for ParameterName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParameterName::Next => write!(f, "?"),
+            ParameterName::Numbered(n) => write!(f, "?{n}"),
+            ParameterName::Named(name) => write!(f, ":{name}"),
+        }
+    }
 }
 
 impl Expr {
     /// Levels of nesting (a literal or column is 1). The parser keeps this
     /// at most MAX_EXPR_DEPTH, so the recursion here is bounded.
     pub fn depth(&self) -> usize {
-        let children: Vec<&Expr> = match self {
-            Expr::Literal(_) | Expr::Column { .. } => Vec::new(),
+        1 + self.children().into_iter().map(Expr::depth).max().unwrap_or(0)
+    }
+
+    /// The expressions directly inside this one (not those of subqueries).
+    pub fn children(&self) -> Vec<&Expr> {
+        match self {
+            Expr::Literal(_) | Expr::Column { .. } | Expr::Parameter(_) => Vec::new(),
             Expr::Unary { expr, .. } | Expr::IsNull { expr, .. } => vec![expr],
             Expr::Binary { left, right, .. } => vec![left, right],
             Expr::InList { expr, list, .. } => std::iter::once(&**expr).chain(list).collect(),
@@ -300,8 +336,32 @@ impl Expr {
                 .collect(),
             Expr::Cast { expr, .. } | Expr::InSubquery { expr, .. } => vec![expr],
             Expr::Subquery(_) | Expr::Exists(_) => Vec::new(),
-        };
-        1 + children.into_iter().map(Expr::depth).max().unwrap_or(0)
+        }
+    }
+
+    /// [`Expr::children`], to change in place.
+    pub fn children_mut(&mut self) -> Vec<&mut Expr> {
+        match self {
+            Expr::Literal(_) | Expr::Column { .. } | Expr::Parameter(_) => Vec::new(),
+            Expr::Unary { expr, .. } | Expr::IsNull { expr, .. } => vec![expr],
+            Expr::Binary { left, right, .. } => vec![left, right],
+            Expr::InList { expr, list, .. } => std::iter::once(&mut **expr).chain(list).collect(),
+            Expr::Between { expr, low, high, .. } => vec![expr, low, high],
+            Expr::Like { expr, pattern, .. } => vec![expr, pattern],
+            Expr::Function { args, .. } => args.iter_mut().collect(),
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => operand
+                .iter_mut()
+                .chain(otherwise)
+                .map(|e| &mut **e)
+                .chain(whens.iter_mut().flat_map(|(w, t)| [w, t]))
+                .collect(),
+            Expr::Cast { expr, .. } | Expr::InSubquery { expr, .. } => vec![expr],
+            Expr::Subquery(_) | Expr::Exists(_) => Vec::new(),
+        }
     }
 }
 
@@ -450,6 +510,7 @@ impl fmt::Display for Expr {
                 Some(n) => write!(f, "CAST({expr} AS {type_name}({n}))"),
                 None => write!(f, "CAST({expr} AS {type_name})"),
             },
+            Expr::Parameter(p) => write!(f, "{}", p.name),
         }
     }
 }

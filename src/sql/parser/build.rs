@@ -608,6 +608,7 @@ fn build_expr(pair: P) -> Result<Expr> {
             Ok(Expr::Literal(Literal::String(inner.replace("''", "'"))))
         }
         Rule::null => Ok(Expr::Literal(Literal::Null)),
+        Rule::parameter => Ok(Expr::Parameter(placeholder(&pair)?)),
         Rule::boolean => Ok(Expr::Literal(Literal::Bool(pair.as_str().eq_ignore_ascii_case("true")))),
         Rule::column_ref => {
             let mut parts: Vec<String> = pair.into_inner().map(ident).collect();
@@ -822,3 +823,28 @@ fn comparison_suffix(left: Expr, suffix: P) -> Result<Expr> {
         }
     })
 }
+
+/// `?`, `?N` or `:name`.
+pub(super) fn placeholder(pair: &P) -> Result<Placeholder> {
+    let text = pair.as_str();
+    let name = match text.strip_prefix('?') {
+        Some("") => ParameterName::Next,
+        Some(digits) => match digits.parse::<u32>() {
+            Ok(n @ 1..=MAX_PARAMETER) => ParameterName::Numbered(n),
+            _ => {
+                return Err(invalid(
+                    pair,
+                    format!("parameter number {digits} is out of range (1 to {MAX_PARAMETER})"),
+                ));
+            }
+        },
+        None => ParameterName::Named(text.trim_start_matches(':').to_string()),
+    };
+    Ok(Placeholder {
+        at: pair.as_span().start(),
+        name,
+    })
+}
+
+/// The highest `?N` accepted (as in SQLite).
+pub const MAX_PARAMETER: u32 = 32766;

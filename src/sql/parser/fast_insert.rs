@@ -48,6 +48,7 @@ pub fn parse(sql: &str) -> Option<ParsedStatement> {
     Some(ParsedStatement {
         statement: Statement::Insert { table, columns, rows },
         text,
+        parameters: Vec::new(),
     })
 }
 

@@ -5,6 +5,7 @@
 pub mod ast;
 mod build;
 mod fast_insert;
+pub mod params;
 
 use crate::sql::error::{Result, SqlError};
 use pest::Parser as _;
@@ -19,6 +20,8 @@ struct SqlParser;
 pub struct ParsedStatement {
     pub statement: ast::Statement,
     pub text: String,
+    /// The statement's parameter placeholders, in text order.
+    pub parameters: Vec<ast::Placeholder>,
 }
 
 /// Parses a script of statements separated by `;`.
@@ -68,9 +71,17 @@ fn grammar(sql: &str) -> Result<Vec<ParsedStatement>> {
         .filter(|p| p.as_rule() == Rule::statement)
         .map(|p| {
             let text = p.as_str().trim().to_string();
+            let parameters = p
+                .clone()
+                .into_inner()
+                .flatten()
+                .filter(|q| q.as_rule() == Rule::parameter)
+                .map(|q| build::placeholder(&q))
+                .collect::<Result<Vec<_>>>()?;
             Ok(ParsedStatement {
                 statement: build::statement(p)?,
                 text,
+                parameters,
             })
         })
         .collect()
@@ -152,12 +163,19 @@ fn check_nesting(sql: &str) -> Result<usize> {
 
 /// Parses exactly one statement.
 pub fn parse_one(sql: &str) -> Result<ast::Statement> {
-    let mut statements = parse(sql)?;
+    parse_one_with(sql, &params::Params::default())
+}
+
+/// Parses exactly one statement and binds its parameters.
+pub fn parse_one_with(sql: &str, values: &params::Params) -> Result<ast::Statement> {
+    let mut statements = parse_script(sql)?;
     match statements.len() {
-        1 => Ok(statements.remove(0)),
-        0 => Err(SqlError::Invalid("no statement given".into())),
-        n => Err(SqlError::Invalid(format!("expected one statement, got {n}"))),
+        1 => {}
+        0 => return Err(SqlError::Invalid("no statement given".into())),
+        n => return Err(SqlError::Invalid(format!("expected one statement, got {n}"))),
     }
+    params::bind(&mut statements, values).map_err(|(_, e)| e)?;
+    Ok(statements.remove(0).statement)
 }
 
 /// Turns pest's error into "syntax error at line L, column C: expected X,

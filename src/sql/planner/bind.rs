@@ -58,33 +58,10 @@ pub fn is_aggregate_call(e: &ast::Expr) -> bool {
 }
 
 pub fn contains_aggregate(e: &ast::Expr) -> bool {
-    use ast::Expr::*;
     if is_aggregate_call(e) {
         return true;
     }
-    match e {
-        Literal(_) | Column { .. } => false,
-        Unary { expr, .. } | IsNull { expr, .. } => contains_aggregate(expr),
-        Binary { left, right, .. } => contains_aggregate(left) || contains_aggregate(right),
-        InList { expr, list, .. } => contains_aggregate(expr) || list.iter().any(contains_aggregate),
-        Between { expr, low, high, .. } => {
-            contains_aggregate(expr) || contains_aggregate(low) || contains_aggregate(high)
-        }
-        Like { expr, pattern, .. } => contains_aggregate(expr) || contains_aggregate(pattern),
-        Function { args, .. } => args.iter().any(contains_aggregate),
-        Case {
-            operand,
-            whens,
-            otherwise,
-        } => {
-            operand.iter().chain(otherwise).any(|e| contains_aggregate(e))
-                || whens
-                    .iter()
-                    .any(|(w, t)| contains_aggregate(w) || contains_aggregate(t))
-        }
-        Cast { expr, .. } | InSubquery { expr, .. } => contains_aggregate(expr),
-        Subquery(_) | Exists(_) => false,
-    }
+    e.children().into_iter().any(contains_aggregate)
 }
 
 pub fn literal(l: &ast::Literal) -> Value {
@@ -113,6 +90,11 @@ impl Binder<'_> {
         let b = |binder: &mut Self, e: &ast::Expr| binder.bind(e).map(Box::new);
         Ok(match e {
             ast::Expr::Literal(l) => Expr::Constant(literal(l)),
+            // Parameters are replaced by their values before planning; one
+            // left here had none.
+            ast::Expr::Parameter(p) => {
+                return Err(SqlError::Parameter(format!("no value given for parameter {}", p.name)));
+            }
             ast::Expr::Column { table, name } => match self.scope.resolve(table.as_deref(), name) {
                 Ok(_) if self.aggregation.is_some() => {
                     let shown = table.as_ref().map_or(name.clone(), |t| format!("{t}.{name}"));
