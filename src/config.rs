@@ -49,6 +49,60 @@ pub struct Config {
     pub idempotency_retention_hours: u64,
     /// Site-to-upstream sync; off unless `upstream` or `sites` is set.
     pub sync: SyncConfig,
+    /// The change feed and its optional webhook.
+    pub changes: ChangesConfig,
+}
+
+/// The `[changes]` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChangesConfig {
+    /// Record every committed row change (Changes/Subscribe, /v1/changes).
+    pub enabled: bool,
+    /// Raft indexes of history kept for subscribers that resume.
+    pub retain_entries: u64,
+    /// http://host:port/path to POST batches of changes to; none when unset.
+    pub webhook_url: Option<String>,
+    /// Changes per webhook POST.
+    pub webhook_batch: usize,
+    /// Only these tables' changes go to the webhook; all when empty.
+    pub webhook_tables: Vec<String>,
+}
+
+impl Default for ChangesConfig {
+    fn default() -> ChangesConfig {
+        ChangesConfig {
+            enabled: true,
+            retain_entries: 100_000,
+            webhook_url: None,
+            webhook_batch: 500,
+            webhook_tables: Vec::new(),
+        }
+    }
+}
+
+impl ChangesConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.retain_entries == 0 {
+            return bad("key 'changes.retain_entries': must be at least 1".into());
+        }
+        if !(1..=100_000).contains(&self.webhook_batch) {
+            return bad(format!(
+                "key 'changes.webhook_batch': {} must be between 1 and 100000",
+                self.webhook_batch
+            ));
+        }
+        if let Some(url) = &self.webhook_url {
+            if !self.enabled {
+                return bad("key 'changes.webhook_url': needs changes.enabled = true".into());
+            }
+            if let Err(e) = crate::changes::webhook::Target::parse(url) {
+                return bad(format!("key 'changes.webhook_url': {e}"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Which way a table's changes flow between a site and its upstream.
@@ -174,6 +228,7 @@ impl Default for Config {
             max_clock_offset_ms: 10_000,
             idempotency_retention_hours: 168,
             sync: SyncConfig::default(),
+            changes: ChangesConfig::default(),
         }
     }
 }
@@ -388,7 +443,8 @@ impl Config {
                 "key 'idempotency_retention_hours': must be at least 1".into(),
             ));
         }
-        self.sync.validate()
+        self.sync.validate()?;
+        self.changes.validate()
     }
 }
 

@@ -4,6 +4,7 @@
 //! (sled, catalog, codecs), `server` (gRPC API), `raft` (replication on openraft), `client` (library and
 //! REPL), `daemon` (supervisor, signals, systemd), `sync` (clocks).
 
+pub mod changes;
 pub mod client;
 pub mod config;
 pub mod daemon;

@@ -133,6 +133,23 @@ enum Command {
         #[arg(long, default_value = "node1")]
         id: String,
     },
+    /// Follow the change feed: one JSON line per committed row change.
+    Changes {
+        /// The node to follow (any member).
+        #[arg(long, default_value = "127.0.0.1:8000", env = "CHRONOS_LEADER")]
+        leader: String,
+        /// The first Raft index wanted (0: the oldest kept). To resume,
+        /// give the index of the last change handled and skip the
+        /// (index, seq) pairs already seen.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Only this table's changes (repeatable; all tables by default).
+        #[arg(long = "table")]
+        tables: Vec<String>,
+        /// Exit once caught up instead of following new changes.
+        #[arg(long)]
+        no_follow: bool,
+    },
     /// Print the version.
     Version,
 }
@@ -232,6 +249,12 @@ fn main() -> ExitCode {
             action: SyncAction::Status,
         } => run_sync_status(&leader),
         Command::Cluster { leader, action } => run_cluster(&leader, action),
+        Command::Changes {
+            leader,
+            from,
+            tables,
+            no_follow,
+        } => run_changes(&leader, from, &tables, !no_follow),
         Command::Backup { leader, file } => run_backup(&leader, &file),
         Command::Restore { file, data_dir, id } => match chronos::daemon::restore(&file, &data_dir, &id) {
             Ok(records) => {
@@ -372,6 +395,26 @@ fn run_cluster(address: &str, action: ClusterAction) -> ExitCode {
             print!("{}", client::format_cluster_status(&status));
             ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_changes(address: &str, from: u64, tables: &[String], follow: bool) -> ExitCode {
+    let Some(runtime) = current_thread_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let result = runtime.block_on(async {
+        let mut feed = client::changes::Subscription::open(address, from, tables, follow).await?;
+        while let Some(event) = feed.next().await? {
+            println!("{}", event.to_json());
+        }
+        Ok::<(), client::ClientError>(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ERROR: {e}");
             ExitCode::FAILURE

@@ -105,7 +105,7 @@ impl Replica {
     fn write(&mut self, sql: &str) -> u64 {
         let ctx = self.next_ctx(0);
         let units = chronos::sql::script::prepare(sql, &Default::default());
-        let outcome = self.db.apply_script(units, ctx, |_, _| {}).expect("storage");
+        let outcome = self.db.apply_script(units, ctx, |_, _| Ok(())).expect("storage");
         match (outcome.error, outcome.outputs.first()) {
             (None, Some(StatementOutput::Affected { count, .. })) => *count,
             _ => 0,

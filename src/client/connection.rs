@@ -111,7 +111,7 @@ pub struct Client {
     pub retry_for: Duration,
 }
 
-fn endpoint(address: &str) -> Result<Endpoint, ClientError> {
+pub(crate) fn endpoint(address: &str) -> Result<Endpoint, ClientError> {
     let uri = match address.contains("://") {
         true => address.to_string(),
         false => format!("http://{address}"),

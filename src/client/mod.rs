@@ -3,6 +3,7 @@
 //! that keeps writes while no node answers.
 
 pub mod bench;
+pub mod changes;
 pub mod connection;
 pub mod format;
 pub mod queue;

@@ -3,6 +3,9 @@
 
 use super::readiness;
 use super::signals::{self, Request};
+use crate::changes::ChangeLog;
+use crate::changes::service::ChangesService;
+use crate::changes::webhook::{Target, Webhook};
 use crate::config::{Config, ConfigError};
 use crate::raft::service::RaftService;
 use crate::raft::{ClusterError, LogStore, RaftNode, RaftSettings, role_name};
@@ -77,6 +80,9 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
         election_timeout_ms: config.election_timeout_ms,
         dir: dir.clone(),
         site: config.sync.site_id.as_deref().map(SyncSettings::site_hash),
+        changes: config.changes.enabled.then_some(ChangeLog {
+            retain_entries: config.changes.retain_entries,
+        }),
     };
     // The clock resumes past every stamp issued before a restart.
     let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;
@@ -90,6 +96,25 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
     let service = ChronosService::new(node.clone(), metrics.clone()).with_sync(sync_service.clone());
     tokio::spawn(Agent::new(node.clone(), sync_settings, sync_status).run());
     let mut requests = signals::listen().map_err(DaemonError::Runtime)?;
+    // Long-lived streams (change feed subscribers) end when a stop begins.
+    let (stopping_tx, stopping) = watch::channel(false);
+    let stop_requested = wait_for(requests.clone(), Request::Stop);
+    tokio::spawn(async move {
+        stop_requested.await;
+        let _ = stopping_tx.send(true);
+    });
+    let changes = ChangesService::new(node.clone(), stopping.clone());
+    if let Some(url) = &config.changes.webhook_url {
+        let target = Target::parse(url).map_err(|e| ConfigError::Invalid(format!("key 'changes.webhook_url': {e}")))?;
+        let webhook = Webhook {
+            node: node.clone(),
+            target,
+            batch: config.changes.webhook_batch,
+            tables: config.changes.webhook_tables.clone(),
+            stopping: stopping.clone(),
+        };
+        tokio::spawn(webhook.run());
+    }
 
     let mut listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::Listen {
         address: config.address.clone(),
@@ -106,14 +131,14 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
             })?;
         tracing::info!(address = %http_address, "HTTP API, metrics and health serving");
         let stop = wait_for(requests.clone(), Request::Stop);
-        let serving = server::http::serve(
-            http,
-            node.clone(),
+        let parts = server::http::HttpParts {
+            node: node.clone(),
             metrics,
-            Some(sync_service.clone()),
-            config.max_request_bytes,
-            stop,
-        );
+            sync: Some(sync_service.clone()),
+            stopping: stopping.clone(),
+            max_request_bytes: config.max_request_bytes,
+        };
+        let serving = server::http::serve(http, parts, stop);
         tokio::spawn(async move {
             if let Err(e) = serving.await {
                 tracing::error!(error = %e, "HTTP listener failed");
@@ -140,6 +165,7 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
             service.clone(),
             raft_service.clone(),
             sync_service.clone(),
+            changes.clone(),
             config.max_request_bytes,
             stop,
         );

@@ -51,6 +51,8 @@ pub struct RaftSettings {
     /// The `site` of row versions written here (the hashed sync site id);
     /// None: this member's id.
     pub site: Option<u64>,
+    /// The change feed, when this node keeps one.
+    pub changes: Option<crate::changes::ChangeLog>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,8 +107,14 @@ impl RaftNode {
         }
         let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;
         log.claim_identity(&settings.name).map_err(ClusterError::Refused)?;
-        let sm = StateMachine::open(db.clone(), sled.clone(), clock.clone(), &settings.dir.join("snapshots"))
-            .map_err(|e| ClusterError::Storage(e.to_string()))?;
+        let sm = StateMachine::open(
+            db.clone(),
+            sled.clone(),
+            clock.clone(),
+            &settings.dir.join("snapshots"),
+            settings.changes,
+        )
+        .map_err(|e| ClusterError::Storage(e.to_string()))?;
         let config = openraft::Config {
             cluster_name: "chronos".into(),
             heartbeat_interval: (settings.election_timeout_ms / 4).max(20),
@@ -477,6 +485,11 @@ impl RaftNode {
     /// when one is configured, else this member's id.
     fn site(&self) -> u64 {
         self.settings.site.unwrap_or(self.id)
+    }
+
+    /// True when this node records the change feed.
+    pub fn keeps_changes(&self) -> bool {
+        self.settings.changes.is_some()
     }
 
     /// True while this node is the leader.

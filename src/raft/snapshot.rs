@@ -24,6 +24,7 @@ pub fn is_state_space(space: &str) -> bool {
         || is_data_space(space)
         || space.starts_with("sm.")
         || space.starts_with("sync.")
+        || space.starts_with("changes.")
 }
 
 fn storage_io(e: StorageError) -> io::Error {

@@ -10,6 +10,7 @@
 
 use super::snapshot;
 use super::{Command, Entry, LogId, Member, NodeId, Reply, StorageError, TypeConfig};
+use crate::changes::ChangeLog;
 use crate::proto::execute_response;
 use crate::proto::v1::{ExecuteResponse, StatementError};
 use crate::sql::{ApplyContext, Database};
@@ -65,6 +66,8 @@ pub struct StateMachine {
     dir: PathBuf,
     /// See [`ops::feed_base`]; part of the state, read when it may change.
     feed_base: Arc<std::sync::atomic::AtomicU64>,
+    /// The change feed, when this node keeps one.
+    changes: Option<ChangeLog>,
 }
 
 fn sm_err(verb: ErrorVerb, e: impl ToString) -> StorageError {
@@ -88,7 +91,13 @@ fn snap_err(verb: ErrorVerb, e: impl ToString) -> StorageError {
 impl StateMachine {
     /// Opens the state machine over the node's database; snapshots live in
     /// `dir`. Finishes a snapshot install that a crash interrupted.
-    pub fn open(db: Arc<Database>, sled: sled::Db, clock: Arc<Clock>, dir: &Path) -> std::io::Result<StateMachine> {
+    pub fn open(
+        db: Arc<Database>,
+        sled: sled::Db,
+        clock: Arc<Clock>,
+        dir: &Path,
+        changes: Option<ChangeLog>,
+    ) -> std::io::Result<StateMachine> {
         std::fs::create_dir_all(dir)?;
         let base = ops::feed_base(db.engine().as_ref()).map_err(std::io::Error::other)?;
         let sm = StateMachine {
@@ -97,6 +106,7 @@ impl StateMachine {
             clock,
             dir: dir.to_path_buf(),
             feed_base: Arc::new(std::sync::atomic::AtomicU64::new(base)),
+            changes,
         };
         let installing = sm.install_tree().map_err(std::io::Error::other)?.get(INSTALLING);
         if installing.map_err(std::io::Error::other)?.is_some() {
@@ -108,7 +118,25 @@ impl StateMachine {
             sm.load_snapshot(&record)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
         }
+        sm.open_changes().map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(sm)
+    }
+
+    /// Readies the change feed for the applied state, or removes a feed
+    /// this node no longer keeps.
+    fn open_changes(&self) -> Result<(), StorageError> {
+        let engine = self.engine().as_ref();
+        let done = match &self.changes {
+            Some(log) => {
+                let applied = self
+                    .read_state::<Option<LogId>>(APPLIED)?
+                    .flatten()
+                    .map_or(0, |l| l.index);
+                log.open(engine, applied)
+            }
+            None => ChangeLog::remove(engine),
+        };
+        done.map_err(|e| sm_err(ErrorVerb::Write, e))
     }
 
     fn engine(&self) -> &Arc<dyn Engine> {
@@ -197,6 +225,7 @@ impl StateMachine {
         })?;
         let base = ops::feed_base(self.engine().as_ref()).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         self.feed_base.store(base, std::sync::atomic::Ordering::Relaxed);
+        self.open_changes()?;
         tree.remove(INSTALLING).map_err(|e| snap_err(ErrorVerb::Write, e))?;
         self.sled.flush().map_err(|e| snap_err(ErrorVerb::Write, e))?;
         Ok(())
@@ -255,7 +284,10 @@ impl StateMachine {
             },
             change: self.feed_base.load(std::sync::atomic::Ordering::Relaxed) + log_id.index,
         };
-        let finish = |response: &[u8], txn: &mut Transaction| {
+        let finish = |response: &[u8], txn: &mut Transaction| -> Result<(), crate::storage::StorageError> {
+            if let Some(log) = &self.changes {
+                log.record(txn, log_id.index, hlc)?;
+            }
             txn.set(STATE, APPLIED.to_vec(), applied.clone());
             txn.set(STATE, LAST_HLC.to_vec(), hlc_bytes.clone());
             if let Some(key) = &command.key {
@@ -268,6 +300,7 @@ impl StateMachine {
                     txn.set(SESSIONS, key.client_id.as_bytes().to_vec(), bytes);
                 }
             }
+            Ok(())
         };
         if let Some(op) = &command.op {
             return self.apply_op(op, ctx, batch, finish);
@@ -276,7 +309,7 @@ impl StateMachine {
         self.db
             .apply_script(command.units(), ctx, |outcome, txn: &mut Transaction| {
                 response = execute_response(outcome).encode_to_vec();
-                finish(&response, txn);
+                finish(&response, txn)
             })
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
         Ok(Reply { response })
@@ -290,7 +323,7 @@ impl StateMachine {
         op: &Op,
         ctx: ApplyContext,
         batch: WriteBatch,
-        finish: impl Fn(&[u8], &mut Transaction),
+        finish: impl Fn(&[u8], &mut Transaction) -> Result<(), crate::storage::StorageError>,
     ) -> Result<Reply, StorageError> {
         let began = std::time::Instant::now();
         let result = self.db.apply_with(ctx, |txn| -> Result<Vec<u8>, SyncError> {
@@ -308,7 +341,7 @@ impl StateMachine {
             };
             let response =
                 serde_json::to_vec(&Ok::<_, OpFailure>(reply)).map_err(|e| SyncError::Unavailable(e.to_string()))?;
-            finish(&response, txn);
+            finish(&response, txn)?;
             Ok(response)
         });
         tracing::debug!(

@@ -3,10 +3,12 @@
 //! `POST /v1/execute` and `POST /v1/query` with `{"sql": "...",
 //! "params": [...] | {...}, "consistency": "strong" | "local"}`, and
 //! `{"batch": [{"sql": "...", "params": [...]}, ...]}` for statements that
-//! commit together.
+//! commit together; `GET /v1/changes` streams the change feed as NDJSON.
 
 use super::metrics::{Kind, Metrics};
 use super::service::execute;
+use crate::changes;
+use crate::changes::service::{Cursor, FeedError, next_events};
 use crate::proto::row_from_proto;
 use crate::proto::v1::{
     ExecuteRequest, ExecuteResponse, Statement as ProtoStatement, StatementResult, Value as ProtoValue,
@@ -20,7 +22,7 @@ use crate::sql::types::Value;
 use crate::sync::service::SyncService;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,6 +32,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
 
 /// An HTTP query answers with all its rows in one document; beyond this
 /// many it is refused (use LIMIT, or the gRPC API, which streams).
@@ -40,24 +45,45 @@ struct Http {
     node: Arc<RaftNode>,
     metrics: Arc<Metrics>,
     sync: Option<SyncService>,
+    /// Turns true when the node stops: change feed streams end.
+    stopping: watch::Receiver<bool>,
+}
+
+/// The HTTP listener's shared parts.
+pub struct HttpParts {
+    pub node: Arc<RaftNode>,
+    pub metrics: Arc<Metrics>,
+    pub sync: Option<SyncService>,
+    pub stopping: watch::Receiver<bool>,
+    pub max_request_bytes: usize,
 }
 
 pub async fn serve(
     listener: TcpListener,
-    node: Arc<RaftNode>,
-    metrics: Arc<Metrics>,
-    sync: Option<SyncService>,
-    max_request_bytes: usize,
+    parts: HttpParts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let HttpParts {
+        node,
+        metrics,
+        sync,
+        stopping,
+        max_request_bytes,
+    } = parts;
     let app = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/v1/execute", post(execute_json))
         .route("/v1/query", post(query_json))
+        .route("/v1/changes", get(changes_ndjson))
         .layer(DefaultBodyLimit::max(max_request_bytes))
-        .with_state(Http { node, metrics, sync });
+        .with_state(Http {
+            node,
+            metrics,
+            sync,
+            stopping,
+        });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
@@ -345,6 +371,79 @@ async fn run_query(http: &Http, parsed: Result<axum::Json<SqlBody>, JsonRejectio
             format!("query failed: {e}"),
         ),
     }
+}
+
+/// `GET /v1/changes?from=N&table=a&table=b&follow=false`: the change feed
+/// as NDJSON, one change per line, streamed (chunked) as changes commit.
+async fn changes_ndjson(State(http): State<Http>, RawQuery(query): RawQuery) -> Response {
+    let mut cursor = Cursor {
+        index: 0,
+        seq: 0,
+        tables: Default::default(),
+    };
+    let mut follow = true;
+    for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "from" => match value.parse() {
+                Ok(n) => cursor.index = n,
+                Err(_) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        format!("from={value} is not an index"),
+                    );
+                }
+            },
+            "table" => cursor
+                .tables
+                .extend(value.split(',').filter(|t| !t.is_empty()).map(str::to_string)),
+            "follow" => match value {
+                "true" | "1" => follow = true,
+                "false" | "0" => follow = false,
+                _ => return error(StatusCode::BAD_REQUEST, "bad_request", "follow must be true or false"),
+            },
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("unknown parameter '{key}' (expected from, table, follow)"),
+                );
+            }
+        }
+    }
+    // A position that is too old is an error status, not a broken stream.
+    let mut probe = cursor.clone();
+    if let Err(e) = next_events(&http.node, &mut probe).await {
+        let (status, code) = match e {
+            FeedError::TooOld(_) => (StatusCode::GONE, "too_old"),
+            FeedError::Disabled => (StatusCode::CONFLICT, "failed_precondition"),
+            FeedError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        return error(status, code, e.to_string());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(changes::service::follow(
+        http.node.clone(),
+        cursor,
+        follow,
+        http.stopping.clone(),
+        tx,
+    ));
+    let lines = ReceiverStream::new(rx).map(|event| {
+        let json = match event {
+            Ok(e) => e.to_json(),
+            Err(e) => json!({ "error": { "message": e.to_string() } }),
+        };
+        let mut line = json.to_string();
+        line.push('\n');
+        Ok::<_, std::convert::Infallible>(line)
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response()
 }
 
 async fn metrics_text(State(http): State<Http>) -> Response {

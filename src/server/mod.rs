@@ -1,5 +1,5 @@
 //! The node's gRPC server, one port for everything: the Chronos client
-//! service (Execute, Query, cluster administration), the Raft peer service,
+//! service (Execute, Query, cluster administration), the change feed, the Raft peer service,
 //! the sync service, and the standard gRPC health service. `http` is the optional HTTP
 //! listener (metrics, health, JSON API).
 
@@ -12,8 +12,10 @@ pub use errors::status_of;
 pub use metrics::Metrics;
 pub use service::ChronosService;
 
+use crate::changes::service::ChangesService;
 use crate::proto::raft::raft_server::RaftServer;
 use crate::proto::sync::sync_server::SyncServer;
+use crate::proto::v1::changes_server::ChangesServer;
 use crate::proto::v1::chronos_server::ChronosServer;
 use crate::raft::network::MAX_PEER_MESSAGE;
 use crate::raft::service::RaftService;
@@ -29,6 +31,7 @@ pub async fn serve(
     service: ChronosService,
     raft: RaftService,
     sync: SyncService,
+    changes: ChangesService,
     max_request_bytes: usize,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -54,6 +57,7 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(chronos)
+        .add_service(ChangesServer::new(changes).max_encoding_message_size(usize::MAX))
         .add_service(raft)
         .add_service(sync)
         .serve_with_incoming_shutdown(incoming, shutdown)

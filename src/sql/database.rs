@@ -163,7 +163,7 @@ impl Database {
         &self,
         units: std::result::Result<Vec<Unit>, (usize, SqlError)>,
         ctx: ApplyContext,
-        finish: impl FnOnce(&ScriptOutcome, &mut Transaction),
+        finish: impl FnOnce(&ScriptOutcome, &mut Transaction) -> std::result::Result<(), StorageError>,
     ) -> std::result::Result<ScriptOutcome, StorageError> {
         let _guard = self.write_lock();
         let mut txn = Transaction::new(self.engine.clone(), ctx.version).at_change(ctx.change);
@@ -190,7 +190,7 @@ impl Database {
         if let Some((_, SqlError::Storage(e))) = &outcome.error {
             return Err(e.clone());
         }
-        finish(&outcome, &mut txn);
+        finish(&outcome, &mut txn)?;
         txn.apply()?;
         Ok(outcome)
     }

@@ -62,6 +62,11 @@ impl RowShape {
     }
 }
 
+/// A stored row of `table` decoded to one value per column.
+pub fn decode_table_row(table: &Table, bytes: &[u8]) -> Result<Row> {
+    RowShape::of(table).row(bytes)
+}
+
 impl Transaction {
     pub fn scan_rows(&self, table: &Table, range: KeyRange) -> Result<RowIter> {
         let iter = self.scan(&table.space(), range)?;

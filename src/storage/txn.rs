@@ -95,6 +95,16 @@ impl Transaction {
         }))
     }
 
+    /// The writes waiting to commit, by keyspace (a value of None deletes).
+    pub fn pending(&self) -> impl Iterator<Item = (&str, &std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>)> {
+        self.batch.writes.iter().map(|(space, writes)| (space.as_str(), writes))
+    }
+
+    /// A key's value as committed before this transaction.
+    pub fn committed(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.engine.get(space, key)
+    }
+
     /// Removes a keyspace when the transaction commits.
     pub fn drop_space(&mut self, space: &str) {
         Arc::make_mut(&mut self.batch).writes.remove(space);
