@@ -51,6 +51,55 @@ pub struct Config {
     pub sync: SyncConfig,
     /// The change feed and its optional webhook.
     pub changes: ChangesConfig,
+    /// Queued writes (acknowledged before they commit).
+    pub queue: QueueConfig,
+}
+
+/// The `[queue]` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Writes the queue holds at most; more are refused.
+    pub max_entries: u64,
+    /// Queued writes committed per Raft entry at most.
+    pub batch: usize,
+    /// After a write arrives in an empty queue, wait this long for more.
+    pub window_ms: u64,
+    /// Outcomes of committed writes kept for `wait_for`.
+    pub keep_outcomes: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> QueueConfig {
+        QueueConfig {
+            max_entries: 100_000,
+            batch: 1_000,
+            window_ms: 5,
+            keep_outcomes: 100_000,
+        }
+    }
+}
+
+impl QueueConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.max_entries == 0 {
+            return bad("key 'queue.max_entries': must be at least 1".into());
+        }
+        if !(1..=100_000).contains(&self.batch) {
+            return bad(format!(
+                "key 'queue.batch': {} must be between 1 and 100000",
+                self.batch
+            ));
+        }
+        if self.window_ms > 10_000 {
+            return bad(format!(
+                "key 'queue.window_ms': {} must be at most 10000",
+                self.window_ms
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The `[changes]` section.
@@ -229,6 +278,7 @@ impl Default for Config {
             idempotency_retention_hours: 168,
             sync: SyncConfig::default(),
             changes: ChangesConfig::default(),
+            queue: QueueConfig::default(),
         }
     }
 }
@@ -444,7 +494,8 @@ impl Config {
             ));
         }
         self.sync.validate()?;
-        self.changes.validate()
+        self.changes.validate()?;
+        self.queue.validate()
     }
 }
 

@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod proto;
+pub mod queue;
 pub mod raft;
 pub mod server;
 pub mod sql;

@@ -18,6 +18,7 @@ pub mod sync {
     tonic::include_proto!("chronos.sync.v1");
 }
 
+use crate::raft::QueuedWrite;
 use crate::sql::parser::params::Params;
 use crate::sql::script::Parameterized;
 use crate::sql::types::Value;
@@ -73,15 +74,64 @@ pub fn params_from_proto(positional: Vec<v1::Value>, named: std::collections::Ha
 /// A write request's SQL and parameters, as the engine runs them.
 pub fn request_script(request: &v1::ExecuteRequest) -> (Params, Vec<Parameterized>) {
     let params = params_from_proto(request.params.clone(), request.named_params.clone());
-    let batch = request
-        .batch
+    (params, batch_from_proto(&request.batch))
+}
+
+/// The queued writes of a request forwarded between members.
+pub fn queued_from_proto(writes: &[v1::QueuedWrite]) -> Vec<QueuedWrite> {
+    writes
+        .iter()
+        .map(|w| QueuedWrite {
+            sequence: w.sequence,
+            sql: w.sql.clone(),
+            params: params_from_proto(w.params.clone(), w.named_params.clone()),
+            batch: batch_from_proto(&w.batch),
+        })
+        .collect()
+}
+
+/// A queued write as sent between members.
+pub fn queued_to_proto(w: &QueuedWrite) -> v1::QueuedWrite {
+    let (params, named_params) = params_to_proto(&w.params);
+    v1::QueuedWrite {
+        sequence: w.sequence,
+        sql: w.sql.clone(),
+        params,
+        named_params,
+        batch: w
+            .batch
+            .iter()
+            .map(|s| {
+                let (params, named_params) = params_to_proto(&s.params);
+                v1::Statement {
+                    sql: s.sql.clone(),
+                    params,
+                    named_params,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Parameter values as protobuf values (positional, named).
+pub fn params_to_proto(params: &Params) -> (Vec<v1::Value>, std::collections::HashMap<String, v1::Value>) {
+    let positional = params.positional.iter().map(v1::Value::from).collect();
+    let named = params
+        .named
+        .iter()
+        .map(|(k, v)| (k.clone(), v1::Value::from(v)))
+        .collect();
+    (positional, named)
+}
+
+fn batch_from_proto(batch: &[v1::Statement]) -> Vec<Parameterized> {
+    batch
         .iter()
         .map(|s| Parameterized {
             sql: s.sql.clone(),
             params: params_from_proto(s.params.clone(), s.named_params.clone()),
         })
-        .collect();
-    (params, batch)
+        .collect()
 }
 
 /// The answer to Execute for a script's outcome.
@@ -92,7 +142,11 @@ pub fn execute_response(outcome: &ScriptOutcome) -> v1::ExecuteResponse {
         code: e.code().to_string(),
         message: e.to_string(),
     });
-    v1::ExecuteResponse { results, error }
+    v1::ExecuteResponse {
+        results,
+        error,
+        ..v1::ExecuteResponse::default()
+    }
 }
 
 fn statement_result(output: &StatementOutput) -> v1::StatementResult {

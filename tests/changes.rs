@@ -37,7 +37,9 @@ async fn feed_of(address: &str) -> Vec<(u64, u32, String, ChangeOp, String)> {
 }
 
 async fn try_feed_of(address: &str) -> Result<Vec<(u64, u32, String, ChangeOp, String)>, String> {
-    let mut feed = Subscription::open(address, 0, &[], false).await.map_err(|e| e.to_string())?;
+    let mut feed = Subscription::open(address, 0, &[], false)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     while let Some(e) = feed.next().await.map_err(|e| e.to_string())? {
         out.push((e.index, e.seq, e.table, e.op, format!("{:?}", e.after)));
@@ -54,7 +56,15 @@ struct Consumer {
 impl Consumer {
     fn start(address: &str, from: u64) -> Consumer {
         let mut child = Command::new(common::BIN)
-            .args(["changes", "--leader", address, "--table", "t", "--from", &from.to_string()])
+            .args([
+                "changes",
+                "--leader",
+                address,
+                "--table",
+                "t",
+                "--from",
+                &from.to_string(),
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -109,7 +119,10 @@ fn a_killed_consumer_resumes_and_sees_every_change_once() {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let sql = match id % 3 {
                         0 => format!("INSERT INTO t VALUES ({id}, 0)"),
-                        1 => format!("INSERT INTO t VALUES ({id}, 0), ({}, 0); INSERT INTO other VALUES (1)", id + 1),
+                        1 => format!(
+                            "INSERT INTO t VALUES ({id}, 0), ({}, 0); INSERT INTO other VALUES (1)",
+                            id + 1
+                        ),
                         _ => format!("UPDATE t SET v = v + 1 WHERE id = {}", id - 1),
                     };
                     if let Ok(r) = c.execute(&sql).await
@@ -149,7 +162,10 @@ fn a_killed_consumer_resumes_and_sees_every_change_once() {
         let seen = consumer.kill();
         assert!(!seen.is_empty(), "round {round}: the consumer saw nothing");
         let indexes: Vec<u64> = seen.iter().map(|e| e["index"].as_u64().unwrap()).collect();
-        assert!(indexes.windows(2).all(|w| w[0] <= w[1]), "round {round}: out of order {indexes:?}");
+        assert!(
+            indexes.windows(2).all(|w| w[0] <= w[1]),
+            "round {round}: out of order {indexes:?}"
+        );
         from = *indexes.last().unwrap();
         all.extend(seen);
         if round == 1 {
@@ -204,7 +220,9 @@ fn members_hold_the_same_feed_even_after_a_snapshot_install() {
         let l = leader(&cluster, &[0, 1, 2]).await;
         let lagging = (l + 1) % 3;
         let mut c = connect(&cluster.members[l].address).await;
-        c.execute("CREATE TABLE t (id INT PRIMARY KEY, v STRING)").await.unwrap();
+        c.execute("CREATE TABLE t (id INT PRIMARY KEY, v STRING)")
+            .await
+            .unwrap();
         cluster.kill(lagging);
         // Enough entries that the log behind them is compacted: the
         // returning member gets a snapshot, and the feed must come with it.
@@ -252,7 +270,10 @@ fn old_positions_and_a_disabled_feed_are_refused_clearly() {
         for i in 0..30 {
             c.execute(&format!("INSERT INTO t VALUES ({i})")).await.unwrap();
         }
-        let e = Subscription::open(&node.address, 1, &[], false).await.err().expect("refused");
+        let e = Subscription::open(&node.address, 1, &[], false)
+            .await
+            .err()
+            .expect("refused");
         let message = e.to_string();
         assert!(message.contains("are no longer kept (asked from 1)"), "{message}");
         let feed = feed_of(&node.address).await;
@@ -268,7 +289,10 @@ fn old_positions_and_a_disabled_feed_are_refused_clearly() {
     let config = config_file(dir.path(), "enabled = false");
     let node = common::Node::start_with_env(dir.path(), common::free_port(), &[("CHRONOS_CONFIG", &config)]);
     run(async {
-        let e = Subscription::open(&node.address, 0, &[], false).await.err().expect("refused");
+        let e = Subscription::open(&node.address, 0, &[], false)
+            .await
+            .err()
+            .expect("refused");
         assert!(e.to_string().contains("the change feed is off on this node"), "{e}");
     });
     assert!(node.terminate().success());

@@ -17,13 +17,10 @@ impl Subscription {
     /// `from` (0: the oldest kept), for `tables` (all when empty). Without
     /// `follow`, the stream ends once caught up.
     pub async fn open(address: &str, from: u64, tables: &[String], follow: bool) -> Result<Subscription, ClientError> {
-        let channel = endpoint(address)?
-            .connect()
-            .await
-            .map_err(|e| ClientError::Connect {
-                address: address.to_string(),
-                message: e.to_string(),
-            })?;
+        let channel = endpoint(address)?.connect().await.map_err(|e| ClientError::Connect {
+            address: address.to_string(),
+            message: e.to_string(),
+        })?;
         let request = SubscribeRequest {
             from_index: from,
             tables: tables.to_vec(),
@@ -39,8 +36,11 @@ impl Subscription {
 
     /// The next change; None when the stream ended.
     pub async fn next(&mut self) -> Result<Option<ChangeEvent>, ClientError> {
-        let Some(e) = self.stream.message().await? else { return Ok(None) };
-        let op = ChangeOp::parse(&e.op).ok_or_else(|| ClientError::Status(format!("unknown change kind '{}'", e.op)))?;
+        let Some(e) = self.stream.message().await? else {
+            return Ok(None);
+        };
+        let op =
+            ChangeOp::parse(&e.op).ok_or_else(|| ClientError::Status(format!("unknown change kind '{}'", e.op)))?;
         Ok(Some(ChangeEvent {
             index: e.index,
             seq: e.seq,

@@ -254,6 +254,40 @@ impl Client {
         .await
     }
 
+    /// Queues a write on the node in use: acknowledged once it is durable
+    /// in that node's queue, committed later. Returns its sequence there,
+    /// for [`Client::wait_for`] on the same node.
+    pub async fn execute_queued(&mut self, sql: &str, params: &[Value]) -> Result<u64, ClientError> {
+        let request = ExecuteRequest {
+            sql: sql.to_string(),
+            params: params.iter().map(ProtoValue::from).collect(),
+            queued: true,
+            ..ExecuteRequest::default()
+        };
+        let response = within(CALL_TIMEOUT, self.inner.execute(request)).await?.into_inner();
+        match response.error {
+            Some(e) => Err(ClientError::Status(format!("{} ({})", e.message, e.code))),
+            None => Ok(response.queued_sequence),
+        }
+    }
+
+    /// Waits until the queued write `sequence` (queued through the node in
+    /// use) is committed, and returns its outcome.
+    pub async fn wait_for(&mut self, sequence: u64) -> Result<ExecuteResponse, ClientError> {
+        loop {
+            let request = ExecuteRequest {
+                wait_for: sequence,
+                ..ExecuteRequest::default()
+            };
+            match within(CALL_TIMEOUT, self.inner.execute(request)).await {
+                Ok(r) => return Ok(r.into_inner()),
+                // Still queued after the node's wait: ask again.
+                Err(s) if s.code() == tonic::Code::DeadlineExceeded && s.message().contains("not committed yet") => {}
+                Err(s) => return Err(s.into()),
+            }
+        }
+    }
+
     /// Sends a request under this client's next idempotency key.
     pub async fn execute_request(&mut self, mut request: ExecuteRequest) -> Result<ExecuteResponse, ClientError> {
         self.sequence += 1;

@@ -7,6 +7,7 @@ use crate::changes::ChangeLog;
 use crate::changes::service::ChangesService;
 use crate::changes::webhook::{Target, Webhook};
 use crate::config::{Config, ConfigError};
+use crate::queue::{Batcher, QueueSettings};
 use crate::raft::service::RaftService;
 use crate::raft::{ClusterError, LogStore, RaftNode, RaftSettings, role_name};
 use crate::server::{self, ChronosService, Metrics};
@@ -83,6 +84,11 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
         changes: config.changes.enabled.then_some(ChangeLog {
             retain_entries: config.changes.retain_entries,
         }),
+        queue: QueueSettings {
+            max_entries: config.queue.max_entries,
+            batch: config.queue.batch,
+            keep_outcomes: config.queue.keep_outcomes,
+        },
     };
     // The clock resumes past every stamp issued before a restart.
     let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;
@@ -104,6 +110,13 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
         let _ = stopping_tx.send(true);
     });
     let changes = ChangesService::new(node.clone(), stopping.clone());
+    let batcher = Batcher {
+        node: node.clone(),
+        queue: node.queue().clone(),
+        window: Duration::from_millis(config.queue.window_ms),
+        stopping: stopping.clone(),
+    };
+    tokio::spawn(batcher.run());
     if let Some(url) = &config.changes.webhook_url {
         let target = Target::parse(url).map_err(|e| ConfigError::Invalid(format!("key 'changes.webhook_url': {e}")))?;
         let webhook = Webhook {

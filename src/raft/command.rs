@@ -18,6 +18,10 @@ pub struct Command {
     /// `sql` is empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batch: Vec<Parameterized>,
+    /// Queued writes of one member, each applied as if sent alone; `key`
+    /// names their member's queue and the greatest sequence among them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queued: Vec<QueuedWrite>,
     /// The entry's HLC stamp (packed [`crate::sync::Timestamp`]).
     pub hlc: u64,
     /// The member that stamped it (the row versions' `site`).
@@ -28,14 +32,36 @@ pub struct Command {
     pub op: Option<crate::sync::Op>,
 }
 
+/// A write taken into a member's queue, with its sequence there.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct QueuedWrite {
+    pub sequence: u64,
+    pub sql: String,
+    #[serde(default, skip_serializing_if = "Params::is_empty")]
+    pub params: Params,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch: Vec<Parameterized>,
+}
+
+impl QueuedWrite {
+    pub fn units(&self) -> Result<Vec<Unit>, (usize, SqlError)> {
+        units_of(&self.sql, &self.params, &self.batch)
+    }
+}
+
 impl Command {
     /// The command's SQL, parsed, bound to its parameters and grouped into
     /// the units that commit together.
     pub fn units(&self) -> Result<Vec<Unit>, (usize, SqlError)> {
-        match self.batch.is_empty() {
-            true => prepare(&self.sql, &self.params),
-            false => prepare_batch(&self.batch),
-        }
+        units_of(&self.sql, &self.params, &self.batch)
+    }
+}
+
+/// A script, or a batch when there is one.
+pub fn units_of(sql: &str, params: &Params, batch: &[Parameterized]) -> Result<Vec<Unit>, (usize, SqlError)> {
+    match batch.is_empty() {
+        true => prepare(sql, params),
+        false => prepare_batch(batch),
     }
 }
 

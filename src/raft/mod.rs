@@ -19,7 +19,7 @@ pub mod service;
 pub mod snapshot;
 mod state_machine;
 
-pub use command::{Command, IdempotencyKey, Reply};
+pub use command::{Command, IdempotencyKey, QueuedWrite, Reply, units_of};
 pub use log_store::LogStore;
 pub use node::{ClusterError, MemberStatus, RaftNode, RaftSettings, role_name};
 pub use state_machine::StateMachine;

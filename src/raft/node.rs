@@ -10,6 +10,7 @@ use crate::proto::v1::chronos_client::ChronosClient;
 use crate::proto::v1::{
     AddMemberRequest, ClusterStatusResponse, ExecuteRequest, ExecuteResponse, Member as MemberStatusProto,
 };
+use crate::queue::{QueueSettings, WriteQueue};
 use crate::sql::Database;
 use crate::sync::Clock;
 use openraft::error::{ClientWriteError, RaftError};
@@ -53,6 +54,8 @@ pub struct RaftSettings {
     pub site: Option<u64>,
     /// The change feed, when this node keeps one.
     pub changes: Option<crate::changes::ChangeLog>,
+    /// This node's queue of writes acknowledged before they commit.
+    pub queue: QueueSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,7 @@ pub struct RaftNode {
     log: LogStore,
     db: Arc<Database>,
     sled: sled::Db,
+    queue: Arc<WriteQueue>,
 }
 
 fn unavailable(message: impl Into<String>) -> Status {
@@ -107,6 +111,8 @@ impl RaftNode {
         }
         let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;
         log.claim_identity(&settings.name).map_err(ClusterError::Refused)?;
+        let queue = WriteQueue::open(&sled, &settings.name, settings.queue)
+            .map_err(|e| ClusterError::Storage(e.to_string()))?;
         let sm = StateMachine::open(
             db.clone(),
             sled.clone(),
@@ -144,7 +150,13 @@ impl RaftNode {
             log,
             db,
             sled,
+            queue: Arc::new(queue),
         }))
+    }
+
+    /// This node's queue of writes acknowledged before they commit.
+    pub fn queue(&self) -> &Arc<WriteQueue> {
+        &self.queue
     }
 
     /// A (shared, lazily connecting) channel to another member.
@@ -415,11 +427,13 @@ impl RaftNode {
             sequence: request.sequence,
         });
         let (params, batch) = crate::proto::request_script(&request);
+        let queued = crate::proto::queued_from_proto(&request.queued_batch);
         loop {
             let command = Command {
                 sql: request.sql.clone(),
                 params: params.clone(),
                 batch: batch.clone(),
+                queued: queued.clone(),
                 hlc: self.clock.now().to_u64(),
                 site: self.site(),
                 key: key.clone(),
@@ -512,6 +526,7 @@ impl RaftNode {
             sql: String::new(),
             params: Default::default(),
             batch: Vec::new(),
+            queued: Vec::new(),
             hlc: self.clock.now().to_u64(),
             site: self.site(),
             key: None,

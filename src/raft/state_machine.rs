@@ -305,6 +305,9 @@ impl StateMachine {
         if let Some(op) = &command.op {
             return self.apply_op(op, ctx, batch, finish);
         }
+        if !command.queued.is_empty() {
+            return self.apply_queued(&command, ctx, finish);
+        }
         let mut response = Vec::new();
         self.db
             .apply_script(command.units(), ctx, |outcome, txn: &mut Transaction| {
@@ -364,17 +367,64 @@ impl StateMachine {
         }
     }
 
-    /// The stored answer when the command repeats a key already applied.
-    fn repeated(&self, command: &Command) -> Result<Option<Reply>, StorageError> {
-        let Some(key) = &command.key else { return Ok(None) };
+    /// Applies a member's queued writes, each as if sent alone. Writes at
+    /// or below the queue's last applied sequence were applied by an
+    /// earlier entry (the member resent them after losing the answer) and
+    /// are skipped.
+    fn apply_queued(
+        &self,
+        command: &Command,
+        ctx: ApplyContext,
+        finish: impl FnOnce(&[u8], &mut Transaction) -> Result<(), crate::storage::StorageError>,
+    ) -> Result<Reply, StorageError> {
+        let last = match &command.key {
+            Some(key) => self.session(&key.client_id)?.map_or(0, |s| s.sequence),
+            None => 0,
+        };
+        let fresh: Vec<_> = command.queued.iter().filter(|w| w.sequence > last).collect();
+        let scripts = fresh.iter().map(|w| w.units()).collect();
+        let mut response = Vec::new();
+        self.db
+            .apply_each(scripts, ctx, |outcomes, txn| {
+                let mut applied = outcomes.iter();
+                let queued_outcomes = command
+                    .queued
+                    .iter()
+                    .map(|w| match w.sequence > last {
+                        true => applied.next().map(execute_response).unwrap_or_default(),
+                        false => already_applied(&w.sequence.to_string(), "the queue"),
+                    })
+                    .collect();
+                response = ExecuteResponse {
+                    queued_outcomes,
+                    ..ExecuteResponse::default()
+                }
+                .encode_to_vec();
+                finish(&response, txn)
+            })
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        Ok(Reply { response })
+    }
+
+    fn session(&self, client_id: &str) -> Result<Option<Session>, StorageError> {
         let Some(bytes) = self
             .engine()
-            .get(SESSIONS, key.client_id.as_bytes())
+            .get(SESSIONS, client_id.as_bytes())
             .map_err(|e| sm_err(ErrorVerb::Read, e))?
         else {
             return Ok(None);
         };
-        let session: Session = serde_json::from_slice(&bytes).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| sm_err(ErrorVerb::Read, e))
+    }
+
+    /// The stored answer when the command repeats a key already applied.
+    fn repeated(&self, command: &Command) -> Result<Option<Reply>, StorageError> {
+        let Some(key) = &command.key else { return Ok(None) };
+        let Some(session) = self.session(&key.client_id)? else {
+            return Ok(None);
+        };
         if key.sequence > session.sequence {
             return Ok(None);
         }
@@ -385,17 +435,7 @@ impl StateMachine {
         }
         // An older request of this client: applied long ago, its answer no
         // longer kept.
-        let response = ExecuteResponse {
-            results: Vec::new(),
-            error: Some(StatementError {
-                statement_index: 0,
-                code: "already_applied".into(),
-                message: format!(
-                    "request {} of client {} was applied before (its answer is no longer kept)",
-                    key.sequence, key.client_id
-                ),
-            }),
-        };
+        let response = already_applied(&key.sequence.to_string(), &format!("client {}", key.client_id));
         Ok(Some(Reply {
             response: response.encode_to_vec(),
         }))
@@ -447,6 +487,18 @@ impl StateMachine {
             meta: record.meta,
             snapshot: Box::new(tokio::fs::File::from_std(file)),
         })
+    }
+}
+
+/// The answer for a write applied before whose own answer is not kept.
+fn already_applied(sequence: &str, of: &str) -> ExecuteResponse {
+    ExecuteResponse {
+        error: Some(StatementError {
+            statement_index: 0,
+            code: "already_applied".into(),
+            message: format!("request {sequence} of {of} was applied before (its answer is no longer kept)"),
+        }),
+        ..ExecuteResponse::default()
     }
 }
 

@@ -9,10 +9,8 @@ use super::metrics::{Kind, Metrics};
 use super::service::execute;
 use crate::changes;
 use crate::changes::service::{Cursor, FeedError, next_events};
-use crate::proto::row_from_proto;
-use crate::proto::v1::{
-    ExecuteRequest, ExecuteResponse, Statement as ProtoStatement, StatementResult, Value as ProtoValue,
-};
+use crate::proto::v1::{ExecuteRequest, ExecuteResponse, Statement as ProtoStatement, StatementResult};
+use crate::proto::{params_to_proto, row_from_proto};
 use crate::raft::RaftNode;
 use crate::sql::SqlError;
 use crate::sql::parser::ast::Statement;
@@ -21,7 +19,7 @@ use crate::sql::parser::parse_one_with;
 use crate::sql::types::Value;
 use crate::sync::service::SyncService;
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -100,6 +98,12 @@ struct SqlBody {
     /// Statements that commit together (execute only), instead of `sql`.
     #[serde(default)]
     batch: Vec<BatchItem>,
+    /// Acknowledge once queued on this node (execute only).
+    #[serde(default)]
+    queued: bool,
+    /// Wait for this node's queued write with this sequence.
+    #[serde(default)]
+    wait_for: u64,
 }
 
 #[derive(Deserialize)]
@@ -154,17 +158,6 @@ fn params_from_json(json: Option<Json>) -> Result<Params, String> {
     Ok(params)
 }
 
-/// The parameters as protobuf values, for the shared Execute path.
-fn params_to_proto(params: Params) -> (Vec<ProtoValue>, std::collections::HashMap<String, ProtoValue>) {
-    let positional = params.positional.iter().map(ProtoValue::from).collect();
-    let named = params
-        .named
-        .iter()
-        .map(|(k, v)| (k.clone(), ProtoValue::from(v)))
-        .collect();
-    (positional, named)
-}
-
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = json!({ "error": { "code": code, "message": message.into() } });
     (status, axum::Json(body)).into_response()
@@ -175,7 +168,9 @@ fn from_status(s: &tonic::Status) -> Response {
         tonic::Code::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_argument"),
         tonic::Code::NotFound => (StatusCode::NOT_FOUND, "not_found"),
         tonic::Code::FailedPrecondition => (StatusCode::CONFLICT, "failed_precondition"),
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        tonic::Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "resource_exhausted"),
+        tonic::Code::DeadlineExceeded => (StatusCode::ACCEPTED, "still_queued"),
+        tonic::Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
     // SQL errors carry their own code in the metadata, as over gRPC.
@@ -197,9 +192,16 @@ fn sql_error(e: &SqlError) -> Response {
 }
 
 /// Reads the body, or answers why it is not a `{"sql": ...}` document.
-fn body(parsed: Result<axum::Json<SqlBody>, JsonRejection>) -> Result<(SqlBody, bool), Box<Response>> {
-    let axum::Json(body) =
-        parsed.map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, "bad_request", e.body_text())))?;
+/// Any content type is accepted (curl's `-d` sends a form type): the body
+/// must simply be the JSON document.
+fn body(bytes: Bytes) -> Result<(SqlBody, bool), Box<Response>> {
+    let body: SqlBody = serde_json::from_slice(&bytes).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the body is not a valid request document: {e}"),
+        ))
+    })?;
     let strong = match body.consistency.as_deref() {
         None | Some("strong") => true,
         Some("local") => false,
@@ -243,18 +245,25 @@ fn execute_answer(response: ExecuteResponse) -> Response {
         });
         return (status, axum::Json(body)).into_response();
     }
-    let body = match results.len() {
+    if response.queued_sequence > 0 && results.is_empty() {
+        let body = json!({ "queued_sequence": response.queued_sequence });
+        return (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    }
+    let mut body = match results.len() {
         1 => results.remove(0),
         _ => json!({ "results": results }),
     };
+    if response.queued_sequence > 0 {
+        body["queued_sequence"] = response.queued_sequence.into();
+    }
     axum::Json(body).into_response()
 }
 
 fn execute_request(body: SqlBody) -> Result<ExecuteRequest, String> {
-    let (params, named_params) = params_to_proto(params_from_json(body.params)?);
+    let (params, named_params) = params_to_proto(&params_from_json(body.params)?);
     let mut batch = Vec::with_capacity(body.batch.len());
     for item in body.batch {
-        let (params, named_params) = params_to_proto(params_from_json(item.params)?);
+        let (params, named_params) = params_to_proto(&params_from_json(item.params)?);
         batch.push(ProtoStatement {
             sql: item.sql,
             params,
@@ -266,20 +275,26 @@ fn execute_request(body: SqlBody) -> Result<ExecuteRequest, String> {
         params,
         named_params,
         batch,
+        queued: body.queued,
+        wait_for: body.wait_for,
         ..ExecuteRequest::default()
     })
 }
 
-async fn execute_json(State(http): State<Http>, parsed: Result<axum::Json<SqlBody>, JsonRejection>) -> Response {
+async fn execute_json(State(http): State<Http>, RawQuery(query): RawQuery, parsed: Bytes) -> Response {
     let began = Instant::now();
     let (body, _) = match body(parsed) {
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let request = match execute_request(body) {
+    let mut request = match execute_request(body) {
         Ok(r) => r,
         Err(message) => return error(StatusCode::BAD_REQUEST, "invalid_parameter", message),
     };
+    // `POST /v1/execute?queue` is the same as `"queued": true`.
+    request.queued |= query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|p| p == "queue" || p == "queue=true"));
     let result = execute(&http.node, request).await;
     let ok = matches!(&result, Ok(r) if r.error.is_none());
     http.metrics.record(Kind::Execute, ok, began.elapsed());
@@ -289,7 +304,7 @@ async fn execute_json(State(http): State<Http>, parsed: Result<axum::Json<SqlBod
     }
 }
 
-async fn query_json(State(http): State<Http>, parsed: Result<axum::Json<SqlBody>, JsonRejection>) -> Response {
+async fn query_json(State(http): State<Http>, parsed: Bytes) -> Response {
     let began = Instant::now();
     let response = run_query(&http, parsed).await;
     http.metrics
@@ -297,7 +312,7 @@ async fn query_json(State(http): State<Http>, parsed: Result<axum::Json<SqlBody>
     response
 }
 
-async fn run_query(http: &Http, parsed: Result<axum::Json<SqlBody>, JsonRejection>) -> Response {
+async fn run_query(http: &Http, parsed: Bytes) -> Response {
     let (body, strong) = match body(parsed) {
         Ok(b) => b,
         Err(r) => return *r,

@@ -11,7 +11,8 @@ use crate::proto::v1::{
     ExecuteRequest, ExecuteResponse, QueryRequest, QueryResponse, RemoveMemberRequest,
 };
 use crate::proto::{execute_response, params_from_proto, request_script, row_to_proto};
-use crate::raft::RaftNode;
+use crate::queue::{QueueError, WriteState};
+use crate::raft::{QueuedWrite, RaftNode};
 use crate::sql::ScriptOutcome;
 use crate::sql::parser::ast::Statement;
 use crate::sql::parser::parse_one_with;
@@ -72,6 +73,9 @@ impl ChronosService {
 /// replicated log), else replicated through the node. Shared by gRPC and
 /// the HTTP API.
 pub async fn execute(node: &RaftNode, request: ExecuteRequest) -> Result<ExecuteResponse, Status> {
+    if request.wait_for > 0 {
+        return wait_for(node, request.wait_for).await;
+    }
     if !request.sql.is_empty() && !request.batch.is_empty() {
         return Err(Status::invalid_argument("send either sql or batch, not both"));
     }
@@ -92,6 +96,9 @@ pub async fn execute(node: &RaftNode, request: ExecuteRequest) -> Result<Execute
         };
         return Ok(execute_response(&outcome));
     }
+    if request.queued {
+        return enqueue(node, request).await;
+    }
     let response = node.write(request).await?;
     if let Some(e) = &response.error
         && e.code == "storage_error"
@@ -99,6 +106,51 @@ pub async fn execute(node: &RaftNode, request: ExecuteRequest) -> Result<Execute
         tracing::error!(error = %e.message, "storage error");
     }
     Ok(response)
+}
+
+/// Queues a (checked) write on this node and answers with its sequence.
+async fn enqueue(node: &RaftNode, request: ExecuteRequest) -> Result<ExecuteResponse, Status> {
+    let (params, batch) = request_script(&request);
+    let write = QueuedWrite {
+        sequence: 0,
+        sql: request.sql,
+        params,
+        batch,
+    };
+    let queue = node.queue().clone();
+    let pushed = tokio::task::spawn_blocking(move || queue.push(write))
+        .await
+        .map_err(|e| Status::internal(format!("queueing failed: {e}")))?;
+    match pushed {
+        Ok(sequence) => Ok(ExecuteResponse {
+            queued_sequence: sequence,
+            ..ExecuteResponse::default()
+        }),
+        Err(e @ QueueError::Full(_)) => Err(Status::resource_exhausted(e.to_string())),
+        Err(e) => Err(Status::internal(e.to_string())),
+    }
+}
+
+/// How long a `wait_for` call waits before answering that the write is
+/// still queued.
+const WAIT_FOR_LIMIT: Duration = Duration::from_secs(20);
+
+/// Answers with the outcome of this node's queued write `sequence` once
+/// it is committed.
+async fn wait_for(node: &RaftNode, sequence: u64) -> Result<ExecuteResponse, Status> {
+    match node.queue().wait(sequence, WAIT_FOR_LIMIT).await {
+        Ok(WriteState::Done(outcome)) => Ok(ExecuteResponse {
+            queued_sequence: sequence,
+            // Committed, but its outcome is no longer kept: no results.
+            ..outcome.unwrap_or_default()
+        }),
+        Ok(WriteState::Waiting) => Err(Status::deadline_exceeded(format!(
+            "queued write {sequence} is not committed yet ({} writes wait in the queue); wait again",
+            node.queue().len()
+        ))),
+        Err(e @ QueueError::Unknown(..)) => Err(Status::not_found(e.to_string())),
+        Err(e) => Err(Status::internal(e.to_string())),
+    }
 }
 
 #[tonic::async_trait]

@@ -165,34 +165,32 @@ impl Database {
         ctx: ApplyContext,
         finish: impl FnOnce(&ScriptOutcome, &mut Transaction) -> std::result::Result<(), StorageError>,
     ) -> std::result::Result<ScriptOutcome, StorageError> {
+        let mut outcomes = self.apply_each(vec![units], ctx, |outcomes, txn| finish(&outcomes[0], txn))?;
+        Ok(outcomes.remove(0))
+    }
+
+    /// Like [`Database::apply_script`] for several scripts in one entry:
+    /// each runs as if sent alone (its failure leaves the others), and all
+    /// of their effects commit in one atomic batch.
+    pub fn apply_each(
+        &self,
+        scripts: Vec<std::result::Result<Vec<Unit>, (usize, SqlError)>>,
+        ctx: ApplyContext,
+        finish: impl FnOnce(&[ScriptOutcome], &mut Transaction) -> std::result::Result<(), StorageError>,
+    ) -> std::result::Result<Vec<ScriptOutcome>, StorageError> {
         let _guard = self.write_lock();
         let mut txn = Transaction::new(self.engine.clone(), ctx.version).at_change(ctx.change);
-        let mut outcome = ScriptOutcome {
-            outputs: Vec::new(),
-            error: None,
-        };
-        match units {
-            Err(e) => outcome.error = Some(e),
-            Ok(units) => {
-                for unit in units {
-                    let savepoint = txn.savepoint();
-                    match run_unit(&unit, &mut txn, ctx) {
-                        Ok(outputs) => outcome.outputs.extend(outputs),
-                        Err(e) => {
-                            txn.rollback_to(savepoint);
-                            outcome.error = Some(e);
-                            break;
-                        }
-                    }
-                }
+        let mut outcomes = Vec::with_capacity(scripts.len());
+        for units in scripts {
+            let outcome = run_script(units, &mut txn, ctx);
+            if let Some((_, SqlError::Storage(e))) = &outcome.error {
+                return Err(e.clone());
             }
+            outcomes.push(outcome);
         }
-        if let Some((_, SqlError::Storage(e))) = &outcome.error {
-            return Err(e.clone());
-        }
-        finish(&outcome, &mut txn)?;
+        finish(&outcomes, &mut txn)?;
         txn.apply()?;
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     /// Runs storage-level changes (sync merges, maintenance) as one atomic,
@@ -264,6 +262,36 @@ enum Guard<'a> {
 
 fn affected(kind: &'static str, count: u64) -> StatementOutput {
     StatementOutput::Affected { kind, count }
+}
+
+/// Runs a script's units in `txn`, stopping at the first failing one,
+/// whose writes are undone.
+fn run_script(
+    units: std::result::Result<Vec<Unit>, (usize, SqlError)>,
+    txn: &mut Transaction,
+    ctx: ApplyContext,
+) -> ScriptOutcome {
+    let mut outcome = ScriptOutcome {
+        outputs: Vec::new(),
+        error: None,
+    };
+    match units {
+        Err(e) => outcome.error = Some(e),
+        Ok(units) => {
+            for unit in units {
+                let savepoint = txn.savepoint();
+                match run_unit(&unit, txn, ctx) {
+                    Ok(outputs) => outcome.outputs.extend(outputs),
+                    Err(e) => {
+                        txn.rollback_to(savepoint);
+                        outcome.error = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    outcome
 }
 
 /// Runs a unit's statements in `txn`, without committing.

@@ -1,0 +1,95 @@
+//! The batcher: commits the head of the queue through Raft, many writes
+//! per entry, and records their outcomes.
+
+use super::store::WriteQueue;
+use crate::proto::v1::{ExecuteRequest, ExecuteResponse};
+use crate::raft::RaftNode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub struct Batcher {
+    pub node: Arc<RaftNode>,
+    pub queue: Arc<WriteQueue>,
+    /// After the first write arrives in an empty queue, wait this long for
+    /// more to share its entry.
+    pub window: Duration,
+    pub stopping: watch::Receiver<bool>,
+}
+
+impl Batcher {
+    pub async fn run(mut self) {
+        let mut backoff = Duration::from_millis(50);
+        while !*self.stopping.borrow() {
+            let queue = self.queue.clone();
+            let limit = queue.settings().batch;
+            let head = match tokio::task::spawn_blocking(move || queue.head(limit)).await {
+                Ok(Ok(head)) => head,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot read the write queue");
+                    self.pause(&mut backoff).await;
+                    continue;
+                }
+                Err(_) => return,
+            };
+            if head.is_empty() {
+                tokio::select! {
+                    _ = self.queue.pushed.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = self.stopping.wait_for(|s| *s) => return,
+                }
+                tokio::time::sleep(self.window).await;
+                continue;
+            }
+            let last = head.last().map_or(0, |w| w.sequence);
+            let request = ExecuteRequest {
+                client_id: self.queue.client_id().to_string(),
+                sequence: last,
+                queued_batch: head.iter().map(crate::proto::queued_to_proto).collect(),
+                ..ExecuteRequest::default()
+            };
+            let response = match self.node.write(request).await {
+                Ok(r) => r,
+                Err(status) => {
+                    tracing::warn!(error = %status.message(), waiting = self.queue.len(), "queued writes not committed yet; retrying");
+                    self.pause(&mut backoff).await;
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(50);
+            let outcomes = outcomes_of(response, head.len());
+            let queue = self.queue.clone();
+            let completed = tokio::task::spawn_blocking(move || queue.complete(&head, outcomes)).await;
+            if let Ok(Err(e)) | Err(e) = completed.map_err(|e| super::QueueError::Storage(e.to_string())) {
+                // The writes are committed; on restart they are resent and
+                // skipped as applied.
+                tracing::error!(error = %e, "cannot record committed queued writes");
+                self.pause(&mut backoff).await;
+            }
+        }
+    }
+
+    async fn pause(&mut self, backoff: &mut Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(*backoff) => {}
+            _ = self.stopping.wait_for(|s| *s) => {}
+        }
+        *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Each write's outcome from the entry's answer; None where the write was
+/// applied by an earlier entry (its outcome is not known).
+fn outcomes_of(response: ExecuteResponse, writes: usize) -> Vec<Option<ExecuteResponse>> {
+    let known = |r: ExecuteResponse| match r.error.as_ref().map(|e| e.code.as_str()) {
+        Some("already_applied") => None,
+        _ => Some(r),
+    };
+    if response.queued_outcomes.len() == writes {
+        return response.queued_outcomes.into_iter().map(known).collect();
+    }
+    // The whole entry was a repeat: every write was applied before.
+    vec![None; writes]
+}
