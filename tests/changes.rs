@@ -298,8 +298,12 @@ fn old_positions_and_a_disabled_feed_are_refused_clearly() {
     assert!(node.terminate().success());
 }
 
+/// Lines received, shared with the receiver's thread.
+type Shared<T> = Arc<Mutex<T>>;
+
 /// A webhook receiver that refuses its first posts, then keeps every line.
-fn receiver(failures: usize) -> (String, Arc<Mutex<Vec<Json>>>, Arc<Mutex<usize>>) {
+/// Returns its address, the lines and the number of posts.
+fn receiver(failures: usize) -> (String, Shared<Vec<Json>>, Shared<usize>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let lines = Arc::new(Mutex::new(Vec::new()));
