@@ -256,18 +256,38 @@ impl Client {
 
     /// Queues a write on the node in use: acknowledged once it is durable
     /// in that node's queue, committed later. Returns its sequence there,
-    /// for [`Client::wait_for`] on the same node.
+    /// for [`Client::wait_for`] on the same node. The write carries this
+    /// client's idempotency key and is retried on that node while it does
+    /// not answer (for `retry_for`); the node queues it once.
     pub async fn execute_queued(&mut self, sql: &str, params: &[Value]) -> Result<u64, ClientError> {
+        self.sequence += 1;
         let request = ExecuteRequest {
             sql: sql.to_string(),
             params: params.iter().map(ProtoValue::from).collect(),
             queued: true,
+            client_id: self.client_id.clone(),
+            sequence: self.sequence,
             ..ExecuteRequest::default()
         };
-        let response = within(CALL_TIMEOUT, self.inner.execute(request)).await?.into_inner();
-        match response.error {
-            Some(e) => Err(ClientError::Status(format!("{} ({})", e.message, e.code))),
-            None => Ok(response.queued_sequence),
+        let deadline = std::time::Instant::now() + self.retry_for;
+        loop {
+            match within(CALL_TIMEOUT, self.inner.execute(request.clone())).await {
+                Ok(r) => {
+                    let response = r.into_inner();
+                    return match response.error {
+                        Some(e) => Err(ClientError::Status(format!("{} ({})", e.message, e.code))),
+                        None => Ok(response.queued_sequence),
+                    };
+                }
+                Err(s)
+                    if (matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Cancelled)
+                        || is_transport_failure(&s))
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(s) => return Err(s.into()),
+            }
         }
     }
 

@@ -58,8 +58,15 @@ impl Batcher {
                     continue;
                 }
             };
+            let outcomes = match outcomes_of(response, head.len()) {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::error!(error = %e, "queued writes refused as a whole; retrying");
+                    self.pause(&mut backoff).await;
+                    continue;
+                }
+            };
             backoff = Duration::from_millis(50);
-            let outcomes = outcomes_of(response, head.len());
             let queue = self.queue.clone();
             let completed = tokio::task::spawn_blocking(move || queue.complete(&head, outcomes)).await;
             if let Ok(Err(e)) | Err(e) = completed.map_err(|e| super::QueueError::Storage(e.to_string())) {
@@ -81,15 +88,20 @@ impl Batcher {
 }
 
 /// Each write's outcome from the entry's answer; None where the write was
-/// applied by an earlier entry (its outcome is not known).
-fn outcomes_of(response: ExecuteResponse, writes: usize) -> Vec<Option<ExecuteResponse>> {
-    let known = |r: ExecuteResponse| match r.error.as_ref().map(|e| e.code.as_str()) {
-        Some("already_applied") => None,
-        _ => Some(r),
-    };
+/// applied by an earlier entry (its outcome is not known). An answer that
+/// is not about these writes is an error: they are sent again.
+fn outcomes_of(response: ExecuteResponse, writes: usize) -> Result<Vec<Option<ExecuteResponse>>, String> {
+    let applied_before = |r: &ExecuteResponse| r.error.as_ref().is_some_and(|e| e.code == "already_applied");
     if response.queued_outcomes.len() == writes {
-        return response.queued_outcomes.into_iter().map(known).collect();
+        let each = |r: ExecuteResponse| (!applied_before(&r)).then_some(r);
+        return Ok(response.queued_outcomes.into_iter().map(each).collect());
     }
-    // The whole entry was a repeat: every write was applied before.
-    vec![None; writes]
+    // The whole entry repeated writes applied before.
+    if applied_before(&response) && response.queued_outcomes.is_empty() {
+        return Ok(vec![None; writes]);
+    }
+    Err(match response.error {
+        Some(e) => format!("{} ({})", e.message, e.code),
+        None => format!("{} outcomes for {writes} writes", response.queued_outcomes.len()),
+    })
 }

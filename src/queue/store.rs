@@ -4,13 +4,19 @@
 use crate::proto::v1::ExecuteResponse;
 use crate::raft::QueuedWrite;
 use prost::Message as _;
+use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use tokio::sync::{Notify, watch};
 
+/// Waiting writes under b"e" + sequence, and under b"k" + client id the
+/// last key that client queued with, written together (one tree, one
+/// atomic batch), so a retried write is recognised exactly when the first
+/// attempt was queued.
 const ENTRIES: &str = "queue.entries";
+const ENTRY: u8 = b'e';
+const CLIENT_KEY: u8 = b'k';
 const OUTCOMES: &str = "queue.outcomes";
 const META: &str = "queue.meta";
-const NEXT: &[u8] = b"next";
 const DONE: &[u8] = b"done";
 const CLIENT_ID: &[u8] = b"client_id";
 
@@ -57,12 +63,38 @@ pub struct WriteQueue {
     /// The queue's name in the cluster's idempotency records: unique per
     /// queue (a re-imaged node starts a new one).
     client_id: String,
-    /// Serializes pushes (sequence assignment).
-    push_lock: Mutex<()>,
+    /// The last sequence given and the writes waiting; also serializes
+    /// pushes.
+    counters: Mutex<Counters>,
     /// Woken on every push.
     pub pushed: Notify,
     /// The greatest sequence committed (all below it are too).
     done: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Counters {
+    last: u64,
+    waiting: u64,
+}
+
+fn entry_key(sequence: u64) -> Vec<u8> {
+    let mut k = vec![ENTRY];
+    k.extend_from_slice(&sequence.to_be_bytes());
+    k
+}
+
+fn client_key(client_id: &str) -> Vec<u8> {
+    let mut k = vec![CLIENT_KEY];
+    k.extend_from_slice(client_id.as_bytes());
+    k
+}
+
+/// The client's idempotency key, and the sequence its write was given.
+#[derive(Serialize, Deserialize)]
+struct ClientRecord {
+    sequence: u64,
+    queued: u64,
 }
 
 fn read_u64(tree: &sled::Tree, key: &[u8]) -> Result<u64, QueueError> {
@@ -94,6 +126,16 @@ impl WriteQueue {
             }
         };
         let done = read_u64(&meta, DONE)?;
+        // The last sequence given: the newest waiting write's, or the last
+        // committed one's when none waits.
+        let mut counters = Counters { last: done, waiting: 0 };
+        for item in entries.scan_prefix([ENTRY]) {
+            let (k, _) = item.map_err(storage)?;
+            let seq = k.get(1..9).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+            let seq = seq.ok_or_else(|| storage("bad queue entry key"))?;
+            counters.last = counters.last.max(seq);
+            counters.waiting += 1;
+        }
         Ok(WriteQueue {
             db: db.clone(),
             entries,
@@ -101,7 +143,7 @@ impl WriteQueue {
             meta,
             settings,
             client_id,
-            push_lock: Mutex::new(()),
+            counters: Mutex::new(counters),
             pushed: Notify::new(),
             done: watch::channel(done).0,
         })
@@ -115,38 +157,56 @@ impl WriteQueue {
         self.settings
     }
 
+    fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
+        self.counters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Writes waiting.
     pub fn len(&self) -> u64 {
-        self.entries.len() as u64
+        self.counters().waiting
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
-    /// Queues a write durably (fsynced) and returns its sequence.
-    pub fn push(&self, mut write: QueuedWrite) -> Result<u64, QueueError> {
-        let _guard = self.push_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let waiting = self.len();
-        if waiting >= self.settings.max_entries {
-            return Err(QueueError::Full(waiting));
+    /// Queues a write durably (fsynced) and returns its sequence. With a
+    /// client key (client id, sequence) seen before, the write is not
+    /// queued again: the answer is the sequence it was given then.
+    pub fn push(&self, mut write: QueuedWrite, key: Option<(&str, u64)>) -> Result<u64, QueueError> {
+        let mut counters = self.counters();
+        if let Some((client, sequence)) = key
+            && let Some(bytes) = self.entries.get(client_key(client)).map_err(storage)?
+        {
+            let record: ClientRecord = serde_json::from_slice(&bytes).map_err(storage)?;
+            if sequence <= record.sequence {
+                return Ok(record.queued);
+            }
         }
-        let sequence = read_u64(&self.meta, NEXT)? + 1;
-        write.sequence = sequence;
-        let bytes = serde_json::to_vec(&write).map_err(storage)?;
-        let mut batch_entries = sled::Batch::default();
-        batch_entries.insert(&sequence.to_be_bytes(), bytes);
-        self.entries.apply_batch(batch_entries).map_err(storage)?;
-        self.meta.insert(NEXT, &sequence.to_be_bytes()).map_err(storage)?;
+        if counters.waiting >= self.settings.max_entries {
+            return Err(QueueError::Full(counters.waiting));
+        }
+        let queued = counters.last + 1;
+        write.sequence = queued;
+        let mut batch = sled::Batch::default();
+        batch.insert(entry_key(queued), serde_json::to_vec(&write).map_err(storage)?);
+        if let Some((client, sequence)) = key {
+            let record = serde_json::to_vec(&ClientRecord { sequence, queued }).map_err(storage)?;
+            batch.insert(client_key(client), record);
+        }
+        self.entries.apply_batch(batch).map_err(storage)?;
         self.db.flush().map_err(storage)?;
+        counters.last = queued;
+        counters.waiting += 1;
+        drop(counters);
         self.pushed.notify_one();
-        Ok(sequence)
+        Ok(queued)
     }
 
     /// The oldest waiting writes, in order.
     pub fn head(&self, limit: usize) -> Result<Vec<QueuedWrite>, QueueError> {
         self.entries
-            .iter()
+            .scan_prefix([ENTRY])
             .take(limit)
             .map(|item| {
                 let (_, v) = item.map_err(storage)?;
@@ -164,7 +224,7 @@ impl WriteQueue {
         let mut removed = sled::Batch::default();
         let mut kept = sled::Batch::default();
         for (w, outcome) in writes.iter().zip(outcomes) {
-            removed.remove(&w.sequence.to_be_bytes());
+            removed.remove(entry_key(w.sequence));
             if let Some(o) = outcome {
                 kept.insert(&w.sequence.to_be_bytes(), o.encode_to_vec());
             }
@@ -179,13 +239,16 @@ impl WriteQueue {
         self.entries.apply_batch(removed).map_err(storage)?;
         self.meta.insert(DONE, &last.to_be_bytes()).map_err(storage)?;
         self.db.flush().map_err(storage)?;
+        let mut counters = self.counters();
+        counters.waiting = counters.waiting.saturating_sub(writes.len() as u64);
+        drop(counters);
         self.done.send_replace(last);
         Ok(())
     }
 
     /// Where write `sequence` stands.
     pub fn state(&self, sequence: u64) -> Result<WriteState, QueueError> {
-        let last = read_u64(&self.meta, NEXT)?;
+        let last = self.counters().last;
         if sequence == 0 || sequence > last {
             return Err(QueueError::Unknown(sequence, last));
         }
@@ -235,10 +298,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let q = WriteQueue::open(&db, "n1", settings(3)).unwrap();
-        assert_eq!(q.push(write("a")).unwrap(), 1);
-        assert_eq!(q.push(write("b")).unwrap(), 2);
-        assert_eq!(q.push(write("c")).unwrap(), 3);
-        assert!(matches!(q.push(write("d")), Err(QueueError::Full(3))));
+        assert_eq!(q.push(write("a"), Some(("c1", 1))).unwrap(), 1);
+        assert_eq!(q.push(write("b"), None).unwrap(), 2);
+        // A retry of c1's write is not queued twice.
+        assert_eq!(q.push(write("a"), Some(("c1", 1))).unwrap(), 1);
+        assert_eq!(q.push(write("c"), Some(("c1", 2))).unwrap(), 3);
+        assert!(matches!(q.push(write("d"), None), Err(QueueError::Full(3))));
         let head = q.head(2).unwrap();
         assert_eq!(head.iter().map(|w| w.sequence).collect::<Vec<_>>(), [1, 2]);
         q.complete(&head, vec![Some(ExecuteResponse::default()), None]).unwrap();
@@ -246,7 +311,8 @@ mod tests {
         drop(q);
         let q = WriteQueue::open(&db, "n1", settings(3)).unwrap();
         assert_eq!(q.client_id(), id);
-        assert_eq!(q.push(write("d")).unwrap(), 4);
+        assert_eq!(q.push(write("d"), None).unwrap(), 4);
+        assert_eq!(q.push(write("c"), Some(("c1", 2))).unwrap(), 3);
         assert!(matches!(q.state(1), Ok(WriteState::Done(Some(_)))));
         assert!(matches!(q.state(2), Ok(WriteState::Done(None))));
         assert!(matches!(q.state(3), Ok(WriteState::Waiting)));

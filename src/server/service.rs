@@ -76,6 +76,10 @@ pub async fn execute(node: &RaftNode, request: ExecuteRequest) -> Result<Execute
     if request.wait_for > 0 {
         return wait_for(node, request.wait_for).await;
     }
+    if !request.queued_batch.is_empty() {
+        // Queued writes forwarded by a member: each was checked when queued.
+        return node.write(request).await;
+    }
     if !request.sql.is_empty() && !request.batch.is_empty() {
         return Err(Status::invalid_argument("send either sql or batch, not both"));
     }
@@ -118,9 +122,14 @@ async fn enqueue(node: &RaftNode, request: ExecuteRequest) -> Result<ExecuteResp
         batch,
     };
     let queue = node.queue().clone();
-    let pushed = tokio::task::spawn_blocking(move || queue.push(write))
-        .await
-        .map_err(|e| Status::internal(format!("queueing failed: {e}")))?;
+    let client = request.client_id;
+    let sequence = request.sequence;
+    let pushed = tokio::task::spawn_blocking(move || {
+        let key = (!client.is_empty()).then_some((client.as_str(), sequence));
+        queue.push(write, key)
+    })
+    .await
+    .map_err(|e| Status::internal(format!("queueing failed: {e}")))?;
     match pushed {
         Ok(sequence) => Ok(ExecuteResponse {
             queued_sequence: sequence,
