@@ -53,6 +53,56 @@ pub struct Config {
     pub changes: ChangesConfig,
     /// Queued writes (acknowledged before they commit).
     pub queue: QueueConfig,
+    /// Automatic clustering.
+    pub cluster: ClusterConfig,
+}
+
+/// The `[cluster]` section: automatic clustering.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Form a new cluster once this many nodes found each other through
+    /// `join`; 0: never form one (only join one that is found).
+    pub bootstrap_expect: usize,
+    /// Where to find the other nodes: host:port entries, or DNS names
+    /// (with a port) whose A/AAAA records list them.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub join: Vec<String>,
+    /// On the leader: remove members unreachable for this many seconds;
+    /// 0: never.
+    pub reap_after_s: u64,
+}
+
+impl ClusterConfig {
+    fn validate(&self, peers: &[String], join: Option<&String>) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.bootstrap_expect > 0 && self.join.is_empty() {
+            return bad("key 'cluster.bootstrap_expect': needs cluster.join, where to find the other nodes".into());
+        }
+        if !self.join.is_empty() && (!peers.is_empty() || join.is_some()) {
+            return bad(
+                "key 'cluster.join': use either automatic clustering (cluster.join) or peers/join, not both".into(),
+            );
+        }
+        if self.bootstrap_expect > 9 {
+            return bad(format!(
+                "key 'cluster.bootstrap_expect': {} members is more than 9",
+                self.bootstrap_expect
+            ));
+        }
+        for entry in &self.join {
+            if !entry.contains(':') {
+                return bad(format!("key 'cluster.join': '{entry}' needs a port (host:port)"));
+            }
+        }
+        if self.reap_after_s > 0 && self.reap_after_s < 10 {
+            return bad(format!(
+                "key 'cluster.reap_after_s': {} s would remove members on a short hiccup; use at least 10",
+                self.reap_after_s
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The `[queue]` section.
@@ -279,6 +329,7 @@ impl Default for Config {
             sync: SyncConfig::default(),
             changes: ChangesConfig::default(),
             queue: QueueConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -370,15 +421,33 @@ impl Config {
         }
         figment = figment
             .merge(Env::prefixed("CHRONOS_").only(KEYS))
+            // CHRONOS_CLUSTER_JOIN and friends: the [cluster] keys, so a
+            // container needs no file.
+            .merge(
+                Env::prefixed("CHRONOS_CLUSTER_")
+                    .only(&["bootstrap_expect", "join", "reap_after_s"])
+                    .map(|k| format!("cluster.{k}").into()),
+            )
             .merge(Serialized::defaults(overrides));
         let config: Config = figment.extract().map_err(|e| describe(e, file))?;
         config.validate()?;
         Ok(config)
     }
 
-    /// The address stored in the membership for this node.
-    pub fn advertised(&self) -> &str {
-        self.advertise_address.as_deref().unwrap_or(&self.address)
+    /// The address stored in the membership for this node: the
+    /// advertised one, else `address`, where a wildcard host (0.0.0.0, as
+    /// in a container) becomes this machine's host name.
+    pub fn advertised(&self) -> String {
+        if let Some(a) = &self.advertise_address {
+            return a.clone();
+        }
+        match self.address.rsplit_once(':') {
+            Some(("0.0.0.0" | "[::]", port)) => match std::fs::read_to_string("/etc/hostname") {
+                Ok(host) if !host.trim().is_empty() => format!("{}:{port}", host.trim()),
+                _ => self.address.clone(),
+            },
+            _ => self.address.clone(),
+        }
     }
 
     /// Where this node keeps its files.
@@ -495,7 +564,8 @@ impl Config {
         }
         self.sync.validate()?;
         self.changes.validate()?;
-        self.queue.validate()
+        self.queue.validate()?;
+        self.cluster.validate(&self.peers, self.join.as_ref())
     }
 }
 

@@ -8,6 +8,7 @@ use crate::changes::service::ChangesService;
 use crate::changes::webhook::{Target, Webhook};
 use crate::config::{Config, ConfigError};
 use crate::queue::{Batcher, QueueSettings};
+use crate::raft::discovery::AutoCluster;
 use crate::raft::service::RaftService;
 use crate::raft::{ClusterError, LogStore, RaftNode, RaftSettings, role_name};
 use crate::server::{self, ChronosService, Metrics};
@@ -72,6 +73,7 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
     let engine: Arc<dyn Engine> = Arc::new(engine);
     let db = Arc::new(Database::open(engine.clone())?);
     let peers = config.peers()?.into_iter().map(|p| (p.id, p.address)).collect();
+    let reap_after = (config.cluster.reap_after_s > 0).then(|| Duration::from_secs(config.cluster.reap_after_s));
     let settings = RaftSettings {
         name: config.id.clone(),
         address: config.advertised().to_string(),
@@ -84,6 +86,10 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
         changes: config.changes.enabled.then_some(ChangeLog {
             retain_entries: config.changes.retain_entries,
         }),
+        auto: AutoCluster {
+            bootstrap_expect: config.cluster.bootstrap_expect,
+            join: config.cluster.join.clone(),
+        },
         queue: QueueSettings {
             max_entries: config.queue.max_entries,
             batch: config.queue.batch,
@@ -159,6 +165,9 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
         });
     }
     tokio::spawn(node.clone().bootstrap());
+    if let Some(after) = reap_after {
+        tokio::spawn(node.clone().reap_dead_members(after));
+    }
     readiness::ready(&format!("serving on {address}"));
     tokio::spawn(report_role(node.clone(), address.clone()));
     if let Some(every) = readiness::watchdog_interval() {

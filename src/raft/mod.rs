@@ -12,6 +12,7 @@
 #![allow(clippy::result_large_err)]
 
 mod command;
+pub mod discovery;
 mod log_store;
 pub mod network;
 mod node;

@@ -3,12 +3,14 @@
 //! writes (forwarded to the leader when needed), read barriers for the
 //! chosen consistency, membership changes and status.
 
+use super::discovery::AutoCluster;
 use super::network::{self, Network};
 use super::{Command, IdempotencyKey, LogStore, Member, NodeId, Raft, StateMachine, node_id};
 use crate::proto::raft::{NodeStatusRequest, NodeStatusResponse, ReadIndexRequest};
 use crate::proto::v1::chronos_client::ChronosClient;
 use crate::proto::v1::{
-    AddMemberRequest, ClusterStatusResponse, ExecuteRequest, ExecuteResponse, Member as MemberStatusProto,
+    AddMemberRequest, ClusterStatusRequest, ClusterStatusResponse, ExecuteRequest, ExecuteResponse,
+    Member as MemberStatusProto,
 };
 use crate::queue::{QueueSettings, WriteQueue};
 use crate::sql::Database;
@@ -56,6 +58,8 @@ pub struct RaftSettings {
     pub changes: Option<crate::changes::ChangeLog>,
     /// This node's queue of writes acknowledged before they commit.
     pub queue: QueueSettings,
+    /// Automatic clustering.
+    pub auto: AutoCluster,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +89,9 @@ pub struct RaftNode {
     db: Arc<Database>,
     sled: sled::Db,
     queue: Arc<WriteQueue>,
+    /// What this node proposes to form the cluster with (automatic
+    /// clustering), published in its status.
+    candidates: std::sync::Mutex<Vec<String>>,
 }
 
 fn unavailable(message: impl Into<String>) -> Status {
@@ -151,7 +158,20 @@ impl RaftNode {
             db,
             sled,
             queue: Arc::new(queue),
+            candidates: Default::default(),
         }))
+    }
+
+    pub(super) fn set_candidates(&self, candidates: Vec<String>) {
+        *self.candidates.lock().unwrap_or_else(|p| p.into_inner()) = candidates;
+    }
+
+    pub(super) fn log(&self) -> &LogStore {
+        &self.log
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
     }
 
     /// This node's queue of writes acknowledged before they commit.
@@ -262,6 +282,10 @@ impl RaftNode {
         if let Some(via) = self.settings.join.clone() {
             return self.join(&via, me).await;
         }
+        if !self.settings.auto.join.is_empty() {
+            let auto = self.settings.auto.clone();
+            return self.discover_and_form(&auto, me).await;
+        }
         let mut members = BTreeMap::from([(self.id, me)]);
         for (name, address) in &self.settings.peers {
             members.insert(
@@ -344,8 +368,19 @@ impl RaftNode {
         }
     }
 
-    /// Asks a running cluster to add this node, until it does.
-    async fn join(&self, via: &str, me: Member) {
+    /// Asks a running cluster to add this node, until it does. This node
+    /// is pristine: if the cluster still lists a member of its name, that
+    /// was this node before its data was lost (re-imaged), and the old
+    /// entry is removed first, so a vote it can no longer honour is not
+    /// counted.
+    pub(super) async fn join(&self, via: &str, me: Member) {
+        loop {
+            match self.remove_stale_self(via, &me.name).await {
+                Ok(()) => break,
+                Err(s) => tracing::warn!(%via, error = %s.message(), "joining the cluster; retrying"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
         loop {
             let request = AddMemberRequest {
                 id: me.name.clone(),
@@ -364,6 +399,18 @@ impl RaftNode {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+
+    async fn remove_stale_self(&self, via: &str, name: &str) -> Result<(), Status> {
+        let channel = network::channel(via).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let mut client = ChronosClient::new(channel);
+        let status = client.cluster_status(ClusterStatusRequest {}).await?.into_inner();
+        if !status.members.iter().any(|m| m.id == name) {
+            return Ok(());
+        }
+        tracing::warn!(%name, "the cluster lists a member of this name with data this node no longer has: removing it before joining again");
+        let request = crate::proto::v1::RemoveMemberRequest { id: name.to_string() };
+        client.remove_member(request).await.map(drop)
     }
 
     /// A restarted node keeps the membership it stored; say so when
@@ -641,6 +688,9 @@ impl RaftNode {
             cluster: self.log.cluster_id().unwrap_or_default(),
             initialized,
             configured: self.configured_names(),
+            address: self.settings.address.clone(),
+            bootstrap_expect: self.settings.auto.bootstrap_expect as u32,
+            candidates: self.candidates.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
 
@@ -823,7 +873,7 @@ pub fn role_name(state: ServerState) -> &'static str {
     }
 }
 
-async fn peer_status(address: &str) -> Result<NodeStatusResponse, Status> {
+pub(super) async fn peer_status(address: &str) -> Result<NodeStatusResponse, Status> {
     let channel = network::channel(address).map_err(|e| Status::invalid_argument(e.to_string()))?;
     let mut client = network::raft_client(channel);
     match tokio::time::timeout(PEER_STATUS_TIMEOUT, client.node_status(NodeStatusRequest {})).await {
