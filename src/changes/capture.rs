@@ -1,12 +1,11 @@
 //! What one transaction changed, row by row, read from its pending writes
 //! and the committed state they replace.
 
-use crate::sql::types::Row;
-use crate::storage::{StorageError, Table, Transaction, decode_table_row};
-use serde::{Deserialize, Serialize};
+use crate::sql::types::Value;
+use crate::storage::{StorageError, Table, Transaction, column_fill};
 use std::collections::BTreeMap;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChangeOp {
     Insert,
     Update,
@@ -29,24 +28,27 @@ impl ChangeOp {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A changed row as stored: the encoded rows before and after.
+#[derive(Clone, Debug)]
 pub struct RowChange {
     pub op: ChangeOp,
-    pub before: Option<Row>,
-    pub after: Option<Row>,
+    pub before: Option<Vec<u8>>,
+    pub after: Option<Vec<u8>>,
 }
 
-/// The changed rows of one table, with its column names at the time.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// The changed rows of one table, with its columns at the time and the
+/// values that fill rows stored before a column was added.
+#[derive(Clone, Debug)]
 pub struct TableChanges {
     pub table: String,
     pub columns: Vec<String>,
+    pub fill: Vec<Value>,
     pub rows: Vec<RowChange>,
 }
 
 /// The row changes `txn` would commit: each written key of a table,
 /// compared with its committed value. Deterministic: tables and keys come
-/// in keyspace order.
+/// in keyspace order. Rows stay encoded; they are decoded when read.
 pub fn capture(txn: &Transaction) -> Result<Vec<TableChanges>, StorageError> {
     let touched: Vec<_> = txn.pending().filter(|(space, _)| space.starts_with("t.")).collect();
     if touched.is_empty() {
@@ -59,7 +61,6 @@ pub fn capture(txn: &Transaction) -> Result<Vec<TableChanges>, StorageError> {
         let mut rows = Vec::new();
         for (key, after) in writes {
             let before = txn.committed(space, key)?;
-            let decode = |bytes: &Option<Vec<u8>>| bytes.as_deref().map(|b| decode_table_row(table, b)).transpose();
             let op = match (&before, after) {
                 (None, None) => continue,
                 (None, Some(_)) => ChangeOp::Insert,
@@ -68,14 +69,15 @@ pub fn capture(txn: &Transaction) -> Result<Vec<TableChanges>, StorageError> {
             };
             rows.push(RowChange {
                 op,
-                before: decode(&before)?,
-                after: decode(after)?,
+                before,
+                after: after.clone(),
             });
         }
         if !rows.is_empty() {
             out.push(TableChanges {
                 table: table.name.clone(),
                 columns: table.columns.iter().map(|c| c.name.clone()).collect(),
+                fill: column_fill(table),
                 rows,
             });
         }

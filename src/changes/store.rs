@@ -2,10 +2,10 @@
 //! keyed by its Raft index, and the oldest index from which the feed is
 //! complete.
 
-use super::capture::{ChangeOp, TableChanges, capture};
+use super::capture::{ChangeOp, capture};
+use super::record;
 use crate::sql::types::Row;
 use crate::storage::{Engine, StorageError, Transaction, WriteBatch};
-use serde::{Deserialize, Serialize};
 use std::ops::Bound;
 
 /// Feed records by big-endian Raft index.
@@ -16,13 +16,6 @@ const OLDEST: &[u8] = b"oldest";
 /// Old records are cut every this many indexes at most (deterministically,
 /// so every member keeps the same feed).
 const TRIM_EVERY: u64 = 1024;
-
-/// One applied entry's changes as stored.
-#[derive(Serialize, Deserialize)]
-struct Record {
-    hlc: u64,
-    tables: Vec<TableChanges>,
-}
 
 /// One changed row, as a subscriber sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -99,8 +92,7 @@ impl ChangeLog {
     pub fn record(&self, txn: &mut Transaction, index: u64, hlc: u64) -> Result<(), StorageError> {
         let tables = capture(txn)?;
         if !tables.is_empty() {
-            let bytes = serde_json::to_vec(&Record { hlc, tables }).map_err(corrupt)?;
-            txn.set(LOG, key(index), bytes);
+            txn.set(LOG, key(index), record::encode(hlc, &tables));
         }
         let every = (self.retain_entries / 4).clamp(1, TRIM_EVERY);
         if index.is_multiple_of(every) && index > self.retain_entries {
@@ -141,23 +133,7 @@ impl ChangeLog {
         for item in engine.scan(LOG, range)?.take(max_entries) {
             let (k, v) = item?;
             let index = decode_index(Some(&k))?;
-            let record: Record = serde_json::from_slice(&v).map_err(corrupt)?;
-            let mut seq = 0u32;
-            for t in record.tables {
-                for row in t.rows {
-                    events.push(ChangeEvent {
-                        index,
-                        seq,
-                        hlc: record.hlc,
-                        table: t.table.clone(),
-                        op: row.op,
-                        columns: t.columns.clone(),
-                        before: row.before,
-                        after: row.after,
-                    });
-                    seq += 1;
-                }
-            }
+            events.extend(record::decode(index, &v)?);
         }
         Ok(Ok(events))
     }

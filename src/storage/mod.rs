@@ -26,5 +26,5 @@ pub use error::StorageError;
 pub use memory::MemoryEngine;
 pub use rowcodec::RowVersion;
 pub use sled_engine::SledEngine;
-pub use tables::{RowIter, decode_table_row};
+pub use tables::{RowIter, column_fill};
 pub use txn::{Savepoint, Transaction};

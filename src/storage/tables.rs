@@ -62,9 +62,10 @@ impl RowShape {
     }
 }
 
-/// A stored row of `table` decoded to one value per column.
-pub fn decode_table_row(table: &Table, bytes: &[u8]) -> Result<Row> {
-    RowShape::of(table).row(bytes)
+/// The values a stored row of `table` that is shorter than the table (it
+/// was written before ALTER TABLE ADD COLUMN) reads for the missing columns.
+pub fn column_fill(table: &Table) -> Vec<Value> {
+    RowShape::of(table).fill
 }
 
 impl Transaction {
