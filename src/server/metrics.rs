@@ -121,6 +121,12 @@ impl Metrics {
             "Size of the node's sled database on disk.",
             node.storage_bytes(),
         );
+        gauge(
+            &mut out,
+            "chronos_queued_writes",
+            "Queued writes waiting on this node to be committed.",
+            node.queue().len(),
+        );
         let _ = writeln!(
             out,
             "# HELP chronos_requests_total Requests served, by kind and outcome.\n# TYPE chronos_requests_total counter"
