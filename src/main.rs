@@ -112,6 +112,10 @@ enum Command {
         /// The table written and read (created if missing).
         #[arg(long, default_value = "bench")]
         table: String,
+        /// Send writes queued (acknowledged once queued on the node), then
+        /// wait until all are committed.
+        #[arg(long)]
+        queued: bool,
     },
     /// Take a consistent backup of a live node's data into FILE.
     Backup {
@@ -279,6 +283,7 @@ fn main() -> ExitCode {
             read_ratio,
             consistency,
             table,
+            queued,
         } => {
             if clients == 0 || rows == 0 || !(0.0..=1.0).contains(&read_ratio) || leader.is_empty() {
                 eprintln!("chronos: --clients and --rows must be at least 1, --read-ratio between 0 and 1");
@@ -293,6 +298,7 @@ fn main() -> ExitCode {
                 read_ratio,
                 consistency,
                 table,
+                queued,
             };
             run_bench(options)
         }

@@ -24,6 +24,9 @@ pub struct BenchOptions {
     pub read_ratio: f64,
     pub consistency: Consistency,
     pub table: String,
+    /// Send writes as queued writes (acknowledged once queued on the node)
+    /// and, at the end, wait until every one is committed.
+    pub queued: bool,
 }
 
 /// Latencies of one kind of operation, in microseconds.
@@ -148,14 +151,16 @@ pub async fn run(options: BenchOptions, out: &mut dyn Write, progress: &mut dyn 
     let mut last = (Instant::now(), 0u64);
     let mut writes = Samples::default();
     let mut reads = Samples::default();
+    let mut committed: Option<Instant> = None;
     let finished = loop {
         tokio::select! {
             joined = tasks.join_next() => {
                 match joined {
                     None => break Ok(()),
-                    Some(Ok(Ok((w, r)))) => {
+                    Some(Ok(Ok((w, r, done)))) => {
                         writes.micros.extend(w);
                         reads.micros.extend(r);
+                        committed = committed.max(done);
                     }
                     Some(Ok(Err(e))) => break Err(e),
                     Some(Err(e)) => break Err(BenchError::Sql(format!("client task failed: {e}"))),
@@ -199,6 +204,16 @@ pub async fn run(options: BenchOptions, out: &mut dyn Write, progress: &mut dyn 
     if !reads.micros.is_empty() {
         out.write_all(reads.summary("SELECT", elapsed, 1).as_bytes())?;
     }
+    if let Some(done) = committed {
+        let all = done.duration_since(start).as_secs_f64();
+        writeln!(
+            out,
+            "queued  all {} rows committed {:.1}s after the start: {:.0} rows/s end to end",
+            shared.rows.load(Ordering::Relaxed),
+            all,
+            shared.rows.load(Ordering::Relaxed) as f64 / all
+        )?;
+    }
     writeln!(out, "errors  {}", shared.errors.load(Ordering::Relaxed))?;
     if options.consistency == Consistency::Local && !reads.micros.is_empty() {
         writeln!(
@@ -210,8 +225,9 @@ pub async fn run(options: BenchOptions, out: &mut dyn Write, progress: &mut dyn 
     Ok(())
 }
 
-/// Write and read latencies measured by one client, in microseconds.
-type Latencies = (Vec<u64>, Vec<u64>);
+/// Write and read latencies measured by one client, in microseconds, and
+/// (queued writes) when its last write was committed.
+type Latencies = (Vec<u64>, Vec<u64>, Option<Instant>);
 
 fn check(response: crate::proto::v1::ExecuteResponse) -> Result<(), BenchError> {
     match response.error {
@@ -234,6 +250,7 @@ async fn client_loop(
     let (mut writes, mut reads) = (Vec::new(), Vec::new());
     let table = &options.table;
     let mut sql = String::new();
+    let mut last_queued = 0;
     loop {
         if shared.done.load(Ordering::SeqCst) {
             break;
@@ -281,19 +298,26 @@ async fn client_loop(
                     rng.unit() * 100.0
                 ));
             }
-            match client.execute(&sql).await {
-                Ok(r) if r.error.is_none() => {
-                    next_id += options.rows as i64;
-                    shared.rows.fetch_add(options.rows as u64, Ordering::Relaxed);
-                    writes.push(began.elapsed().as_micros() as u64);
-                }
-                _ => {
-                    shared.errors.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
+            let written = match options.queued {
+                true => client.execute_queued(&sql, &[]).await.map(|seq| last_queued = seq).is_ok(),
+                false => matches!(client.execute(&sql).await, Ok(r) if r.error.is_none()),
+            };
+            if !written {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+                continue;
             }
+            next_id += options.rows as i64;
+            shared.rows.fetch_add(options.rows as u64, Ordering::Relaxed);
+            writes.push(began.elapsed().as_micros() as u64);
         }
         shared.ops.fetch_add(1, Ordering::Relaxed);
     }
-    Ok((writes, reads))
+    let committed = match last_queued {
+        0 => None,
+        seq => {
+            check(client.wait_for(seq).await?)?;
+            Some(Instant::now())
+        }
+    };
+    Ok((writes, reads, committed))
 }

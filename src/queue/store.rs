@@ -195,10 +195,12 @@ impl WriteQueue {
             batch.insert(client_key(client), record);
         }
         self.entries.apply_batch(batch).map_err(storage)?;
-        self.db.flush().map_err(storage)?;
         counters.last = queued;
         counters.waiting += 1;
         drop(counters);
+        // Flushed outside the lock: concurrent pushes share fsyncs (a
+        // flush makes every write before it durable).
+        self.db.flush().map_err(storage)?;
         self.pushed.notify_one();
         Ok(queued)
     }
