@@ -299,7 +299,11 @@ async fn client_loop(
                 ));
             }
             let written = match options.queued {
-                true => client.execute_queued(&sql, &[]).await.map(|seq| last_queued = seq).is_ok(),
+                true => client
+                    .execute_queued(&sql, &[])
+                    .await
+                    .map(|seq| last_queued = seq)
+                    .is_ok(),
                 false => matches!(client.execute(&sql).await, Ok(r) if r.error.is_none()),
             };
             if !written {

@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 const ROUND: Duration = Duration::from_millis(500);
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 const REAP_CHECK: Duration = Duration::from_secs(2);
+/// How long a formed cluster may take to elect its first leader.
+const FORMING: Duration = Duration::from_secs(60);
+/// How long after that the proposal stays published.
+const FORMING_GRACE: Duration = Duration::from_secs(5);
 
 /// The `[cluster]` settings a node runs with.
 #[derive(Clone, Debug, Default)]
@@ -59,6 +63,14 @@ impl RaftNode {
     pub(super) async fn discover_and_form(self: &Arc<Self>, auto: &AutoCluster, me: Member) {
         let mut last_report = Instant::now() - REPORT_EVERY;
         loop {
+            // Reached by the leader of a cluster formed with this node.
+            if !matches!(self.log().is_pristine(), Ok(true)) {
+                // Those who formed it keep publishing the proposal a while
+                // for other late starters; this node need not.
+                self.set_candidates(Vec::new());
+                return tracing::info!("joined the cluster formed with this node");
+            }
+            let mut forming = false;
             let mut pristine = BTreeMap::from([(me.name.clone(), me.address.clone())]);
             let mut statuses: BTreeMap<String, NodeStatusResponse> = BTreeMap::new();
             let mut problems = Vec::new();
@@ -75,6 +87,13 @@ impl RaftNode {
                     status.address.clone()
                 };
                 if status.initialized {
+                    // Just formed with this node in it (the peer saw the
+                    // agreement first): its leader will reach this node.
+                    if status.candidates.contains(&candidate(&me.name, &me.address)) {
+                        self.adopt_cluster();
+                        forming = true;
+                        continue;
+                    }
                     tracing::info!(via = %reach, member = %status.name, "found a member of a cluster: joining it");
                     return self.join(&reach, me).await;
                 }
@@ -93,6 +112,10 @@ impl RaftNode {
                 n if pristine.len() >= n => pristine.iter().take(n).map(|(k, v)| candidate(k, v)).collect(),
                 _ => Vec::new(),
             };
+            if forming {
+                tokio::time::sleep(ROUND).await;
+                continue;
+            }
             self.set_candidates(proposal.clone());
             let agreed = !proposal.is_empty()
                 && proposal.iter().all(|c| {
@@ -133,6 +156,7 @@ impl RaftNode {
                 },
             );
         }
+        self.adopt_cluster();
         // The same on every member: the agreed set names the cluster.
         let cluster = format!("{:016x}", node_id(&agreed.join(",")));
         if let Err(e) = self.log().set_cluster_id(&cluster) {
@@ -142,6 +166,14 @@ impl RaftNode {
             Ok(()) => tracing::info!(members = ?agreed, %cluster, "formed the cluster"),
             Err(e) => tracing::info!(error = %e, "cluster already formed"),
         }
+        // The proposal stays published while the others may still be
+        // pristine and about to be reached by the leader; after that, a
+        // pristine node of the same name is one that lost its data, and
+        // must join as a new member.
+        let mut metrics = self.raft().metrics();
+        let _ = tokio::time::timeout(FORMING, metrics.wait_for(|m| m.current_leader.is_some())).await;
+        tokio::time::sleep(FORMING_GRACE).await;
+        self.set_candidates(Vec::new());
     }
 
     /// On the leader: removes members that no one could reach for

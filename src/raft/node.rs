@@ -21,7 +21,7 @@ use prost::Message as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tonic::Status;
 
@@ -92,6 +92,11 @@ pub struct RaftNode {
     /// What this node proposes to form the cluster with (automatic
     /// clustering), published in its status.
     candidates: std::sync::Mutex<Vec<String>>,
+    /// Whether a node with no cluster yet may take the one a peer message
+    /// comes from. With automatic clustering, only once it has agreed to
+    /// form that cluster or has asked to join it: a re-imaged node must
+    /// not be taken back under its old entry before that is removed.
+    may_adopt_cluster: AtomicBool,
 }
 
 fn unavailable(message: impl Into<String>) -> Status {
@@ -118,6 +123,7 @@ impl RaftNode {
         }
         let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;
         log.claim_identity(&settings.name).map_err(ClusterError::Refused)?;
+        let auto_off = settings.auto.join.is_empty();
         let queue = WriteQueue::open(&sled, &settings.name, settings.queue)
             .map_err(|e| ClusterError::Storage(e.to_string()))?;
         let sm = StateMachine::open(
@@ -159,7 +165,13 @@ impl RaftNode {
             sled,
             queue: Arc::new(queue),
             candidates: Default::default(),
+            may_adopt_cluster: AtomicBool::new(auto_off),
         }))
+    }
+
+    /// Lets this node take the cluster of the next peer message.
+    pub(super) fn adopt_cluster(&self) {
+        self.may_adopt_cluster.store(true, Ordering::SeqCst);
     }
 
     pub(super) fn set_candidates(&self, candidates: Vec<String>) {
@@ -381,6 +393,7 @@ impl RaftNode {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+        self.adopt_cluster();
         loop {
             let request = AddMemberRequest {
                 id: me.name.clone(),
@@ -456,6 +469,10 @@ impl RaftNode {
                     self.settings.name
                 )))
             }
+            None if !self.may_adopt_cluster.load(Ordering::SeqCst) => Err(Status::failed_precondition(format!(
+                "node '{}' has not joined a cluster yet (it is finding one through cluster.join)",
+                self.settings.name
+            ))),
             None => {
                 tracing::info!(cluster = %theirs, "joined cluster");
                 self.log
