@@ -17,15 +17,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn run(body: impl std::future::Future<Output = ()>) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(body);
-}
-
 struct Node {
     child: Child,
     address: String,
@@ -141,7 +132,7 @@ fn three_nodes_started_together_form_one_cluster_every_time() {
                 )
             })
             .collect();
-        run(async {
+        common::block_on(async {
             let refs: Vec<&Node> = nodes.iter().collect();
             one_cluster(dir.path(), &refs, 3).await;
             let mut c = Client::connect(&nodes[round % 3].address).await.unwrap();
@@ -177,7 +168,7 @@ fn a_reimaged_node_rejoins_and_a_dead_member_is_reaped() {
     let mut nodes: Vec<Option<Node>> = (0..3)
         .map(|i| Some(start(dir.path(), &format!("node{}", i + 1), &address(i), &join, &reap)))
         .collect();
-    run(async {
+    common::block_on(async {
         let refs: Vec<&Node> = nodes.iter().flatten().collect();
         one_cluster(dir.path(), &refs, 3).await;
         let mut c = Client::connect(&address(0)).await.unwrap();
@@ -193,7 +184,7 @@ fn a_reimaged_node_rejoins_and_a_dead_member_is_reaped() {
     nodes[2] = None;
     std::fs::remove_dir_all(dir.path().join("data").join("node3")).unwrap();
     nodes[2] = Some(start(dir.path(), "node3", &address(2), &join, &reap));
-    run(async {
+    common::block_on(async {
         let refs: Vec<&Node> = nodes.iter().flatten().collect();
         one_cluster(dir.path(), &refs, 3).await;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -207,7 +198,7 @@ fn a_reimaged_node_rejoins_and_a_dead_member_is_reaped() {
 
     // node2 dies for good: after reap_after_s the leader removes it.
     nodes[1] = None;
-    run(async {
+    common::block_on(async {
         let refs: Vec<&Node> = [&nodes[0], &nodes[2]].into_iter().flatten().collect();
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {

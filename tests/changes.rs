@@ -16,15 +16,6 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn run(body: impl std::future::Future<Output = ()>) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(body);
-}
-
 fn config_file(dir: &std::path::Path, changes: &str) -> String {
     let path = dir.join("chronos.toml");
     std::fs::write(&path, format!("[changes]\n{changes}\n")).unwrap();
@@ -100,7 +91,7 @@ fn a_killed_consumer_resumes_and_sees_every_change_once() {
     let port = common::free_port();
     let mut node = common::Node::start(dir.path(), port);
     let address = node.address.clone();
-    run(async {
+    common::block_on(async {
         let mut c = connect(&address).await;
         c.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT); CREATE TABLE other (x INT)")
             .await
@@ -113,7 +104,7 @@ fn a_killed_consumer_resumes_and_sees_every_change_once() {
     let writer = {
         let (written, stop, address) = (written.clone(), stop.clone(), address.clone());
         std::thread::spawn(move || {
-            run(async move {
+            common::block_on(async move {
                 let mut c = connect(&address).await;
                 let mut id = 0i64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -215,7 +206,7 @@ fn a_killed_consumer_resumes_and_sees_every_change_once() {
 
 #[test]
 fn members_hold_the_same_feed_even_after_a_snapshot_install() {
-    run(async {
+    common::block_on(async {
         let mut cluster = Cluster::start(3, &[0, 1, 2], 20);
         let l = leader(&cluster, &[0, 1, 2]).await;
         let lagging = (l + 1) % 3;
@@ -264,7 +255,7 @@ fn old_positions_and_a_disabled_feed_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(dir.path(), "retain_entries = 8");
     let node = common::Node::start_with_env(dir.path(), common::free_port(), &[("CHRONOS_CONFIG", &config)]);
-    run(async {
+    common::block_on(async {
         let mut c = connect(&node.address).await;
         c.execute("CREATE TABLE t (id INT)").await.unwrap();
         for i in 0..30 {
@@ -288,7 +279,7 @@ fn old_positions_and_a_disabled_feed_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(dir.path(), "enabled = false");
     let node = common::Node::start_with_env(dir.path(), common::free_port(), &[("CHRONOS_CONFIG", &config)]);
-    run(async {
+    common::block_on(async {
         let e = Subscription::open(&node.address, 0, &[], false)
             .await
             .err()
@@ -360,7 +351,7 @@ fn the_webhook_delivers_through_failures_and_restarts() {
     let env = [("CHRONOS_CONFIG", config.as_str())];
     let mut node = common::Node::start_with_env(dir.path(), port, &env);
     let write = |address: String, ids: std::ops::Range<i64>| {
-        run(async move {
+        common::block_on(async move {
             let mut c = connect(&address).await;
             c.execute("CREATE TABLE IF NOT EXISTS t (id INT PRIMARY KEY); CREATE TABLE IF NOT EXISTS u (x INT)")
                 .await

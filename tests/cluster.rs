@@ -24,12 +24,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// Runs an async test body alone, on its own runtime.
 fn run(body: impl std::future::Future<Output = ()>) {
     let _serial = serial();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(body);
+    common::block_on(body);
 }
 
 const SCHEMA: &str = "CREATE TABLE t (id INT, w INT, at TIMESTAMP DEFAULT now())";

@@ -9,15 +9,6 @@ use chronos::client::Client;
 use chronos::proto::v1::{ExecuteRequest, ExecuteResponse, Value as ProtoValue};
 use chronos::sql::types::Value;
 
-fn run(body: impl std::future::Future<Output = ()>) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(body);
-}
-
 async fn rows(client: &mut Client, sql: &str, params: &[Value]) -> Vec<Vec<Value>> {
     let mut stream = client.query_with(sql, params).await.expect("query");
     let mut out = Vec::new();
@@ -48,7 +39,7 @@ fn text(s: &str) -> Value {
 fn parameters_and_batches() {
     let dir = tempfile::tempdir().unwrap();
     let node = common::Node::start(dir.path(), common::free_port());
-    run(async {
+    common::block_on(async {
         let mut c = common::cluster::connect(&node.address).await;
         ok(
             c.execute("CREATE TABLE people (id INT PRIMARY KEY, name STRING, score DOUBLE, ok BOOL, seen TIMESTAMP)")

@@ -12,15 +12,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn run(body: impl std::future::Future<Output = ()>) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(body);
-}
-
 /// Queues `count` inserts of (client, n), retrying across the node's
 /// restart; returns the sequences of the acknowledged ones, by n.
 /// The client retries each write itself (same key, same node) while the
@@ -41,7 +32,7 @@ async fn queue_writes(address: String, client: i64, count: i64, acked: Arc<Mutex
 
 #[test]
 fn queued_writes_survive_a_killed_node_and_apply_once() {
-    run(async {
+    common::block_on(async {
         let mut cluster = Cluster::start(3, &[0, 1, 2], 1_000);
         let l = leader(&cluster, &[0, 1, 2]).await;
         let f = (l + 1) % 3;
@@ -124,7 +115,7 @@ fn a_full_queue_refuses_clearly_without_a_majority() {
         common::free_port(),
         &[("CHRONOS_CONFIG", config.to_str().unwrap()), ("CHRONOS_PEERS", &peers)],
     );
-    run(async {
+    common::block_on(async {
         let mut c = Client::connect(&node.address).await.unwrap();
         for expected in 1..=3 {
             let seq = c.execute_queued("INSERT INTO t VALUES (1)", &[]).await.unwrap();

@@ -154,3 +154,13 @@ impl Drop for Node {
         let _ = self.child.wait();
     }
 }
+
+/// Runs an async test body on its own two-thread runtime.
+pub fn block_on(body: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(body);
+}
