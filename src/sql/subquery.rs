@@ -166,32 +166,11 @@ fn visit_select(s: &mut Select, run: &mut Runner, outer: &Names) -> Result<()> {
     names.retain(|(n, _)| !s.with.iter().any(|(m, _)| m == n));
     names.extend(s.with.iter().cloned());
     let names = names.as_slice();
-    for item in &mut s.items {
-        if let SelectItem::Expr { expr, .. } = item {
-            visit_expr(expr, run, names)?;
-        }
-    }
-    if let Some(from) = &mut s.from {
-        if let Some(q) = &mut from.table.subquery {
-            visit_select(q, run, names)?;
-        }
-        for join in &mut from.joins {
-            if let Some(q) = &mut join.table.subquery {
-                visit_select(q, run, names)?;
-            }
-            join.on.iter_mut().try_for_each(|e| visit_expr(e, run, names))?;
-        }
-    }
-    let exprs = s
-        .filter
-        .iter_mut()
-        .chain(s.having.iter_mut())
-        .chain(s.group_by.iter_mut())
-        .chain(s.order_by.iter_mut().map(|o| &mut o.expr))
-        .chain(s.limit.iter_mut())
-        .chain(s.offset.iter_mut());
-    for e in exprs {
+    for e in s.exprs_mut() {
         visit_expr(e, run, names)?;
+    }
+    for q in s.from_subqueries_mut() {
+        visit_select(q, run, names)?;
     }
     for (_, q) in &mut s.compound {
         visit_select(q, run, names)?;

@@ -135,6 +135,37 @@ pub struct Select {
     pub with: Vec<(String, Select)>,
 }
 
+impl Select {
+    /// The expressions of this SELECT itself, not of its WITH entries,
+    /// FROM subqueries or compound parts: output items, join conditions,
+    /// WHERE, HAVING, GROUP BY, ORDER BY, LIMIT and OFFSET.
+    pub fn exprs_mut(&mut self) -> Vec<&mut Expr> {
+        let items = self.items.iter_mut().filter_map(|item| match item {
+            SelectItem::Expr { expr, .. } => Some(expr),
+            _ => None,
+        });
+        let joins = self.from.iter_mut().flat_map(|f| f.joins.iter_mut().filter_map(|j| j.on.as_mut()));
+        items
+            .chain(joins)
+            .chain(self.filter.iter_mut())
+            .chain(self.having.iter_mut())
+            .chain(self.group_by.iter_mut())
+            .chain(self.order_by.iter_mut().map(|o| &mut o.expr))
+            .chain(self.limit.iter_mut())
+            .chain(self.offset.iter_mut())
+            .collect()
+    }
+
+    /// The subqueries of its FROM clause.
+    pub fn from_subqueries_mut(&mut self) -> Vec<&mut Select> {
+        let Some(from) = self.from.as_mut() else { return Vec::new() };
+        std::iter::once(&mut from.table)
+            .chain(from.joins.iter_mut().map(|j| &mut j.table))
+            .filter_map(|t| t.subquery.as_deref_mut())
+            .collect()
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetOperator {
     Union,

@@ -3,7 +3,7 @@
 //! parsed statement, as values, so no value is ever read as SQL.
 
 use super::ParsedStatement;
-use super::ast::{Expr, Literal, ParameterName, Select, SelectItem, Statement};
+use super::ast::{Expr, Literal, ParameterName, Select, Statement};
 use crate::sql::error::SqlError;
 use crate::sql::types::Value;
 use serde::{Deserialize, Serialize};
@@ -150,30 +150,11 @@ fn select(s: &mut Select, found: &Found) -> Result<(), SqlError> {
     for (_, q) in &mut s.with {
         select(q, found)?;
     }
-    for item in &mut s.items {
-        if let SelectItem::Expr { expr: e, .. } = item {
-            expr(e, found)?;
-        }
-    }
-    if let Some(from) = &mut s.from {
-        let tables = std::iter::once(&mut from.table).chain(from.joins.iter_mut().map(|j| &mut j.table));
-        for q in tables.filter_map(|t| t.subquery.as_mut()) {
-            select(q, found)?;
-        }
-        for e in from.joins.iter_mut().filter_map(|j| j.on.as_mut()) {
-            expr(e, found)?;
-        }
-    }
-    let exprs = s
-        .filter
-        .iter_mut()
-        .chain(s.having.iter_mut())
-        .chain(s.group_by.iter_mut())
-        .chain(s.order_by.iter_mut().map(|o| &mut o.expr))
-        .chain(s.limit.iter_mut())
-        .chain(s.offset.iter_mut());
-    for e in exprs {
+    for e in s.exprs_mut() {
         expr(e, found)?;
+    }
+    for q in s.from_subqueries_mut() {
+        select(q, found)?;
     }
     for (_, q) in &mut s.compound {
         select(q, found)?;
