@@ -144,7 +144,10 @@ impl Select {
             SelectItem::Expr { expr, .. } => Some(expr),
             _ => None,
         });
-        let joins = self.from.iter_mut().flat_map(|f| f.joins.iter_mut().filter_map(|j| j.on.as_mut()));
+        let joins = self
+            .from
+            .iter_mut()
+            .flat_map(|f| f.joins.iter_mut().filter_map(|j| j.on.as_mut()));
         items
             .chain(joins)
             .chain(self.filter.iter_mut())
@@ -158,7 +161,9 @@ impl Select {
 
     /// The subqueries of its FROM clause.
     pub fn from_subqueries_mut(&mut self) -> Vec<&mut Select> {
-        let Some(from) = self.from.as_mut() else { return Vec::new() };
+        let Some(from) = self.from.as_mut() else {
+            return Vec::new();
+        };
         std::iter::once(&mut from.table)
             .chain(from.joins.iter_mut().map(|j| &mut j.table))
             .filter_map(|t| t.subquery.as_deref_mut())
