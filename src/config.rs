@@ -55,6 +55,59 @@ pub struct Config {
     pub queue: QueueConfig,
     /// Automatic clustering.
     pub cluster: ClusterConfig,
+    /// Limits on what one client may ask of the node.
+    pub limits: LimitsConfig,
+}
+
+/// The `[limits]` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Longest SQL text accepted, in bytes.
+    pub max_statement_bytes: usize,
+    /// Most rows in one INSERT.
+    pub max_insert_rows: usize,
+    /// Most rows in one HTTP query answer (gRPC queries stream any size).
+    pub max_http_rows: usize,
+    /// A query running longer fails; 0: no limit.
+    pub query_timeout_ms: u64,
+    /// Connections one client address may hold open; 0: no limit.
+    pub max_connections_per_client: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            max_statement_bytes: 1 << 20,
+            max_insert_rows: 100_000,
+            max_http_rows: 100_000,
+            query_timeout_ms: 30_000,
+            max_connections_per_client: 1_024,
+        }
+    }
+}
+
+impl LimitsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.max_statement_bytes == 0 || self.max_insert_rows == 0 || self.max_http_rows == 0 {
+            return bad(
+                "keys 'limits.max_statement_bytes', 'max_insert_rows' and 'max_http_rows' must be at least 1".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The limits as the servers apply them.
+    pub fn limits(&self) -> crate::server::Limits {
+        crate::server::Limits {
+            max_statement_bytes: self.max_statement_bytes,
+            max_insert_rows: self.max_insert_rows,
+            max_http_rows: self.max_http_rows,
+            query_timeout: (self.query_timeout_ms > 0).then(|| std::time::Duration::from_millis(self.query_timeout_ms)),
+            max_connections_per_client: self.max_connections_per_client,
+        }
+    }
 }
 
 /// The `[cluster]` section: automatic clustering.
@@ -330,6 +383,7 @@ impl Default for Config {
             changes: ChangesConfig::default(),
             queue: QueueConfig::default(),
             cluster: ClusterConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -427,6 +481,17 @@ impl Config {
                 Env::prefixed("CHRONOS_CLUSTER_")
                     .only(&["bootstrap_expect", "join", "reap_after_s"])
                     .map(|k| format!("cluster.{k}").into()),
+            )
+            .merge(
+                Env::prefixed("CHRONOS_LIMITS_")
+                    .only(&[
+                        "max_statement_bytes",
+                        "max_insert_rows",
+                        "max_http_rows",
+                        "query_timeout_ms",
+                        "max_connections_per_client",
+                    ])
+                    .map(|k| format!("limits.{k}").into()),
             )
             .merge(Serialized::defaults(overrides));
         let config: Config = figment.extract().map_err(|e| describe(e, file))?;
@@ -565,7 +630,8 @@ impl Config {
         self.sync.validate()?;
         self.changes.validate()?;
         self.queue.validate()?;
-        self.cluster.validate(&self.peers, self.join.as_ref())
+        self.cluster.validate(&self.peers, self.join.as_ref())?;
+        self.limits.validate()
     }
 }
 

@@ -105,7 +105,8 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
     let sync_settings = Arc::new(SyncSettings::from_config(&config));
     let sync_status = Arc::new(StatusBoard::default());
     let sync_service = SyncService::new(node.clone(), sync_settings.clone(), sync_status.clone());
-    let service = ChronosService::new(node.clone(), metrics.clone()).with_sync(sync_service.clone());
+    let limits = config.limits.limits();
+    let service = ChronosService::new(node.clone(), metrics.clone(), limits).with_sync(sync_service.clone());
     tokio::spawn(Agent::new(node.clone(), sync_settings, sync_status).run());
     let mut requests = signals::listen().map_err(DaemonError::Runtime)?;
     // Long-lived streams (change feed subscribers) end when a stop begins.
@@ -156,6 +157,7 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
             sync: Some(sync_service.clone()),
             stopping: stopping.clone(),
             max_request_bytes: config.max_request_bytes,
+            limits,
         };
         let serving = server::http::serve(http, parts, stop);
         tokio::spawn(async move {
@@ -182,15 +184,13 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
     let mut backoff = Duration::from_millis(100);
     loop {
         let stop = wait_for(requests.clone(), Request::Stop);
-        let serving = server::serve(
-            listener,
-            service.clone(),
-            raft_service.clone(),
-            sync_service.clone(),
-            changes.clone(),
-            config.max_request_bytes,
-            stop,
-        );
+        let services = server::Services {
+            chronos: service.clone(),
+            raft: raft_service.clone(),
+            sync: sync_service.clone(),
+            changes: changes.clone(),
+        };
+        let serving = server::serve(listener, services, config.max_request_bytes, limits, stop);
         tokio::pin!(serving);
         // Biased: the stop request is seen first, even when the server
         // (which watches the same request) finishes in the same poll.

@@ -9,6 +9,7 @@ pub const ERROR_CODE_KEY: &str = "chronos-error-code";
 pub fn status_of(e: &SqlError) -> Status {
     let code = match e {
         SqlError::Storage(_) => Code::Internal,
+        SqlError::QueryTimeout => Code::DeadlineExceeded,
         _ => Code::InvalidArgument,
     };
     let mut status = Status::new(code, e.to_string());

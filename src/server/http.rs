@@ -5,6 +5,7 @@
 //! `{"batch": [{"sql": "...", "params": [...]}, ...]}` for statements that
 //! commit together; `GET /v1/changes` streams the change feed as NDJSON.
 
+use super::limits::Limits;
 use super::metrics::{Kind, Metrics};
 use super::service::execute;
 use crate::changes;
@@ -16,6 +17,7 @@ use crate::sql::SqlError;
 use crate::sql::parser::ast::Statement;
 use crate::sql::parser::params::Params;
 use crate::sql::parser::parse_one_with;
+use crate::sql::types::EvalContext;
 use crate::sql::types::Value;
 use crate::sync::service::SyncService;
 use axum::Router;
@@ -34,10 +36,6 @@ use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 
-/// An HTTP query answers with all its rows in one document; beyond this
-/// many it is refused (use LIMIT, or the gRPC API, which streams).
-const MAX_HTTP_ROWS: usize = 100_000;
-
 #[derive(Clone)]
 struct Http {
     node: Arc<RaftNode>,
@@ -45,6 +43,7 @@ struct Http {
     sync: Option<SyncService>,
     /// Turns true when the node stops: change feed streams end.
     stopping: watch::Receiver<bool>,
+    limits: Limits,
 }
 
 /// The HTTP listener's shared parts.
@@ -54,6 +53,7 @@ pub struct HttpParts {
     pub sync: Option<SyncService>,
     pub stopping: watch::Receiver<bool>,
     pub max_request_bytes: usize,
+    pub limits: Limits,
 }
 
 pub async fn serve(
@@ -67,6 +67,7 @@ pub async fn serve(
         sync,
         stopping,
         max_request_bytes,
+        limits,
     } = parts;
     let app = Router::new()
         .route("/metrics", get(metrics_text))
@@ -81,6 +82,7 @@ pub async fn serve(
             metrics,
             sync,
             stopping,
+            limits,
         });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
@@ -295,7 +297,7 @@ async fn execute_json(State(http): State<Http>, RawQuery(query): RawQuery, parse
     request.queued |= query
         .as_deref()
         .is_some_and(|q| q.split('&').any(|p| p == "queue" || p == "queue=true"));
-    let result = execute(&http.node, request).await;
+    let result = execute(&http.node, &http.limits, request).await;
     let ok = matches!(&result, Ok(r) if r.error.is_none());
     http.metrics.record(Kind::Execute, ok, began.elapsed());
     match result {
@@ -328,6 +330,9 @@ async fn run_query(http: &Http, parsed: Bytes) -> Response {
         Ok(p) => p,
         Err(message) => return error(StatusCode::BAD_REQUEST, "invalid_parameter", message),
     };
+    if let Err(s) = http.limits.check_text(&body.sql) {
+        return from_status(&s);
+    }
     let statement = match parse_one_with(&body.sql, &params) {
         Ok(s) => s,
         Err(e) => return sql_error(&e),
@@ -352,9 +357,13 @@ async fn run_query(http: &Http, parsed: Bytes) -> Response {
         return from_status(&s);
     }
     let db = http.node.database().clone();
-    let now_ms = http.node.now_ms();
+    let eval = EvalContext {
+        now_ms: http.node.now_ms(),
+        deadline: http.limits.deadline(),
+    };
+    let max_rows = http.limits.max_http_rows;
     let ran = tokio::task::spawn_blocking(move || {
-        db.query(&statement, now_ms, |result| {
+        db.query_until(&statement, eval, |result| {
             let columns: Vec<String> = result.columns.iter().map(|c| c.name.clone()).collect();
             let types: Vec<String> = result
                 .columns
@@ -363,9 +372,9 @@ async fn run_query(http: &Http, parsed: Bytes) -> Response {
                 .collect();
             let mut rows = Vec::new();
             for row in result.rows {
-                if rows.len() == MAX_HTTP_ROWS {
+                if rows.len() == max_rows {
                     return Err(SqlError::Invalid(format!(
-                        "the result has more than {MAX_HTTP_ROWS} rows; add LIMIT or use the gRPC API, which streams"
+                        "the result has more than {max_rows} rows (limits.max_http_rows); add LIMIT or use the gRPC API, which streams"
                     )));
                 }
                 rows.push(row?);

@@ -5,10 +5,12 @@
 
 mod errors;
 pub mod http;
+pub mod limits;
 mod metrics;
 mod service;
 
 pub use errors::status_of;
+pub use limits::Limits;
 pub use metrics::Metrics;
 pub use service::ChronosService;
 
@@ -20,30 +22,46 @@ use crate::proto::v1::chronos_server::ChronosServer;
 use crate::raft::network::MAX_PEER_MESSAGE;
 use crate::raft::service::RaftService;
 use crate::sync::service::{MAX_SYNC_MESSAGE, SyncService};
+use limits::ConnectionCounts;
 use std::future::Future;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
+/// The services the gRPC port serves.
+#[derive(Clone)]
+pub struct Services {
+    pub chronos: ChronosService,
+    pub raft: RaftService,
+    pub sync: SyncService,
+    pub changes: ChangesService,
+}
+
 /// Serves until `shutdown` completes, then lets in-flight calls finish.
 pub async fn serve(
     listener: TcpListener,
-    service: ChronosService,
-    raft: RaftService,
-    sync: SyncService,
-    changes: ChangesService,
+    services: Services,
     max_request_bytes: usize,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    let Services {
+        chronos: service,
+        raft,
+        sync,
+        changes,
+    } = services;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ChronosServer<ChronosService>>().await;
     // Small replies must not wait for Nagle's algorithm (a 40 ms stall
     // against the client's delayed ACKs).
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
-        if let Ok(stream) = &conn {
+    let counts = ConnectionCounts::default();
+    let incoming = TcpListenerStream::new(listener).filter_map(move |conn| match conn {
+        Ok(stream) => {
             let _ = stream.set_nodelay(true);
+            counts.admit(stream, limits.max_connections_per_client).map(Ok)
         }
-        conn
+        Err(e) => Some(Err(e)),
     });
     let chronos = ChronosServer::new(service)
         .max_decoding_message_size(max_request_bytes)

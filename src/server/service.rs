@@ -4,6 +4,7 @@
 //! and stream back in batches.
 
 use super::errors::status_of;
+use super::limits::Limits;
 use super::metrics::{Kind, Metrics};
 use crate::proto::v1::chronos_server::Chronos;
 use crate::proto::v1::{
@@ -17,6 +18,7 @@ use crate::sql::ScriptOutcome;
 use crate::sql::parser::ast::Statement;
 use crate::sql::parser::parse_one_with;
 use crate::sql::script::{prepare, prepare_batch};
+use crate::sql::types::EvalContext;
 use crate::sync::service::SyncService;
 use prost::Message as _;
 use std::sync::Arc;
@@ -38,14 +40,16 @@ pub struct ChronosService {
     node: Arc<RaftNode>,
     metrics: Arc<Metrics>,
     sync: Option<SyncService>,
+    limits: Limits,
 }
 
 impl ChronosService {
-    pub fn new(node: Arc<RaftNode>, metrics: Arc<Metrics>) -> ChronosService {
+    pub fn new(node: Arc<RaftNode>, metrics: Arc<Metrics>, limits: Limits) -> ChronosService {
         ChronosService {
             node,
             metrics,
             sync: None,
+            limits,
         }
     }
 
@@ -72,7 +76,7 @@ impl ChronosService {
 /// Runs a script: answered here if it does not parse (it never enters the
 /// replicated log), else replicated through the node. Shared by gRPC and
 /// the HTTP API.
-pub async fn execute(node: &RaftNode, request: ExecuteRequest) -> Result<ExecuteResponse, Status> {
+pub async fn execute(node: &RaftNode, limits: &Limits, request: ExecuteRequest) -> Result<ExecuteResponse, Status> {
     if request.wait_for > 0 {
         return wait_for(node, request.wait_for).await;
     }
@@ -83,22 +87,29 @@ pub async fn execute(node: &RaftNode, request: ExecuteRequest) -> Result<Execute
     if !request.sql.is_empty() && !request.batch.is_empty() {
         return Err(Status::invalid_argument("send either sql or batch, not both"));
     }
+    limits.check_text(&request.sql)?;
+    for item in &request.batch {
+        limits.check_text(&item.sql)?;
+    }
     // Checked here so that a request that cannot run never enters the
     // replicated log; apply prepares it again, identically.
     let (params, batch) = request_script(&request);
     let sql = request.sql.clone();
     let prepared = tokio::task::spawn_blocking(move || match batch.is_empty() {
-        true => prepare(&sql, &params).map(drop),
-        false => prepare_batch(&batch).map(drop),
+        true => prepare(&sql, &params),
+        false => prepare_batch(&batch),
     })
     .await
     .map_err(|e| Status::internal(format!("parsing failed: {e}")))?;
-    if let Err(error) = prepared {
-        let outcome = ScriptOutcome {
-            outputs: Vec::new(),
-            error: Some(error),
-        };
-        return Ok(execute_response(&outcome));
+    match prepared {
+        Ok(units) => limits.check_units(&units)?,
+        Err(error) => {
+            let outcome = ScriptOutcome {
+                outputs: Vec::new(),
+                error: Some(error),
+            };
+            return Ok(execute_response(&outcome));
+        }
     }
     if request.queued {
         return enqueue(node, request).await;
@@ -166,7 +177,7 @@ async fn wait_for(node: &RaftNode, sequence: u64) -> Result<ExecuteResponse, Sta
 impl Chronos for ChronosService {
     async fn execute(&self, request: Request<ExecuteRequest>) -> Result<Response<ExecuteResponse>, Status> {
         let began = Instant::now();
-        let result = execute(&self.node, request.into_inner()).await;
+        let result = execute(&self.node, &self.limits, request.into_inner()).await;
         let ok = matches!(&result, Ok(r) if r.error.is_none());
         self.metrics.record(Kind::Execute, ok, began.elapsed());
         result.map(Response::new)
@@ -247,6 +258,7 @@ impl Chronos for ChronosService {
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<Self::QueryStream>, Status> {
         let began = Instant::now();
         let request = request.into_inner();
+        self.limits.check_text(&request.sql)?;
         let params = params_from_proto(request.params.clone(), request.named_params.clone());
         let parsed = parse_one_with(&request.sql, &params);
         let show_sync = matches!(parsed, Ok(Statement::ShowSyncStatus));
@@ -280,13 +292,18 @@ impl Chronos for ChronosService {
         let (tx, rx) = mpsc::channel(4);
         let db = self.node.database().clone();
         let now_ms = self.node.now_ms();
+        let limits = self.limits;
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let send = |msg: Result<QueryResponse, Status>| -> bool {
                 handle
                     .block_on(async { matches!(tokio::time::timeout(STALLED_CLIENT, tx.send(msg)).await, Ok(Ok(()))) })
             };
-            let result = db.query(&statement, now_ms, |result| {
+            let eval = EvalContext {
+                now_ms,
+                deadline: limits.deadline(),
+            };
+            let result = db.query_until(&statement, eval, |result| {
                 let columns = result
                     .columns
                     .iter()

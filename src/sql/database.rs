@@ -231,6 +231,16 @@ impl Database {
     /// Runs a query and hands its streaming result to `consume`, holding a
     /// read lock meanwhile so no commit lands halfway through the rows.
     pub fn query<R>(&self, statement: &Statement, now_ms: i64, consume: impl FnOnce(QueryResult) -> R) -> Result<R> {
+        self.query_until(statement, EvalContext::at(now_ms), consume)
+    }
+
+    /// [`Database::query`] that fails once it reads past `eval.deadline`.
+    pub fn query_until<R>(
+        &self,
+        statement: &Statement,
+        eval: EvalContext,
+        consume: impl FnOnce(QueryResult) -> R,
+    ) -> Result<R> {
         if !statement.is_query() {
             return Err(SqlError::Invalid(format!(
                 "{} is not a query; send it with Execute",
@@ -239,7 +249,6 @@ impl Database {
         }
         let _guard = self.read_lock();
         let mut txn = self.read_txn();
-        let eval = EvalContext { now_ms };
         let inlined = subquery::inline(statement, &txn, &eval)?;
         let plan = plan(inlined.as_ref().unwrap_or(statement), &txn)?;
         match executor::execute(plan, &mut txn, &eval)? {
@@ -309,7 +318,7 @@ fn run_unit(
         outputs.push(affected("ROLLBACK", 0));
         return Ok(outputs);
     }
-    let eval = EvalContext { now_ms: ctx.now_ms };
+    let eval = EvalContext::at(ctx.now_ms);
     for (i, s) in unit.statements.iter().enumerate() {
         let output = run_statement(s, txn, &eval).map_err(|e| (first + i, e))?;
         outputs.push(output);

@@ -46,6 +46,8 @@ pub enum SqlError {
     Transaction(String),
     #[error("{0}")]
     Parameter(String),
+    #[error("the query ran longer than its time limit (limits.query_timeout_ms)")]
+    QueryTimeout,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -72,6 +74,7 @@ impl SqlError {
             SqlError::Invalid(_) => "invalid_statement",
             SqlError::Transaction(_) => "transaction_error",
             SqlError::Parameter(_) => "invalid_parameter",
+            SqlError::QueryTimeout => "query_timeout",
             SqlError::Storage(_) => "storage_error",
         }
     }

@@ -14,7 +14,11 @@ use std::ops::Bound;
 pub fn execute_node(node: Node, txn: &Transaction, ctx: EvalContext) -> Result<Rows> {
     Ok(match node {
         Node::Scan { table, access, .. } => {
-            Box::new(scan(txn, &table, &access)?.map(|r| r.map(|(_, row)| row).map_err(SqlError::from)))
+            let rows = scan(txn, &table, &access)?.map(|r| r.map(|(_, row)| row).map_err(SqlError::from));
+            match ctx.deadline {
+                None => Box::new(rows),
+                Some(deadline) => Box::new(until(rows, deadline)),
+            }
         }
         Node::SingleRow => Box::new(std::iter::once(Ok(Vec::new()))),
         Node::Filter { source, predicate } => {
@@ -253,6 +257,24 @@ fn sort(source: Rows, keys: &[SortKey], ctx: &EvalContext) -> Result<Vec<Row>> {
 }
 
 /// Reads a table's (key, row) pairs through an access path.
+/// Rows read until `deadline`, then one timeout error. The clock is read
+/// every 16 rows.
+fn until(rows: impl Iterator<Item = Result<Row>>, deadline: std::time::Instant) -> impl Iterator<Item = Result<Row>> {
+    let mut read = 0u32;
+    let mut expired = false;
+    rows.map_while(move |row| {
+        if expired {
+            return None;
+        }
+        read = read.wrapping_add(1);
+        if read.is_multiple_of(16) && std::time::Instant::now() > deadline {
+            expired = true;
+            return Some(Err(SqlError::QueryTimeout));
+        }
+        Some(row)
+    })
+}
+
 pub fn scan(txn: &Transaction, table: &Table, access: &Access) -> Result<RowIter> {
     Ok(match access {
         Access::Full => txn.scan_rows(table, (Bound::Unbounded, Bound::Unbounded))?,

@@ -50,7 +50,7 @@ pub fn bind_aggregated(e: &ast::Expr, aggregation: Aggregation, clause: &str) ->
 /// Evaluates a constant expression (DEFAULT, LIMIT) at plan time.
 pub fn evaluate_constant(e: &ast::Expr, clause: &str) -> Result<Value> {
     let bound = bind(e, &Scope::default(), clause)?;
-    bound.evaluate(&Vec::new(), &EvalContext { now_ms: 0 })
+    bound.evaluate(&Vec::new(), &EvalContext::at(0))
 }
 
 pub fn is_aggregate_call(e: &ast::Expr) -> bool {

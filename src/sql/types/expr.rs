@@ -14,6 +14,16 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug)]
 pub struct EvalContext {
     pub now_ms: i64,
+    /// A query that reads past this instant fails (`limits.query_timeout_ms`).
+    /// Never set while applying a write: apply takes no wall clock.
+    pub deadline: Option<std::time::Instant>,
+}
+
+impl EvalContext {
+    /// A context without a deadline.
+    pub fn at(now_ms: i64) -> EvalContext {
+        EvalContext { now_ms, deadline: None }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -660,7 +670,7 @@ mod tests {
 
     #[test]
     fn three_valued_logic() {
-        let ctx = EvalContext { now_ms: 0 };
+        let ctx = EvalContext::at(0);
         let null = || Box::new(Expr::Constant(Value::Null));
         let f = || Box::new(Expr::Constant(Value::Bool(false)));
         let t = || Box::new(Expr::Constant(Value::Bool(true)));

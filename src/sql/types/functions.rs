@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn time_bucket_floors_to_the_interval() {
-        let ctx = EvalContext { now_ms: 0 };
+        let ctx = EvalContext::at(0);
         let ts = time::parse_timestamp("2026-11-24T10:07:31Z").unwrap();
         let got = ScalarFunction::TimeBucket
             .call(vec![Value::Text("5 minutes".into()), Value::Timestamp(ts)], &ctx)
@@ -287,7 +287,7 @@ mod tests {
 
     #[test]
     fn coalesce_takes_first_non_null() {
-        let ctx = EvalContext { now_ms: 0 };
+        let ctx = EvalContext::at(0);
         let got = ScalarFunction::Coalesce
             .call(vec![Value::Null, Value::Int(2), Value::Int(3)], &ctx)
             .unwrap();
