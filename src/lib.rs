@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod proto;
 pub mod queue;
 pub mod raft;
+pub mod security;
 pub mod server;
 pub mod sql;
 pub mod storage;
