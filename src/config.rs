@@ -57,6 +57,71 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Limits on what one client may ask of the node.
     pub limits: LimitsConfig,
+    /// TLS for every listener and peer connection; off unless set.
+    pub tls: TlsConfig,
+    /// Who may call this node (`[[users]]`); none: no login is asked for.
+    pub users: Vec<crate::security::auth::User>,
+}
+
+/// The `[tls]` section: PEM files made by `chronos certs`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// This node's certificate (signed by the CA, OU chronos-node).
+    pub cert: Option<PathBuf>,
+    /// Its private key.
+    pub key: Option<PathBuf>,
+    /// The cluster CA: peers and client certificates must chain to it.
+    pub ca: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    pub fn enabled(&self) -> bool {
+        self.cert.is_some() || self.key.is_some() || self.ca.is_some()
+    }
+
+    /// The files, read and checked; None when TLS is off.
+    pub fn files(&self) -> Result<Option<crate::security::TlsFiles>, ConfigError> {
+        let (Some(cert), Some(key), Some(ca)) = (&self.cert, &self.key, &self.ca) else {
+            return Ok(None);
+        };
+        crate::security::TlsFiles::load(cert, key, ca)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid(format!("section 'tls': {e}")))
+    }
+
+    fn validate(&self, users: &[crate::security::auth::User]) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if self.enabled() && !(self.cert.is_some() && self.key.is_some() && self.ca.is_some()) {
+            return bad("section 'tls': set all of cert, key and ca (chronos certs init and issue make them)");
+        }
+        if !users.is_empty() && !self.enabled() {
+            return bad(
+                "section 'users' needs [tls]: without it passwords cross the network in clear text and peers cannot prove who they are",
+            );
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for user in users {
+            if !valid_name(&user.name) {
+                return Err(ConfigError::Invalid(format!(
+                    "users: '{}' must be 1-64 letters, digits, '-' or '_'",
+                    user.name
+                )));
+            }
+            if !names.insert(user.name.as_str()) {
+                return Err(ConfigError::Invalid(format!("users: '{}' appears twice", user.name)));
+            }
+            if let Some(hash) = &user.password_hash
+                && let Err(e) = crate::security::auth::check_hash(hash)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "users: password_hash of '{}' is not an argon2 hash ({e}); make one with `chronos hash-password`",
+                    user.name
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `[limits]` section.
@@ -384,6 +449,8 @@ impl Default for Config {
             queue: QueueConfig::default(),
             cluster: ClusterConfig::default(),
             limits: LimitsConfig::default(),
+            tls: TlsConfig::default(),
+            users: Vec::new(),
         }
     }
 }
@@ -492,6 +559,11 @@ impl Config {
                         "max_connections_per_client",
                     ])
                     .map(|k| format!("limits.{k}").into()),
+            )
+            .merge(
+                Env::prefixed("CHRONOS_TLS_")
+                    .only(&["cert", "key", "ca"])
+                    .map(|k| format!("tls.{k}").into()),
             )
             .merge(Serialized::defaults(overrides));
         let config: Config = figment.extract().map_err(|e| describe(e, file))?;
@@ -631,7 +703,8 @@ impl Config {
         self.changes.validate()?;
         self.queue.validate()?;
         self.cluster.validate(&self.peers, self.join.as_ref())?;
-        self.limits.validate()
+        self.limits.validate()?;
+        self.tls.validate(&self.users)
     }
 }
 
@@ -707,6 +780,35 @@ mod tests {
         assert!(e.contains("peers"), "{e}");
         let e = Config::load(Some(Path::new("/nonexistent/chronos.toml")), &Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("no such file"));
+    }
+
+    #[test]
+    fn tls_and_users_are_checked() {
+        let e = Config::load(Some(file("[tls]\ncert = \"n.pem\"\n").path()), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("set all of cert, key and ca"), "{e}");
+        let user = "[[users]]\nname = \"app\"\nrole = \"write\"\npassword_hash = \"x\"\n";
+        let e = Config::load(Some(file(user).path()), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("needs [tls]"), "{e}");
+        let tls = "[tls]\ncert = \"n.pem\"\nkey = \"n.key\"\nca = \"ca.pem\"\n";
+        let e = Config::load(Some(file(&format!("{tls}{user}")).path()), &Overrides::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("password_hash of 'app' is not an argon2 hash"),
+            "{e}"
+        );
+        let e = Config::load(
+            Some(file(&format!("{tls}[[users]]\nname = \"a\"\nrole = \"boss\"\n")).path()),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("boss"), "{e}");
+        let config = Config::load(
+            Some(file(&format!("{tls}[[users]]\nname = \"a\"\nrole = \"read\"\n")).path()),
+            &Overrides::default(),
+        )
+        .expect("valid");
+        assert_eq!(config.users[0].role, crate::security::Role::Read);
+        let e = config.tls.files().unwrap_err();
+        assert!(e.to_string().contains("cannot read certificate 'n.pem'"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The `chronos` binary: the node daemon and its client.
 
-use chronos::client::{self, Client, Consistency, Format, OfflineQueue, Session};
+use chronos::client::{self, Access, AccessArgs, Client, Consistency, Format, OfflineQueue, Session};
 use chronos::config::{Config, Overrides};
 use clap::{Parser, Subcommand};
 use std::io::{IsTerminal, Read};
@@ -48,6 +48,8 @@ enum Command {
     },
     /// Show or change the cluster's membership.
     Cluster {
+        #[command(flatten)]
+        access: AccessArgs,
         /// Any member of the cluster.
         #[arg(long, default_value = "127.0.0.1:8000", env = "CHRONOS_LEADER", global = true)]
         leader: String,
@@ -56,6 +58,8 @@ enum Command {
     },
     /// Open a SQL shell, or run SQL given with -e or on standard input.
     Client {
+        #[command(flatten)]
+        access: AccessArgs,
         /// The node to talk to.
         #[arg(long, default_value = "127.0.0.1:8000", env = "CHRONOS_LEADER")]
         leader: String,
@@ -76,6 +80,8 @@ enum Command {
     },
     /// Site-to-upstream sync.
     Sync {
+        #[command(flatten)]
+        access: AccessArgs,
         /// The node to ask.
         #[arg(long, default_value = "127.0.0.1:8000", env = "CHRONOS_LEADER", global = true)]
         leader: String,
@@ -84,6 +90,8 @@ enum Command {
     },
     /// Load a running node or cluster and report throughput and latency.
     Bench {
+        #[command(flatten)]
+        access: AccessArgs,
         /// Node(s) to load, comma-separated; clients are spread over them.
         #[arg(
             long,
@@ -119,6 +127,8 @@ enum Command {
     },
     /// Take a consistent backup of a live node's data into FILE.
     Backup {
+        #[command(flatten)]
+        access: AccessArgs,
         /// The node to back up.
         #[arg(long, default_value = "127.0.0.1:8000", env = "CHRONOS_LEADER")]
         leader: String,
@@ -139,6 +149,8 @@ enum Command {
     },
     /// Follow the change feed: one JSON line per committed row change.
     Changes {
+        #[command(flatten)]
+        access: AccessArgs,
         /// The node to follow (any member).
         #[arg(long, default_value = "127.0.0.1:8000", env = "CHRONOS_LEADER")]
         leader: String,
@@ -154,8 +166,46 @@ enum Command {
         #[arg(long)]
         no_follow: bool,
     },
+    /// Make the cluster's certificate authority and the certificates it
+    /// signs (docs/security.md).
+    Certs {
+        #[command(subcommand)]
+        action: CertsAction,
+    },
+    /// Read a password on standard input and print its argon2 hash, for
+    /// `password_hash` in a `[[users]]` entry.
+    HashPassword,
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum CertsAction {
+    /// Create ca.pem and ca.key in DIR (refuses to replace them).
+    Init {
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+    },
+    /// Sign a node's or a user's certificate: DIR/NAME.pem and DIR/NAME.key.
+    Issue {
+        /// node (peers and servers) or client (a user logging in).
+        #[arg(value_enum)]
+        kind: CertKindArg,
+        /// The node's id, or the user's name.
+        name: String,
+        /// Host names and IP addresses the node is reached at (repeatable;
+        /// default: NAME, localhost and 127.0.0.1).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CertKindArg {
+    Node,
+    Client,
 }
 
 #[derive(Subcommand)]
@@ -202,8 +252,30 @@ enum ClusterAction {
     },
 }
 
+impl Command {
+    /// The TLS and login flags of a client command.
+    fn access_args(&self) -> Option<&AccessArgs> {
+        match self {
+            Command::Cluster { access, .. }
+            | Command::Client { access, .. }
+            | Command::Sync { access, .. }
+            | Command::Bench { access, .. }
+            | Command::Backup { access, .. }
+            | Command::Changes { access, .. } => Some(access),
+            _ => None,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let access = match cli.command.access_args().map(Access::from_args).transpose() {
+        Ok(a) => a.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("chronos: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match cli.command {
         Command::Node {
             config,
@@ -244,22 +316,25 @@ fn main() -> ExitCode {
             consistency,
             offline_queue,
             action,
+            ..
         } => match action {
-            None => run_client(&leader, execute, format, consistency, offline_queue),
-            Some(ClientAction::Queue { action }) => run_queue(&leader, offline_queue, action),
+            None => run_client(&leader, &access, execute, format, consistency, offline_queue),
+            Some(ClientAction::Queue { action }) => run_queue(&leader, &access, offline_queue, action),
         },
         Command::Sync {
             leader,
             action: SyncAction::Status,
-        } => run_sync_status(&leader),
-        Command::Cluster { leader, action } => run_cluster(&leader, action),
+            ..
+        } => run_sync_status(&leader, &access),
+        Command::Cluster { leader, action, .. } => run_cluster(&leader, &access, action),
         Command::Changes {
             leader,
             from,
             tables,
             no_follow,
-        } => run_changes(&leader, from, &tables, !no_follow),
-        Command::Backup { leader, file } => run_backup(&leader, &file),
+            ..
+        } => run_changes(&leader, &access, from, &tables, !no_follow),
+        Command::Backup { leader, file, .. } => run_backup(&leader, &access, &file),
         Command::Restore { file, data_dir, id } => match chronos::daemon::restore(&file, &data_dir, &id) {
             Ok(records) => {
                 println!(
@@ -284,6 +359,7 @@ fn main() -> ExitCode {
             consistency,
             table,
             queued,
+            ..
         } => {
             if clients == 0 || rows == 0 || !(0.0..=1.0).contains(&read_ratio) || leader.is_empty() {
                 eprintln!("chronos: --clients and --rows must be at least 1, --read-ratio between 0 and 1");
@@ -299,9 +375,12 @@ fn main() -> ExitCode {
                 consistency,
                 table,
                 queued,
+                access,
             };
             run_bench(options)
         }
+        Command::Certs { action } => run_certs(action),
+        Command::HashPassword => run_hash_password(),
         Command::Version => {
             println!("chronos {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -309,7 +388,59 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_backup(address: &str, file: &std::path::Path) -> ExitCode {
+fn run_certs(action: CertsAction) -> ExitCode {
+    use chronos::security::certs::{self, CertKind};
+    let made = match action {
+        CertsAction::Init { dir } => certs::init(&dir),
+        CertsAction::Issue { kind, name, hosts, dir } => {
+            let kind = match kind {
+                CertKindArg::Node => CertKind::Node,
+                CertKindArg::Client => CertKind::Client,
+            };
+            certs::issue(&dir, kind, &name, &hosts)
+        }
+    };
+    match made {
+        Ok(paths) => {
+            for path in paths {
+                println!("wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_hash_password() -> ExitCode {
+    if std::io::stdin().is_terminal() {
+        eprintln!("password (shown as typed; or pipe it in):");
+    }
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("ERROR: cannot read the password: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("ERROR: the password is empty");
+        return ExitCode::from(2);
+    }
+    match chronos::security::auth::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_backup(address: &str, access: &Access, file: &std::path::Path) -> ExitCode {
     let Some(runtime) = current_thread_runtime() else {
         return ExitCode::FAILURE;
     };
@@ -317,7 +448,7 @@ fn run_backup(address: &str, file: &std::path::Path) -> ExitCode {
     // never leaves a truncated file under the name asked for.
     let partial = file.with_extension("partial");
     let result = runtime.block_on(async {
-        let mut client = Client::connect(address).await?;
+        let mut client = Client::connect_with(address, access).await?;
         let out = std::fs::File::create(&partial)
             .map_err(|e| client::ClientError::Status(format!("cannot create {}: {e}", partial.display())))?;
         let mut out = std::io::BufWriter::new(out);
@@ -384,12 +515,12 @@ fn run_bench(options: client::bench::BenchOptions) -> ExitCode {
     }
 }
 
-fn run_cluster(address: &str, action: ClusterAction) -> ExitCode {
+fn run_cluster(address: &str, access: &Access, action: ClusterAction) -> ExitCode {
     let Some(runtime) = current_thread_runtime() else {
         return ExitCode::FAILURE;
     };
     let result = runtime.block_on(async {
-        let mut client = Client::connect(address).await?;
+        let mut client = Client::connect_with(address, access).await?;
         match action {
             ClusterAction::Status => client.cluster_status().await,
             ClusterAction::Add { id, address } => client.add_member(&id, &address).await,
@@ -408,12 +539,12 @@ fn run_cluster(address: &str, action: ClusterAction) -> ExitCode {
     }
 }
 
-fn run_changes(address: &str, from: u64, tables: &[String], follow: bool) -> ExitCode {
+fn run_changes(address: &str, access: &Access, from: u64, tables: &[String], follow: bool) -> ExitCode {
     let Some(runtime) = current_thread_runtime() else {
         return ExitCode::FAILURE;
     };
     let result = runtime.block_on(async {
-        let mut feed = client::changes::Subscription::open(address, from, tables, follow).await?;
+        let mut feed = client::changes::Subscription::open(address, access, from, tables, follow).await?;
         while let Some(event) = feed.next().await? {
             println!("{}", event.to_json());
         }
@@ -440,6 +571,7 @@ fn current_thread_runtime() -> Option<tokio::runtime::Runtime> {
 
 fn run_client(
     leader: &str,
+    access: &Access,
     execute: Option<String>,
     format: Format,
     consistency: Consistency,
@@ -457,8 +589,8 @@ fn run_client(
     };
     // With a queue the client starts even while no node answers.
     let connecting = match queue.is_some() {
-        true => runtime.block_on(Client::connect_lazy(leader)),
-        false => runtime.block_on(Client::connect(leader)),
+        true => runtime.block_on(Client::connect_lazy(leader, access)),
+        false => runtime.block_on(Client::connect_with(leader, access)),
     };
     let mut client = match connecting {
         Ok(c) => c,
@@ -508,7 +640,7 @@ fn run_client(
     }
 }
 
-fn run_queue(leader: &str, path: Option<PathBuf>, action: QueueAction) -> ExitCode {
+fn run_queue(leader: &str, access: &Access, path: Option<PathBuf>, action: QueueAction) -> ExitCode {
     let Some(path) = path else {
         eprintln!("ERROR: name the queue with --offline-queue DIR (or CHRONOS_OFFLINE_QUEUE)");
         return ExitCode::from(2);
@@ -557,7 +689,7 @@ fn run_queue(leader: &str, path: Option<PathBuf>, action: QueueAction) -> ExitCo
                 return ExitCode::FAILURE;
             };
             let replayed = runtime.block_on(async {
-                let mut client = Client::connect_lazy(leader).await.map_err(|e| e.to_string())?;
+                let mut client = Client::connect_lazy(leader, access).await.map_err(|e| e.to_string())?;
                 client.retry_for = std::time::Duration::from_secs(1);
                 let mut session = Session::new(client, Format::Table).with_queue(queue);
                 session.replay(&mut std::io::stdout()).await.map_err(|e| e.to_string())
@@ -585,11 +717,11 @@ fn run_queue(leader: &str, path: Option<PathBuf>, action: QueueAction) -> ExitCo
     }
 }
 
-fn run_sync_status(leader: &str) -> ExitCode {
+fn run_sync_status(leader: &str, access: &Access) -> ExitCode {
     let Some(runtime) = current_thread_runtime() else {
         return ExitCode::FAILURE;
     };
-    match runtime.block_on(client::sync_status(leader)) {
+    match runtime.block_on(client::sync_status(leader, access)) {
         Ok(status) => {
             print!("{}", client::format_sync_status(&status));
             ExitCode::SUCCESS

@@ -7,6 +7,7 @@
 mod common;
 
 use chronos::changes::ChangeOp;
+use chronos::client::Access;
 use chronos::client::changes::Subscription;
 use common::cluster::{Cluster, connect, leader};
 use serde_json::Value as Json;
@@ -28,7 +29,7 @@ async fn feed_of(address: &str) -> Vec<(u64, u32, String, ChangeOp, String)> {
 }
 
 async fn try_feed_of(address: &str) -> Result<Vec<(u64, u32, String, ChangeOp, String)>, String> {
-    let mut feed = Subscription::open(address, 0, &[], false)
+    let mut feed = Subscription::open(address, &Access::none(), 0, &[], false)
         .await
         .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -261,7 +262,7 @@ fn old_positions_and_a_disabled_feed_are_refused_clearly() {
         for i in 0..30 {
             c.execute(&format!("INSERT INTO t VALUES ({i})")).await.unwrap();
         }
-        let e = Subscription::open(&node.address, 1, &[], false)
+        let e = Subscription::open(&node.address, &Access::none(), 1, &[], false)
             .await
             .err()
             .expect("refused");
@@ -271,7 +272,7 @@ fn old_positions_and_a_disabled_feed_are_refused_clearly() {
         assert!((8..=10).contains(&feed.len()), "kept {} entries", feed.len());
         // From the oldest kept on, nothing is refused.
         let oldest = feed[0].0;
-        let resumed = Subscription::open(&node.address, oldest, &[], false).await;
+        let resumed = Subscription::open(&node.address, &Access::none(), oldest, &[], false).await;
         assert!(resumed.is_ok());
     });
     assert!(node.terminate().success());
@@ -280,7 +281,7 @@ fn old_positions_and_a_disabled_feed_are_refused_clearly() {
     let config = config_file(dir.path(), "enabled = false");
     let node = common::Node::start_with_env(dir.path(), common::free_port(), &[("CHRONOS_CONFIG", &config)]);
     common::block_on(async {
-        let e = Subscription::open(&node.address, 0, &[], false)
+        let e = Subscription::open(&node.address, &Access::none(), 0, &[], false)
             .await
             .err()
             .expect("refused");

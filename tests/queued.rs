@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 /// The client retries each write itself (same key, same node) while the
 /// node is down, so a write whose answer was lost is queued once.
 async fn queue_writes(address: String, client: i64, count: i64, acked: Arc<Mutex<BTreeMap<(i64, i64), u64>>>) {
-    let mut c = Client::connect_lazy(&address).await.unwrap();
+    let mut c = Client::connect_lazy(&address, &chronos::client::Access::none())
+        .await
+        .unwrap();
     c.retry_for = Duration::from_secs(30);
     for n in 0..count {
         // A table without a primary key: a write applied twice would show

@@ -174,13 +174,18 @@ impl ChangeEvent {
 pub struct ChangesService {
     node: Arc<RaftNode>,
     stopping: watch::Receiver<bool>,
+    gate: Arc<crate::security::Gate>,
 }
 
 impl ChangesService {
     /// Streams end when `stopping` turns true, so a stopping node need not
     /// wait for its subscribers.
-    pub fn new(node: Arc<RaftNode>, stopping: watch::Receiver<bool>) -> ChangesService {
-        ChangesService { node, stopping }
+    pub fn new(
+        node: Arc<RaftNode>,
+        stopping: watch::Receiver<bool>,
+        gate: Arc<crate::security::Gate>,
+    ) -> ChangesService {
+        ChangesService { node, stopping, gate }
     }
 }
 
@@ -189,6 +194,10 @@ impl Changes for ChangesService {
     type SubscribeStream = ReceiverStream<Result<ProtoEvent, Status>>;
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+        use crate::security::{Need, Role};
+        self.gate
+            .admit(&request, Need::Role(Role::Read), "the change feed")
+            .await?;
         let request = request.into_inner();
         let cursor = Cursor {
             index: request.from_index,

@@ -27,6 +27,8 @@ pub struct BenchOptions {
     /// Send writes as queued writes (acknowledged once queued on the node)
     /// and, at the end, wait until every one is committed.
     pub queued: bool,
+    /// TLS and login settings.
+    pub access: super::Access,
 }
 
 /// Latencies of one kind of operation, in microseconds.
@@ -121,7 +123,7 @@ struct Shared {
 /// and the report to `out`.
 pub async fn run(options: BenchOptions, out: &mut dyn Write, progress: &mut dyn Write) -> Result<(), BenchError> {
     let first = options.addresses.first().cloned().unwrap_or_default();
-    let mut setup = Client::connect(&first).await?;
+    let mut setup = Client::connect_with(&first, &options.access).await?;
     let table = &options.table;
     let create =
         format!("CREATE TABLE IF NOT EXISTS {table} (id BIGINT PRIMARY KEY, client INT, value DOUBLE, note STRING)");
@@ -243,7 +245,7 @@ async fn client_loop(
     first_id: i64,
     seed: u64,
 ) -> Result<Latencies, BenchError> {
-    let mut client = Client::connect(&address).await?;
+    let mut client = Client::connect_with(&address, &options.access).await?;
     client.consistency = options.consistency;
     let mut rng = Rng::new(seed);
     let mut next_id = first_id;

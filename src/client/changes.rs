@@ -1,6 +1,7 @@
 //! Following a node's change feed (`chronos changes`, and applications
 //! through the library).
 
+use super::access::Access;
 use super::connection::{ClientError, endpoint};
 use crate::changes::{ChangeEvent, ChangeOp};
 use crate::proto::row_from_proto;
@@ -16,17 +17,26 @@ impl Subscription {
     /// Subscribes to the feed of the node at `address` from Raft index
     /// `from` (0: the oldest kept), for `tables` (all when empty). Without
     /// `follow`, the stream ends once caught up.
-    pub async fn open(address: &str, from: u64, tables: &[String], follow: bool) -> Result<Subscription, ClientError> {
-        let channel = endpoint(address)?.connect().await.map_err(|e| ClientError::Connect {
-            address: address.to_string(),
-            message: e.to_string(),
-        })?;
+    pub async fn open(
+        address: &str,
+        access: &Access,
+        from: u64,
+        tables: &[String],
+        follow: bool,
+    ) -> Result<Subscription, ClientError> {
+        let channel = endpoint(address, access)?
+            .connect()
+            .await
+            .map_err(|e| ClientError::Connect {
+                address: address.to_string(),
+                message: e.to_string(),
+            })?;
         let request = SubscribeRequest {
             from_index: from,
             tables: tables.to_vec(),
             no_follow: !follow,
         };
-        let stream = ChangesClient::new(channel)
+        let stream = ChangesClient::with_interceptor(channel, access.credentials())
             .max_decoding_message_size(usize::MAX)
             .subscribe(request)
             .await?

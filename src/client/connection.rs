@@ -1,5 +1,6 @@
 //! A connection to a node and the two calls of the API.
 
+use super::access::{Access, Credentials};
 use crate::proto::row_from_proto;
 use crate::proto::v1::chronos_client::ChronosClient;
 use crate::proto::v1::{
@@ -8,7 +9,11 @@ use crate::proto::v1::{
 };
 use crate::sql::types::Value;
 use std::time::Duration;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+
+/// A connection to one node, with the client's credentials on each call.
+pub type Conn = ChronosClient<InterceptedService<Channel, Credentials>>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(20);
@@ -30,6 +35,9 @@ pub enum ClientError {
     /// The node refused or failed the call; the message says why.
     #[error("{0}")]
     Status(String),
+    /// The TLS or login settings cannot be used.
+    #[error("{0}")]
+    Access(String),
     /// No node answered (or none could commit): the call may be retried.
     #[error("node unavailable: {0}")]
     Unavailable(String),
@@ -96,14 +104,15 @@ impl QueryStream {
 /// it takes effect once.
 #[derive(Clone)]
 pub struct Client {
-    inner: ChronosClient<Channel>,
+    inner: Conn,
     pub consistency: Consistency,
     /// The address in use, and the other members learned from the cluster.
     address: String,
     members: Vec<String>,
     /// A direct connection to the leader, when it is another node: writes
     /// go there and skip the forwarding hop.
-    leader: Option<(String, ChronosClient<Channel>)>,
+    leader: Option<(String, Conn)>,
+    access: Access,
     client_id: String,
     sequence: u64,
     /// How long a write keeps being retried while the cluster has no
@@ -111,16 +120,12 @@ pub struct Client {
     pub retry_for: Duration,
 }
 
-pub(crate) fn endpoint(address: &str) -> Result<Endpoint, ClientError> {
-    let uri = match address.contains("://") {
-        true => address.to_string(),
-        false => format!("http://{address}"),
-    };
-    Endpoint::from_shared(uri).map_err(|_| ClientError::Address(address.to_string()))
+pub(crate) fn endpoint(address: &str, access: &Access) -> Result<Endpoint, ClientError> {
+    access.endpoint(address)
 }
 
-async fn open(address: &str) -> Result<ChronosClient<Channel>, ClientError> {
-    let channel = endpoint(address)?
+async fn open(address: &str, access: &Access) -> Result<Conn, ClientError> {
+    let channel = endpoint(address, access)?
         .connect_timeout(CONNECT_TIMEOUT)
         .connect()
         .await
@@ -128,7 +133,7 @@ async fn open(address: &str) -> Result<ChronosClient<Channel>, ClientError> {
             address: address.to_string(),
             message: source_chain(&e),
         })?;
-    Ok(ChronosClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES))
+    Ok(ChronosClient::with_interceptor(channel, access.credentials()).max_decoding_message_size(MAX_RESPONSE_BYTES))
 }
 
 /// A client id unique enough for idempotency keys: host, process, time.
@@ -142,29 +147,38 @@ pub(crate) fn new_client_id() -> String {
 
 impl Client {
     pub async fn connect(address: &str) -> Result<Client, ClientError> {
-        let inner = open(address).await?;
-        let mut client = Client::over(inner, address);
+        Client::connect_with(address, &Access::none()).await
+    }
+
+    /// Connects with TLS and login settings.
+    pub async fn connect_with(address: &str, access: &Access) -> Result<Client, ClientError> {
+        let inner = open(address, access).await?;
+        let mut client = Client::over(inner, address, access);
         client.learn_members().await;
         Ok(client)
     }
 
     /// A client that connects on first use, so it can be made while no
     /// node answers (for an offline queue).
-    pub async fn connect_lazy(address: &str) -> Result<Client, ClientError> {
-        let channel = endpoint(address)?.connect_timeout(CONNECT_TIMEOUT).connect_lazy();
-        let inner = ChronosClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
-        let mut client = Client::over(inner, address);
+    pub async fn connect_lazy(address: &str, access: &Access) -> Result<Client, ClientError> {
+        let channel = endpoint(address, access)?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_lazy();
+        let inner = ChronosClient::with_interceptor(channel, access.credentials())
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let mut client = Client::over(inner, address, access);
         client.learn_members().await;
         Ok(client)
     }
 
-    fn over(inner: ChronosClient<Channel>, address: &str) -> Client {
+    fn over(inner: Conn, address: &str, access: &Access) -> Client {
         Client {
             inner,
             consistency: Consistency::default(),
             address: address.to_string(),
             members: Vec::new(),
             leader: None,
+            access: access.clone(),
             client_id: new_client_id(),
             sequence: 0,
             retry_for: DEFAULT_RETRY_FOR,
@@ -187,7 +201,7 @@ impl Client {
         self.members = status.members.into_iter().map(|m| m.address).collect();
         self.leader = None;
         if let Some(address) = leader.filter(|a| *a != self.address)
-            && let Ok(conn) = open(&address).await
+            && let Ok(conn) = open(&address, &self.access).await
         {
             self.leader = Some((address, conn));
         }
@@ -205,7 +219,7 @@ impl Client {
         };
         for step in 1..=self.members.len() {
             let next = self.members[(pos + step) % self.members.len()].clone();
-            if let Ok(inner) = open(&next).await {
+            if let Ok(inner) = open(&next, &self.access).await {
                 self.inner = inner;
                 self.address = next;
                 return;

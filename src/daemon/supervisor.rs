@@ -11,6 +11,8 @@ use crate::queue::{Batcher, QueueSettings};
 use crate::raft::discovery::AutoCluster;
 use crate::raft::service::RaftService;
 use crate::raft::{ClusterError, LogStore, RaftNode, RaftSettings, role_name};
+use crate::security::certs::CertKind;
+use crate::security::{Gate, TlsFiles};
 use crate::server::{self, ChronosService, Metrics};
 use crate::sql::{Database, SqlError};
 use crate::storage::{Engine, SledEngine, StorageError};
@@ -60,6 +62,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
 async fn run_node(config: Config) -> Result<(), DaemonError> {
     let addr = config.socket_addr()?;
+    let tls = tls_files(&config)?;
+    let gate = Arc::new(Gate::new(tls.is_some(), config.users.clone()));
     let dir = config.node_dir();
     std::fs::create_dir_all(&dir).map_err(|source| DaemonError::DataDir {
         path: dir.display().to_string(),
@@ -101,12 +105,13 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
     let clock = Clock::persistent(log.clock_mark(), Box::new(log.clock_high_water()));
     let node = RaftNode::start(settings, db.clone(), sled, Arc::new(clock)).await?;
     let metrics = Arc::new(Metrics::default());
-    let raft_service = RaftService::new(node.clone());
+    let raft_service = RaftService::new(node.clone(), gate.clone());
     let sync_settings = Arc::new(SyncSettings::from_config(&config));
     let sync_status = Arc::new(StatusBoard::default());
-    let sync_service = SyncService::new(node.clone(), sync_settings.clone(), sync_status.clone());
+    let sync_service = SyncService::new(node.clone(), sync_settings.clone(), sync_status.clone(), gate.clone());
     let limits = config.limits.limits();
-    let service = ChronosService::new(node.clone(), metrics.clone(), limits).with_sync(sync_service.clone());
+    let service =
+        ChronosService::new(node.clone(), metrics.clone(), limits, gate.clone()).with_sync(sync_service.clone());
     tokio::spawn(Agent::new(node.clone(), sync_settings, sync_status).run());
     let mut requests = signals::listen().map_err(DaemonError::Runtime)?;
     // Long-lived streams (change feed subscribers) end when a stop begins.
@@ -116,7 +121,7 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
         stop_requested.await;
         let _ = stopping_tx.send(true);
     });
-    let changes = ChangesService::new(node.clone(), stopping.clone());
+    let changes = ChangesService::new(node.clone(), stopping.clone(), gate.clone());
     let batcher = Batcher {
         node: node.clone(),
         queue: node.queue().clone(),
@@ -158,6 +163,11 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
             stopping: stopping.clone(),
             max_request_bytes: config.max_request_bytes,
             limits,
+            gate: gate.clone(),
+            tls: match &tls {
+                Some(files) => Some(files.server_config().map_err(|e| ConfigError::Invalid(e.to_string()))?),
+                None => None,
+            },
         };
         let serving = server::http::serve(http, parts, stop);
         tokio::spawn(async move {
@@ -190,7 +200,8 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
             sync: sync_service.clone(),
             changes: changes.clone(),
         };
-        let serving = server::serve(listener, services, config.max_request_bytes, limits, stop);
+        let server_tls = tls.as_ref().map(TlsFiles::server_tls);
+        let serving = server::serve(listener, services, config.max_request_bytes, limits, server_tls, stop);
         tokio::pin!(serving);
         // Biased: the stop request is seen first, even when the server
         // (which watches the same request) finishes in the same poll.
@@ -282,4 +293,34 @@ async fn report_role(node: Arc<RaftNode>, address: String) {
             return;
         }
     }
+}
+
+/// The node's TLS files when `[tls]` is set, checked to hold a node
+/// certificate; peer connections use them from here on.
+fn tls_files(config: &Config) -> Result<Option<TlsFiles>, DaemonError> {
+    let Some(files) = config.tls.files()? else {
+        return Ok(None);
+    };
+    match files.own_identity() {
+        Some((CertKind::Node, name)) => {
+            if name != config.id {
+                tracing::warn!(certificate = %name, id = %config.id, "the node certificate names another node");
+            }
+        }
+        _ => {
+            return Err(ConfigError::Invalid(format!(
+                "key 'tls.cert': {} is not a ChronosDB node certificate (make one with `chronos certs issue node {}`)",
+                config
+                    .tls
+                    .cert
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string()),
+                config.id
+            ))
+            .into());
+        }
+    }
+    crate::security::tls::use_for_peers(&files);
+    tracing::info!("TLS on: peers need a node certificate signed by the cluster CA");
+    Ok(Some(files))
 }

@@ -24,9 +24,14 @@ use tonic::transport::{Channel, Endpoint};
 pub const MAX_PEER_MESSAGE: usize = 256 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A lazily connecting channel to `address`.
+/// A lazily connecting channel to `address`: over TLS, with this node's
+/// certificate, when TLS is on (`security::tls::use_for_peers`).
 pub fn channel(address: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{address}"))?
+    let endpoint = match crate::security::tls::peer_tls() {
+        Some(tls) => Endpoint::from_shared(format!("https://{address}"))?.tls_config(tls.clone())?,
+        None => Endpoint::from_shared(format!("http://{address}"))?,
+    };
+    Ok(endpoint
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .connect_lazy())

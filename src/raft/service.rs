@@ -7,6 +7,7 @@ use crate::proto::raft::raft_server::Raft as RaftRpc;
 use crate::proto::raft::{
     NodeStatusRequest, NodeStatusResponse, RaftMessage, ReadIndexRequest, ReadIndexResponse, SnapshotChunk,
 };
+use crate::security::{Gate, Need, Role};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -16,11 +17,12 @@ use tonic::{Request, Response, Status};
 #[derive(Clone)]
 pub struct RaftService {
     node: Arc<RaftNode>,
+    gate: Arc<Gate>,
 }
 
 impl RaftService {
-    pub fn new(node: Arc<RaftNode>) -> RaftService {
-        RaftService { node }
+    pub fn new(node: Arc<RaftNode>, gate: Arc<Gate>) -> RaftService {
+        RaftService { node, gate }
     }
 }
 
@@ -39,6 +41,7 @@ fn reply<T: Serialize>(result: &T) -> Result<Response<RaftMessage>, Status> {
 #[tonic::async_trait]
 impl RaftRpc for RaftService {
     async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.gate.admit(&request, Need::Member, "AppendEntries").await?;
         let message = request.into_inner();
         self.node.check_cluster(&message.cluster)?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode(&message.payload)?;
@@ -46,6 +49,7 @@ impl RaftRpc for RaftService {
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.gate.admit(&request, Need::Member, "Vote").await?;
         let message = request.into_inner();
         self.node.check_cluster(&message.cluster)?;
         let rpc: VoteRequest<NodeId> = decode(&message.payload)?;
@@ -53,6 +57,7 @@ impl RaftRpc for RaftService {
     }
 
     async fn install_snapshot(&self, request: Request<SnapshotChunk>) -> Result<Response<RaftMessage>, Status> {
+        self.gate.admit(&request, Need::Member, "InstallSnapshot").await?;
         let chunk = request.into_inner();
         self.node.check_cluster(&chunk.cluster)?;
         let mut rpc: InstallSnapshotRequest<TypeConfig> = decode(&chunk.header)?;
@@ -60,12 +65,14 @@ impl RaftRpc for RaftService {
         reply(&self.node.raft().install_snapshot(rpc).await)
     }
 
-    async fn read_index(&self, _request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
+    async fn read_index(&self, request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
+        self.gate.admit(&request, Need::Member, "ReadIndex").await?;
         let index = self.node.leader_read_index().await?;
         Ok(Response::new(ReadIndexResponse { index }))
     }
 
-    async fn node_status(&self, _request: Request<NodeStatusRequest>) -> Result<Response<NodeStatusResponse>, Status> {
+    async fn node_status(&self, request: Request<NodeStatusRequest>) -> Result<Response<NodeStatusResponse>, Status> {
+        self.gate.admit(&request, Need::Role(Role::Read), "NodeStatus").await?;
         Ok(Response::new(self.node.local_status()))
     }
 }

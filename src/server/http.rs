@@ -4,6 +4,9 @@
 //! "params": [...] | {...}, "consistency": "strong" | "local"}`, and
 //! `{"batch": [{"sql": "...", "params": [...]}, ...]}` for statements that
 //! commit together; `GET /v1/changes` streams the change feed as NDJSON.
+//! With TLS on it serves HTTPS (same certificate as the gRPC port); with
+//! users configured, the API asks for `Authorization: Basic` (metrics and
+//! health stay open, as for a load balancer or Prometheus).
 
 use super::limits::Limits;
 use super::metrics::{Kind, Metrics};
@@ -13,6 +16,7 @@ use crate::changes::service::{Cursor, FeedError, next_events};
 use crate::proto::v1::{ExecuteRequest, ExecuteResponse, Statement as ProtoStatement, StatementResult};
 use crate::proto::{params_to_proto, row_from_proto};
 use crate::raft::RaftNode;
+use crate::security::{Caller, Gate, Need, Role};
 use crate::sql::SqlError;
 use crate::sql::parser::ast::Statement;
 use crate::sql::parser::params::Params;
@@ -23,7 +27,7 @@ use crate::sync::service::SyncService;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -44,6 +48,25 @@ struct Http {
     /// Turns true when the node stops: change feed streams end.
     stopping: watch::Receiver<bool>,
     limits: Limits,
+    gate: Arc<Gate>,
+}
+
+impl Http {
+    /// Who is calling, from the `Authorization` header; an error answer
+    /// when the login fails.
+    async fn caller(&self, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
+        let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        self.gate
+            .caller(authorization, None, None)
+            .await
+            .map_err(|s| Box::new(from_status(&s)))
+    }
+
+    async fn admit(&self, headers: &HeaderMap, need: Need, what: &str) -> Result<Caller, Box<Response>> {
+        let caller = self.caller(headers).await?;
+        caller.may(need, what).map_err(|s| Box::new(from_status(&s)))?;
+        Ok(caller)
+    }
 }
 
 /// The HTTP listener's shared parts.
@@ -54,6 +77,9 @@ pub struct HttpParts {
     pub stopping: watch::Receiver<bool>,
     pub max_request_bytes: usize,
     pub limits: Limits,
+    pub gate: Arc<Gate>,
+    /// HTTPS when set.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 pub async fn serve(
@@ -68,6 +94,8 @@ pub async fn serve(
         stopping,
         max_request_bytes,
         limits,
+        gate,
+        tls,
     } = parts;
     let app = Router::new()
         .route("/metrics", get(metrics_text))
@@ -83,8 +111,57 @@ pub async fn serve(
             sync,
             stopping,
             limits,
+            gate,
         });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    match tls {
+        Some(config) => serve_tls(listener, app, config, shutdown).await,
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+    }
+}
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// HTTPS: each accepted connection does its handshake and is then served
+/// by the same router, on its own task. Stops accepting on `shutdown`.
+async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    config: Arc<tokio_rustls::rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, go on.
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "HTTPS handshake failed"),
+                Err(_) => return tracing::debug!(%peer, "HTTPS handshake timed out"),
+            };
+            let served = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "HTTPS connection ended");
+            }
+        });
+    }
 }
 
 #[derive(Deserialize)]
@@ -173,6 +250,8 @@ fn from_status(s: &tonic::Status) -> Response {
         tonic::Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "resource_exhausted"),
         tonic::Code::DeadlineExceeded => (StatusCode::ACCEPTED, "still_queued"),
         tonic::Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        tonic::Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        tonic::Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
     // SQL errors carry their own code in the metadata, as over gRPC.
@@ -283,8 +362,17 @@ fn execute_request(body: SqlBody) -> Result<ExecuteRequest, String> {
     })
 }
 
-async fn execute_json(State(http): State<Http>, RawQuery(query): RawQuery, parsed: Bytes) -> Response {
+async fn execute_json(
+    State(http): State<Http>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    parsed: Bytes,
+) -> Response {
     let began = Instant::now();
+    let caller = match http.caller(&headers).await {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
     let (body, _) = match body(parsed) {
         Ok(b) => b,
         Err(r) => return *r,
@@ -297,7 +385,7 @@ async fn execute_json(State(http): State<Http>, RawQuery(query): RawQuery, parse
     request.queued |= query
         .as_deref()
         .is_some_and(|q| q.split('&').any(|p| p == "queue" || p == "queue=true"));
-    let result = execute(&http.node, &http.limits, request).await;
+    let result = execute(&http.node, &http.limits, &caller, request).await;
     let ok = matches!(&result, Ok(r) if r.error.is_none());
     http.metrics.record(Kind::Execute, ok, began.elapsed());
     match result {
@@ -306,8 +394,11 @@ async fn execute_json(State(http): State<Http>, RawQuery(query): RawQuery, parse
     }
 }
 
-async fn query_json(State(http): State<Http>, parsed: Bytes) -> Response {
+async fn query_json(State(http): State<Http>, headers: HeaderMap, parsed: Bytes) -> Response {
     let began = Instant::now();
+    if let Err(r) = http.admit(&headers, Need::Role(Role::Read), "a query").await {
+        return *r;
+    }
     let response = run_query(&http, parsed).await;
     http.metrics
         .record(Kind::Query, response.status().is_success(), began.elapsed());
@@ -399,7 +490,10 @@ async fn run_query(http: &Http, parsed: Bytes) -> Response {
 
 /// `GET /v1/changes?from=N&table=a&table=b&follow=false`: the change feed
 /// as NDJSON, one change per line, streamed (chunked) as changes commit.
-async fn changes_ndjson(State(http): State<Http>, RawQuery(query): RawQuery) -> Response {
+async fn changes_ndjson(State(http): State<Http>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    if let Err(r) = http.admit(&headers, Need::Role(Role::Read), "the change feed").await {
+        return *r;
+    }
     let mut cursor = Cursor {
         index: 0,
         seq: 0,

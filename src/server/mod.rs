@@ -27,6 +27,7 @@ use std::future::Future;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::ServerTlsConfig;
 
 /// The services the gRPC port serves.
 #[derive(Clone)]
@@ -38,11 +39,14 @@ pub struct Services {
 }
 
 /// Serves until `shutdown` completes, then lets in-flight calls finish.
+/// With `tls`, every connection is TLS (plain-text clients fail the
+/// handshake).
 pub async fn serve(
     listener: TcpListener,
     services: Services,
     max_request_bytes: usize,
     limits: Limits,
+    tls: Option<ServerTlsConfig>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let Services {
@@ -72,7 +76,11 @@ pub async fn serve(
     let raft = RaftServer::new(raft)
         .max_decoding_message_size(MAX_PEER_MESSAGE)
         .max_encoding_message_size(MAX_PEER_MESSAGE);
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
         .add_service(health_service)
         .add_service(chronos)
         .add_service(ChangesServer::new(changes).max_encoding_message_size(usize::MAX))

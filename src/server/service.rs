@@ -14,10 +14,11 @@ use crate::proto::v1::{
 use crate::proto::{execute_response, params_from_proto, request_script, row_to_proto};
 use crate::queue::{QueueError, WriteState};
 use crate::raft::{QueuedWrite, RaftNode};
+use crate::security::{Caller, Gate, Need, Role};
 use crate::sql::ScriptOutcome;
 use crate::sql::parser::ast::Statement;
 use crate::sql::parser::parse_one_with;
-use crate::sql::script::{prepare, prepare_batch};
+use crate::sql::script::{Unit, prepare, prepare_batch};
 use crate::sql::types::EvalContext;
 use crate::sync::service::SyncService;
 use prost::Message as _;
@@ -41,15 +42,17 @@ pub struct ChronosService {
     metrics: Arc<Metrics>,
     sync: Option<SyncService>,
     limits: Limits,
+    gate: Arc<Gate>,
 }
 
 impl ChronosService {
-    pub fn new(node: Arc<RaftNode>, metrics: Arc<Metrics>, limits: Limits) -> ChronosService {
+    pub fn new(node: Arc<RaftNode>, metrics: Arc<Metrics>, limits: Limits, gate: Arc<Gate>) -> ChronosService {
         ChronosService {
             node,
             metrics,
             sync: None,
             limits,
+            gate,
         }
     }
 
@@ -75,13 +78,20 @@ impl ChronosService {
 
 /// Runs a script: answered here if it does not parse (it never enters the
 /// replicated log), else replicated through the node. Shared by gRPC and
-/// the HTTP API.
-pub async fn execute(node: &RaftNode, limits: &Limits, request: ExecuteRequest) -> Result<ExecuteResponse, Status> {
+/// the HTTP API. `caller` must hold the role every statement needs.
+pub async fn execute(
+    node: &RaftNode,
+    limits: &Limits,
+    caller: &Caller,
+    request: ExecuteRequest,
+) -> Result<ExecuteResponse, Status> {
     if request.wait_for > 0 {
+        caller.may(Need::Role(Role::Write), "waiting for a queued write")?;
         return wait_for(node, request.wait_for).await;
     }
     if !request.queued_batch.is_empty() {
         // Queued writes forwarded by a member: each was checked when queued.
+        caller.may(Need::Member, "forwarding queued writes")?;
         return node.write(request).await;
     }
     if !request.sql.is_empty() && !request.batch.is_empty() {
@@ -102,7 +112,10 @@ pub async fn execute(node: &RaftNode, limits: &Limits, request: ExecuteRequest) 
     .await
     .map_err(|e| Status::internal(format!("parsing failed: {e}")))?;
     match prepared {
-        Ok(units) => limits.check_units(&units)?,
+        Ok(units) => {
+            limits.check_units(&units)?;
+            check_roles(caller, &units)?;
+        }
         Err(error) => {
             let outcome = ScriptOutcome {
                 outputs: Vec::new(),
@@ -121,6 +134,15 @@ pub async fn execute(node: &RaftNode, limits: &Limits, request: ExecuteRequest) 
         tracing::error!(error = %e.message, "storage error");
     }
     Ok(response)
+}
+
+/// Refuses the script unless the caller's role covers each statement.
+fn check_roles(caller: &Caller, units: &[Unit]) -> Result<(), Status> {
+    for statement in units.iter().flat_map(|u| &u.statements) {
+        let statement = &statement.statement;
+        caller.may(Need::Role(Role::for_statement(statement)), statement.kind())?;
+    }
+    Ok(())
 }
 
 /// Queues a (checked) write on this node and answers with its sequence.
@@ -177,7 +199,8 @@ async fn wait_for(node: &RaftNode, sequence: u64) -> Result<ExecuteResponse, Sta
 impl Chronos for ChronosService {
     async fn execute(&self, request: Request<ExecuteRequest>) -> Result<Response<ExecuteResponse>, Status> {
         let began = Instant::now();
-        let result = execute(&self.node, &self.limits, request.into_inner()).await;
+        let caller = self.gate.identify(&request).await?;
+        let result = execute(&self.node, &self.limits, &caller, request.into_inner()).await;
         let ok = matches!(&result, Ok(r) if r.error.is_none());
         self.metrics.record(Kind::Execute, ok, began.elapsed());
         result.map(Response::new)
@@ -185,12 +208,18 @@ impl Chronos for ChronosService {
 
     async fn cluster_status(
         &self,
-        _request: Request<ClusterStatusRequest>,
+        request: Request<ClusterStatusRequest>,
     ) -> Result<Response<ClusterStatusResponse>, Status> {
+        self.gate
+            .admit(&request, Need::Role(Role::Read), "ClusterStatus")
+            .await?;
         Ok(Response::new(self.node.cluster_status().await))
     }
 
     async fn add_member(&self, request: Request<AddMemberRequest>) -> Result<Response<ClusterStatusResponse>, Status> {
+        self.gate
+            .admit(&request, Need::Role(Role::Admin), "adding a member")
+            .await?;
         let request = request.into_inner();
         Ok(Response::new(
             self.node.add_member(&request.id, &request.address).await?,
@@ -201,12 +230,16 @@ impl Chronos for ChronosService {
         &self,
         request: Request<RemoveMemberRequest>,
     ) -> Result<Response<ClusterStatusResponse>, Status> {
+        self.gate
+            .admit(&request, Need::Role(Role::Admin), "removing a member")
+            .await?;
         Ok(Response::new(self.node.remove_member(&request.into_inner().id).await?))
     }
 
     type BackupStream = ReceiverStream<Result<BackupChunk, Status>>;
 
-    async fn backup(&self, _request: Request<BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
+    async fn backup(&self, request: Request<BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
+        self.gate.admit(&request, Need::Role(Role::Admin), "a backup").await?;
         let node = self.node.clone();
         // Staged in the node's own directory: it has room for the data, and
         // a container may have no /tmp.
@@ -257,6 +290,7 @@ impl Chronos for ChronosService {
 
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<Self::QueryStream>, Status> {
         let began = Instant::now();
+        self.gate.admit(&request, Need::Role(Role::Read), "Query").await?;
         let request = request.into_inner();
         self.limits.check_text(&request.sql)?;
         let params = params_from_proto(request.params.clone(), request.named_params.clone());

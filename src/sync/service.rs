@@ -13,6 +13,7 @@ use crate::proto::sync::{
     SyncStatusResponse, TableSyncStatus,
 };
 use crate::raft::RaftNode;
+use crate::security::{Gate, Need, Role};
 use crate::storage::sync::FeedFilter;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -27,6 +28,7 @@ pub struct SyncService {
     node: Arc<RaftNode>,
     settings: Arc<SyncSettings>,
     status: Arc<StatusBoard>,
+    gate: Arc<Gate>,
 }
 
 /// The status a sync error is answered with.
@@ -86,8 +88,18 @@ pub fn check_batch(batch: &Batch, clock: &super::Clock, max_offset_ms: i64) -> R
 }
 
 impl SyncService {
-    pub fn new(node: Arc<RaftNode>, settings: Arc<SyncSettings>, status: Arc<StatusBoard>) -> SyncService {
-        SyncService { node, settings, status }
+    pub fn new(
+        node: Arc<RaftNode>,
+        settings: Arc<SyncSettings>,
+        status: Arc<StatusBoard>,
+        gate: Arc<Gate>,
+    ) -> SyncService {
+        SyncService {
+            node,
+            settings,
+            status,
+            gate,
+        }
     }
 
     fn check_site(&self, site: &str) -> Result<(), Status> {
@@ -156,6 +168,7 @@ impl SyncService {
 #[tonic::async_trait]
 impl Sync for SyncService {
     async fn hello(&self, request: Request<HelloRequest>) -> Result<Response<HelloResponse>, Status> {
+        self.gate.admit(&request, Need::Role(Role::Admin), "sync").await?;
         let r = request.into_inner();
         self.check_site(&r.site_id)?;
         if let Some(mut leader) = self.leader(r.forwarded)? {
@@ -168,6 +181,7 @@ impl Sync for SyncService {
     }
 
     async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
+        self.gate.admit(&request, Need::Role(Role::Admin), "sync").await?;
         let r = request.into_inner();
         self.check_site(&r.site_id)?;
         let batch = r
@@ -216,6 +230,7 @@ impl Sync for SyncService {
     }
 
     async fn pull(&self, request: Request<PullRequest>) -> Result<Response<PullResponse>, Status> {
+        self.gate.admit(&request, Need::Role(Role::Admin), "sync").await?;
         let r = request.into_inner();
         self.check_site(&r.site_id)?;
         let db = self.node.database().clone();
@@ -265,7 +280,8 @@ impl Sync for SyncService {
         }))
     }
 
-    async fn status(&self, _: Request<SyncStatusRequest>) -> Result<Response<SyncStatusResponse>, Status> {
+    async fn status(&self, request: Request<SyncStatusRequest>) -> Result<Response<SyncStatusResponse>, Status> {
+        self.gate.admit(&request, Need::Role(Role::Read), "sync status").await?;
         Ok(Response::new(self.report()))
     }
 }
