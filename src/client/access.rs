@@ -149,6 +149,10 @@ impl Access {
         }
     }
 
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     pub fn credentials(&self) -> Credentials {
         self.credentials.clone()
     }

@@ -154,7 +154,18 @@ impl Client {
     pub async fn connect_with(address: &str, access: &Access) -> Result<Client, ClientError> {
         let inner = open(address, access).await?;
         let mut client = Client::over(inner, address, access);
-        client.learn_members().await;
+        if let Err(status) = client.learn_members().await
+            && !access.is_tls()
+            && is_transport_failure(&status)
+        {
+            return Err(ClientError::Connect {
+                address: address.to_string(),
+                message: format!(
+                    "{} (the node closed the connection: if it uses TLS, give the cluster CA with --ca or CHRONOS_TLS_CA)",
+                    status.message()
+                ),
+            });
+        }
         Ok(client)
     }
 
@@ -167,7 +178,8 @@ impl Client {
         let inner = ChronosClient::with_interceptor(channel, access.credentials())
             .max_decoding_message_size(MAX_RESPONSE_BYTES);
         let mut client = Client::over(inner, address, access);
-        client.learn_members().await;
+        // Lazy: no node need answer yet.
+        let _ = client.learn_members().await;
         Ok(client)
     }
 
@@ -186,11 +198,14 @@ impl Client {
     }
 
     /// Remembers the cluster's member addresses, for failing over, and
-    /// connects to the leader when it is another node.
-    async fn learn_members(&mut self) {
+    /// connects to the leader when it is another node. Answers the status
+    /// call's error, if it failed (a client works without the member list).
+    async fn learn_members(&mut self) -> Result<(), tonic::Status> {
         let call = self.inner.cluster_status(ClusterStatusRequest {});
-        let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(5), call).await else {
-            return;
+        let status = match tokio::time::timeout(Duration::from_secs(5), call).await {
+            Ok(Ok(status)) => status,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok(()),
         };
         let status = status.into_inner();
         let leader = status
@@ -205,6 +220,7 @@ impl Client {
         {
             self.leader = Some((address, conn));
         }
+        Ok(())
     }
 
     /// The leader's address, when the client talks to it directly.
@@ -374,7 +390,7 @@ impl Client {
                     }
                     tokio::time::sleep(RETRY_PAUSE).await;
                     if direct.is_none() {
-                        self.learn_members().await;
+                        let _ = self.learn_members().await;
                     }
                 }
                 Err(s) => return Err(s.into()),

@@ -135,7 +135,11 @@ impl TlsFiles {
             .map_err(|e| bad(e.to_string()))?
             .with_client_cert_verifier(verifier)
             .with_single_cert(certificates(&self.cert)?, key)
-            .map_err(|e| bad(format!("certificate and key: {e}")))?;
+            .map_err(|e| {
+                bad(format!(
+                    "the key does not match the certificate, or cannot be used ({e})"
+                ))
+            })?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
