@@ -9,7 +9,7 @@
 //! must read the tables afresh.
 
 mod capture;
-mod record;
+pub mod record;
 pub mod service;
 mod store;
 pub mod webhook;

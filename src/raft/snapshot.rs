@@ -3,16 +3,18 @@
 //! stream of records so a snapshot is never held whole in memory.
 //!
 //! Format: the magic line, then records `space_len u32, space, key_len u32,
-//! key, value_len u32, value` (big-endian lengths), then a record with an
-//! empty space name carrying the record count as its key, so a truncated
-//! file is detected.
+//! key, value_len u32, value` (big-endian lengths), then a trailer record
+//! with an empty space name whose key holds the record count and a CRC-32
+//! of every record before it. A truncated or damaged file is refused before
+//! anything is replaced. Version 1 files (no CRC) are still read.
 
 use crate::storage::{Engine, StorageError, WriteBatch, is_data_space};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::ops::Bound;
 use std::path::Path;
 
-const MAGIC: &[u8] = b"CHRONOS-SNAPSHOT-1\n";
+const MAGIC: &[u8] = b"CHRONOS-SNAPSHOT-2\n";
+const MAGIC_V1: &[u8] = b"CHRONOS-SNAPSHOT-1\n";
 /// Bytes of records loaded per commit while installing.
 const LOAD_BATCH_BYTES: usize = 4 << 20;
 
@@ -31,10 +33,19 @@ fn storage_io(e: StorageError) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-fn write_chunk(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+fn damaged(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("snapshot is damaged: {what}"))
+}
+
+fn write_chunk(out: &mut impl Write, crc: Option<&mut crc32fast::Hasher>, bytes: &[u8]) -> io::Result<()> {
     let len = u32::try_from(bytes.len()).map_err(|_| io::Error::other("value larger than 4 GiB"))?;
     out.write_all(&len.to_be_bytes())?;
-    out.write_all(bytes)
+    out.write_all(bytes)?;
+    if let Some(crc) = crc {
+        crc.update(&len.to_be_bytes());
+        crc.update(bytes);
+    }
+    Ok(())
 }
 
 /// Writes every state keyspace of `engine` to `path`, fsynced. The caller
@@ -44,6 +55,7 @@ pub fn write(engine: &dyn Engine, path: &Path) -> io::Result<u64> {
     let mut out = BufWriter::with_capacity(1 << 20, file);
     out.write_all(MAGIC)?;
     let mut count: u64 = 0;
+    let mut crc = crc32fast::Hasher::new();
     for space in engine.spaces().map_err(storage_io)? {
         if !is_state_space(&space) {
             continue;
@@ -53,45 +65,112 @@ pub fn write(engine: &dyn Engine, path: &Path) -> io::Result<u64> {
             .map_err(storage_io)?
         {
             let (k, v) = item.map_err(storage_io)?;
-            write_chunk(&mut out, space.as_bytes())?;
-            write_chunk(&mut out, &k)?;
-            write_chunk(&mut out, &v)?;
+            write_chunk(&mut out, Some(&mut crc), space.as_bytes())?;
+            write_chunk(&mut out, Some(&mut crc), &k)?;
+            write_chunk(&mut out, Some(&mut crc), &v)?;
             count += 1;
         }
     }
-    write_chunk(&mut out, b"")?;
-    write_chunk(&mut out, &count.to_be_bytes())?;
-    write_chunk(&mut out, b"")?;
+    let mut trailer = count.to_be_bytes().to_vec();
+    trailer.extend_from_slice(&crc.finalize().to_be_bytes());
+    write_chunk(&mut out, None, b"")?;
+    write_chunk(&mut out, None, &trailer)?;
+    write_chunk(&mut out, None, b"")?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     Ok(count)
 }
 
-fn read_chunk(input: &mut impl Read) -> io::Result<Vec<u8>> {
+fn read_chunk(input: &mut impl Read, crc: &mut crc32fast::Hasher) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
-    input.read_exact(&mut len)?;
-    let len = u32::from_be_bytes(len) as usize;
+    input
+        .read_exact(&mut len)
+        .map_err(|_| damaged("the file is truncated"))?;
+    let n = u32::from_be_bytes(len) as usize;
     let mut buf = Vec::new();
-    input.take(len as u64).read_to_end(&mut buf)?;
-    if buf.len() != len {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "snapshot file is truncated",
-        ));
+    input.take(n as u64).read_to_end(&mut buf)?;
+    if buf.len() != n {
+        return Err(damaged("the file is truncated"));
     }
+    crc.update(&len);
+    crc.update(&buf);
     Ok(buf)
+}
+
+/// A snapshot's records, in order, each checked for a known keyspace; the
+/// trailer's count and CRC are checked when it is reached.
+struct Records<R> {
+    input: R,
+    crc: crc32fast::Hasher,
+    count: u64,
+    has_crc: bool,
+}
+
+impl<R: Read> Records<R> {
+    fn open(mut input: R) -> io::Result<Records<R>> {
+        let mut magic = vec![0u8; MAGIC.len()];
+        input
+            .read_exact(&mut magic)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not a ChronosDB snapshot"))?;
+        let has_crc = match magic.as_slice() {
+            m if m == MAGIC => true,
+            m if m == MAGIC_V1 => false,
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "not a ChronosDB snapshot")),
+        };
+        Ok(Records {
+            input,
+            crc: crc32fast::Hasher::new(),
+            count: 0,
+            has_crc,
+        })
+    }
+
+    /// The next (space, key, value), or None after a valid trailer.
+    fn next(&mut self) -> io::Result<Option<(String, Vec<u8>, Vec<u8>)>> {
+        let before = self.crc.clone();
+        let space = read_chunk(&mut self.input, &mut self.crc)?;
+        let key = read_chunk(&mut self.input, &mut self.crc)?;
+        let value = read_chunk(&mut self.input, &mut self.crc)?;
+        if space.is_empty() {
+            let expected_len = if self.has_crc { 12 } else { 8 };
+            if key.len() != expected_len {
+                return Err(damaged("bad trailer"));
+            }
+            let count = u64::from_be_bytes(key[..8].try_into().map_err(|_| damaged("bad trailer"))?);
+            if count != self.count {
+                return Err(damaged(&format!("{} records, the trailer says {count}", self.count)));
+            }
+            if self.has_crc {
+                let stored = u32::from_be_bytes(key[8..12].try_into().map_err(|_| damaged("bad trailer"))?);
+                if stored != before.finalize() {
+                    return Err(damaged("checksum mismatch"));
+                }
+            }
+            return Ok(None);
+        }
+        let space = String::from_utf8(space)
+            .ok()
+            .filter(|s| is_state_space(s))
+            .ok_or_else(|| damaged("a record names an unknown keyspace"))?;
+        self.count += 1;
+        Ok(Some((space, key, value)))
+    }
 }
 
 /// Replaces every state keyspace of `engine` with the snapshot at `path`.
 /// Not atomic on its own: the caller records that an install is under way
-/// and redoes it after a crash.
+/// and redoes it after a crash. Errors name the file.
 pub fn load(engine: &dyn Engine, path: &Path) -> io::Result<u64> {
-    let mut input = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
-    let mut magic = vec![0u8; MAGIC.len()];
-    input.read_exact(&mut magic)?;
-    if magic != MAGIC {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a ChronosDB snapshot"));
-    }
+    let open = || Ok(BufReader::with_capacity(1 << 20, std::fs::File::open(path)?));
+    load_from(engine, open).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// Like `load`, from a stream `open` gives (twice: the whole snapshot is
+/// checked before the first keyspace is dropped).
+pub fn load_from<R: Read>(engine: &dyn Engine, open: impl Fn() -> io::Result<R>) -> io::Result<u64> {
+    let mut check = Records::open(open()?)?;
+    while check.next()?.is_some() {}
+    let mut records = Records::open(open()?)?;
     for space in engine.spaces().map_err(storage_io)? {
         if is_state_space(&space) {
             engine.drop_space(&space).map_err(storage_io)?;
@@ -99,37 +178,16 @@ pub fn load(engine: &dyn Engine, path: &Path) -> io::Result<u64> {
     }
     let mut batch = WriteBatch::default();
     let mut pending = 0;
-    let mut count: u64 = 0;
-    loop {
-        let space = read_chunk(&mut input)?;
-        let key = read_chunk(&mut input)?;
-        let value = read_chunk(&mut input)?;
-        if space.is_empty() {
-            let expected = <[u8; 8]>::try_from(key.as_slice())
-                .map(u64::from_be_bytes)
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad snapshot trailer"))?;
-            if expected != count {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "snapshot record count mismatch",
-                ));
-            }
-            break;
-        }
-        let space = String::from_utf8(space)
-            .ok()
-            .filter(|s| is_state_space(s))
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "snapshot names an unknown keyspace"))?;
+    while let Some((space, key, value)) = records.next()? {
         pending += key.len() + value.len();
         batch.writes.entry(space).or_default().insert(key, Some(value));
-        count += 1;
         if pending >= LOAD_BATCH_BYTES {
             engine.apply(std::mem::take(&mut batch)).map_err(storage_io)?;
             pending = 0;
         }
     }
     engine.commit(batch).map_err(storage_io)?;
-    Ok(count)
+    Ok(records.count)
 }
 
 /// Turns a snapshot file (a backup) into the data of a new node: the tables,
@@ -206,6 +264,36 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
         let err = load(&MemoryEngine::default(), &path).unwrap_err();
         assert!(err.to_string().contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_refused_before_anything_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snap");
+        let a = MemoryEngine::default();
+        put(&a, "t.1", b"k1", b"row-one");
+        put(&a, "t.1", b"k2", b"row-two");
+        write(&a, &path).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let at = good.windows(7).position(|w| w == b"row-two").unwrap();
+        let mut bad = good.clone();
+        bad[at] ^= 0x20;
+        std::fs::write(&path, &bad).unwrap();
+        let b = MemoryEngine::default();
+        put(&b, "t.9", b"mine", b"kept");
+        let err = load(&b, &path).unwrap_err();
+        assert!(err.to_string().contains("checksum mismatch"), "{err}");
+        assert!(err.to_string().contains("s.snap"), "names the file: {err}");
+        assert_eq!(b.get("t.9", b"mine").unwrap(), Some(b"kept".to_vec()));
+        // Any single flipped byte is caught, or the file is refused.
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x01;
+            assert!(
+                load_from(&MemoryEngine::default(), || Ok(bad.as_slice())).is_err(),
+                "byte {i}"
+            );
+        }
     }
 
     #[test]

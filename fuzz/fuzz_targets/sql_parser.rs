@@ -1,0 +1,15 @@
+//! Any text: the parser answers with statements or an error, never a
+//! panic; a script that parses is grouped into transactions the same way
+//! the node does before anything enters the log.
+#![no_main]
+
+use chronos::sql::parser::params::Params;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(sql) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = chronos::sql::parser::parse(sql);
+    let _ = chronos::sql::script::prepare(sql, &Params::default());
+});
