@@ -97,6 +97,9 @@ fn read_chunk(input: &mut impl Read, crc: &mut crc32fast::Hasher) -> io::Result<
     Ok(buf)
 }
 
+/// One record: keyspace, key, value.
+type Record = (String, Vec<u8>, Vec<u8>);
+
 /// A snapshot's records, in order, each checked for a known keyspace; the
 /// trailer's count and CRC are checked when it is reached.
 struct Records<R> {
@@ -126,7 +129,7 @@ impl<R: Read> Records<R> {
     }
 
     /// The next (space, key, value), or None after a valid trailer.
-    fn next(&mut self) -> io::Result<Option<(String, Vec<u8>, Vec<u8>)>> {
+    fn next(&mut self) -> io::Result<Option<Record>> {
         let before = self.crc.clone();
         let space = read_chunk(&mut self.input, &mut self.crc)?;
         let key = read_chunk(&mut self.input, &mut self.crc)?;
