@@ -25,7 +25,7 @@ if [ ! -d "$seeds" ]; then
         n=$((n + 1))
     done
 fi
-cargo fuzz build -O "${targets[@]/#/}" >/dev/null 2>&1 || cargo fuzz build -O
+cargo fuzz build -O
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t"
     echo "== $t: ${seconds}s"

@@ -35,7 +35,7 @@ pub enum DaemonError {
     Config(#[from] ConfigError),
     #[error("cannot create data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
-    #[error("cannot open storage in {path}: {source} (is another node using this directory?)")]
+    #[error("cannot open storage in {path}: {source}")]
     Storage { path: String, source: StorageError },
     #[error("cannot open the database: {0}")]
     Database(#[from] SqlError),
@@ -177,6 +177,7 @@ async fn run_node(config: Config) -> Result<(), DaemonError> {
         });
     }
     tokio::spawn(node.clone().bootstrap());
+    tokio::spawn(node.clone().keep_durable_watermark());
     if let Some(after) = reap_after {
         tokio::spawn(node.clone().reap_dead_members(after));
     }

@@ -14,6 +14,7 @@ use crate::proto::v1::{
 };
 use crate::queue::{QueueSettings, WriteQueue};
 use crate::sql::Database;
+use crate::storage::watermark;
 use crate::sync::Clock;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
@@ -72,6 +73,9 @@ pub enum ClusterError {
     Refused(String),
     #[error("raft stopped: {0}")]
     Fatal(String),
+    /// The data files lost writes that were on disk.
+    #[error("{0}")]
+    Damaged(String),
 }
 
 pub struct RaftNode {
@@ -98,6 +102,9 @@ pub struct RaftNode {
     /// not be taken back under its old entry before that is removed.
     may_adopt_cluster: AtomicBool,
 }
+
+/// How often the durable watermark is brought up to date.
+const WATERMARK_EVERY: Duration = Duration::from_secs(2);
 
 fn unavailable(message: impl Into<String>) -> Status {
     Status::unavailable(message.into())
@@ -134,6 +141,11 @@ impl RaftNode {
             settings.changes,
         )
         .map_err(|e| ClusterError::Storage(e.to_string()))?;
+        let applied = sm
+            .applied()
+            .map_err(|e| ClusterError::Storage(e.to_string()))?
+            .map_or(0, |l| l.index);
+        watermark::check(&settings.dir, applied).map_err(ClusterError::Damaged)?;
         let config = openraft::Config {
             cluster_name: "chronos".into(),
             heartbeat_interval: (settings.election_timeout_ms / 4).max(20),
@@ -259,6 +271,44 @@ impl RaftNode {
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft did not shut down cleanly");
+        }
+        self.record_durable().await;
+    }
+
+    /// Flushes sled and records the applied index it now holds as durable
+    /// (storage::watermark), when it moved since `last`; answers the index.
+    async fn record_durable_since(&self, last: u64) -> u64 {
+        let applied = self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
+        if applied <= last {
+            return last;
+        }
+        let (sled, dir) = (self.sled.clone(), self.settings.dir.clone());
+        let written = tokio::task::spawn_blocking(move || {
+            sled.flush().map_err(std::io::Error::other)?;
+            watermark::write(&dir, applied)
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => applied,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot record the durable watermark");
+                last
+            }
+            Err(_) => last,
+        }
+    }
+
+    async fn record_durable(&self) {
+        self.record_durable_since(0).await;
+    }
+
+    /// Keeps the durable watermark a few seconds behind the applied index,
+    /// so a damaged data file is noticed at the next start.
+    pub async fn keep_durable_watermark(self: Arc<Self>) {
+        let mut last = 0;
+        loop {
+            tokio::time::sleep(WATERMARK_EVERY).await;
+            last = self.record_durable_since(last).await;
         }
     }
 

@@ -19,6 +19,7 @@ mod sled_engine;
 pub mod sync;
 mod tables;
 mod txn;
+pub mod watermark;
 
 pub use catalog::{Column, DefaultValue, Index, Table, View, is_data_space};
 pub use engine::{Bytes, Engine, KeyRange, ScanIter, WriteBatch};

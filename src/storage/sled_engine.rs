@@ -9,13 +9,42 @@ pub struct SledEngine {
 }
 
 impl SledEngine {
+    /// Opens (or creates) the database in `path`. Damage sled detects,
+    /// including damage it would panic on, comes back as an error naming
+    /// the file.
     pub fn open(path: &Path) -> Result<SledEngine> {
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| StorageError::Io(format!("cannot open {}: {e}", path.display())))?;
-        Ok(SledEngine { db })
+        let config = sled::Config::new().path(path).mode(sled::Mode::HighThroughput);
+        // sled panics on some damaged files; keep the panic message out of
+        // the log (the error says it) and the process up.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()));
+        std::panic::set_hook(hook);
+        let damaged = |detail: String| {
+            StorageError::Io(format!(
+                "{} is damaged ({detail}); the node will not serve from it: rebuild it from its peers or restore a backup (docs/security.md#damaged-data-files)",
+                path.join("db").display()
+            ))
+        };
+        match opened {
+            Ok(Ok(db)) => Ok(SledEngine { db }),
+            Ok(Err(sled::Error::Corruption { at, .. })) => Err(damaged(format!("corrupt record at {at:?}"))),
+            Ok(Err(e)) => {
+                let hint = match e.to_string().contains("lock") {
+                    true => " (is another node using this directory?)",
+                    false => "",
+                };
+                Err(StorageError::Io(format!("cannot open {}: {e}{hint}", path.display())))
+            }
+            Err(panic) => {
+                let reason = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "sled could not read it".into());
+                Err(damaged(reason))
+            }
+        }
     }
 
     /// The underlying sled database, for components (such as the Raft log)
