@@ -349,6 +349,26 @@ fn each_role_is_checked_against_each_kind_of_statement() {
         assert_eq!(backup.status.success(), role == "admin", "{user}: {}", text(&backup));
     }
 
+    // The change feed needs role read.
+    let feed = Command::new(BIN)
+        .args([
+            "changes",
+            "--leader",
+            &node.address,
+            "--ca",
+            ca.to_str().unwrap(),
+            "--no-follow",
+        ])
+        .env("CHRONOS_USER", "reader")
+        .env("CHRONOS_PASSWORD", "reader-pw")
+        .output()
+        .unwrap();
+    assert!(
+        feed.status.success() && text(&feed).contains("\"op\":\"insert\""),
+        "{}",
+        text(&feed)
+    );
+
     // No login, a wrong password (answered after a pause), an unknown user.
     let out = client(&node.address, &ca_arg, &[], "SELECT 1");
     assert!(text(&out).contains("requires a user"), "{}", text(&out));
@@ -422,44 +442,52 @@ fn each_role_is_checked_against_each_kind_of_statement() {
 
     // HTTPS: the same users and roles.
     let ca_pem = file(&ca);
+    let (carol_cert, carol_key) = (file(&certs.join("carol.pem")), file(&certs.join("carol.key")));
     common::block_on(async move {
-        let reader = https(
-            http_port,
-            &ca_pem,
-            "/v1/query",
-            Some(("reader", "reader-pw")),
-            "SELECT count(*) FROM t",
-        )
-        .await;
-        assert!(reader.starts_with("HTTP/1.1 200"), "{reader}");
-        let denied = https(
-            http_port,
-            &ca_pem,
-            "/v1/execute",
-            Some(("reader", "reader-pw")),
-            "DELETE FROM t",
-        )
-        .await;
+        let reader = Login::Password("reader", "reader-pw");
+        let answer = https(http_port, &ca_pem, "/v1/query", reader, "SELECT count(*) FROM t").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let reader = Login::Password("reader", "reader-pw");
+        let denied = https(http_port, &ca_pem, "/v1/execute", reader, "DELETE FROM t").await;
         assert!(
             denied.starts_with("HTTP/1.1 403") && denied.contains("needs role write"),
             "{denied}"
         );
-        let anonymous = https(http_port, &ca_pem, "/v1/query", None, "SELECT 1").await;
+        let anonymous = https(http_port, &ca_pem, "/v1/query", Login::None, "SELECT 1").await;
         assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
-        let written = https(
+        let writer = Login::Password("writer", "writer-pw");
+        let written = https(http_port, &ca_pem, "/v1/execute", writer, "DELETE FROM t WHERE id = 7").await;
+        assert!(written.starts_with("HTTP/1.1 200"), "{written}");
+        // A client certificate names its user over HTTPS too.
+        let carol = Login::Cert(&carol_cert, &carol_key);
+        let inserted = https(
             http_port,
             &ca_pem,
             "/v1/execute",
-            Some(("writer", "writer-pw")),
-            "DELETE FROM t WHERE id = 7",
+            carol,
+            "INSERT INTO t (id, v) VALUES (8, 8)",
         )
         .await;
-        assert!(written.starts_with("HTTP/1.1 200"), "{written}");
+        assert!(inserted.starts_with("HTTP/1.1 200"), "{inserted}");
+        let carol = Login::Cert(&carol_cert, &carol_key);
+        let dropped = https(http_port, &ca_pem, "/v1/execute", carol, "DROP TABLE t").await;
+        assert!(
+            dropped.starts_with("HTTP/1.1 403") && dropped.contains("user 'carol'"),
+            "{dropped}"
+        );
     });
 }
 
+/// How an HTTPS request logs in.
+enum Login<'a> {
+    None,
+    Password(&'a str, &'a str),
+    /// A client certificate and key (PEM).
+    Cert(&'a [u8], &'a [u8]),
+}
+
 /// One HTTP/1.1 POST over TLS, trusting only `ca`; the whole answer.
-async fn https(port: u16, ca: &[u8], path: &str, login: Option<(&str, &str)>, sql: &str) -> String {
+async fn https(port: u16, ca: &[u8], path: &str, login: Login<'_>, sql: &str) -> String {
     use rustls_pki_types::pem::PemObject;
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -471,8 +499,17 @@ async fn https(port: u16, ca: &[u8], path: &str, login: Option<(&str, &str)>, sq
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match &login {
+        Login::Cert(cert, key) => {
+            let chain = rustls_pki_types::CertificateDer::pem_slice_iter(cert)
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key).unwrap();
+            config.with_client_auth_cert(chain, key).unwrap()
+        }
+        _ => config.with_no_client_auth(),
+    };
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
@@ -480,9 +517,10 @@ async fn https(port: u16, ca: &[u8], path: &str, login: Option<(&str, &str)>, sq
         .await
         .unwrap();
     let body = format!("{{\"sql\": \"{sql}\"}}");
-    let auth = login.map_or(String::new(), |(u, p)| {
-        format!("Authorization: {}\r\n", chronos::security::auth::basic_header(u, p))
-    });
+    let auth = match login {
+        Login::Password(u, p) => format!("Authorization: {}\r\n", chronos::security::auth::basic_header(u, p)),
+        _ => String::new(),
+    };
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -491,4 +529,63 @@ async fn https(port: u16, ca: &[u8], path: &str, login: Option<(&str, &str)>, sq
     let mut answer = Vec::new();
     let _ = tls.read_to_end(&mut answer).await;
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn sync_between_clusters_runs_over_tls_with_node_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certs(dir.path(), &["hq", "plant"], &[]);
+    let ca = certs.join("ca.pem");
+    let ca_arg = ["--ca", ca.to_str().unwrap()];
+    let (hq_dir, plant_dir) = (dir.path().join("hq"), dir.path().join("plant"));
+    std::fs::create_dir_all(&hq_dir).unwrap();
+    std::fs::create_dir_all(&plant_dir).unwrap();
+    let hq_toml = format!(
+        "[sync]\nsite_id = \"hq\"\nsites = [\"plant\"]\n{}",
+        tls_section(&certs, "hq")
+    );
+    let hq = start(&hq_dir, "hq", free_port(), &hq_toml);
+    let plant_toml = format!(
+        "[sync]\nsite_id = \"plant\"\nupstream = \"{}\"\ninterval_ms = 100\ntables = {{ readings = \"push\" }}\n{}",
+        hq.address,
+        tls_section(&certs, "plant")
+    );
+    let plant = start(&plant_dir, "plant", free_port(), &plant_toml);
+    let schema = "CREATE TABLE readings (sensor STRING, seq INT, v FLOAT)";
+    for node in [&hq, &plant] {
+        let out = client(&node.address, &ca_arg, &[], schema);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let out = client(
+        &plant.address,
+        &ca_arg,
+        &[],
+        "INSERT INTO readings VALUES ('a', 1, 1.5), ('a', 2, 2.5), ('b', 1, 0.5)",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = client(&hq.address, &ca_arg, &[], "SELECT count(*) FROM readings");
+        if text(&out).contains(" 3 |") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rows did not reach the upstream: {}",
+            text(&out)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let status = Command::new(BIN)
+        .args([
+            "sync",
+            "--leader",
+            &plant.address,
+            "--ca",
+            ca.to_str().unwrap(),
+            "status",
+        ])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", text(&status));
 }

@@ -26,7 +26,7 @@ use crate::sql::types::Value;
 use crate::sync::service::SyncService;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Extension, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -51,19 +51,31 @@ struct Http {
     gate: Arc<Gate>,
 }
 
+/// The certificate an HTTPS client presented (leaf, DER), if any.
+#[derive(Clone, Default)]
+struct PeerCert(Option<Vec<u8>>);
+
+/// What identifies an HTTP caller: its headers and, over HTTPS, its
+/// certificate.
+struct Credentials<'a> {
+    headers: &'a HeaderMap,
+    cert: Option<Extension<PeerCert>>,
+}
+
 impl Http {
-    /// Who is calling, from the `Authorization` header; an error answer
-    /// when the login fails.
-    async fn caller(&self, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
-        let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    /// Who is calling, from the client certificate or the `Authorization`
+    /// header; an error answer when the login fails.
+    async fn caller(&self, who: Credentials<'_>) -> Result<Caller, Box<Response>> {
+        let authorization = who.headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        let cert = who.cert.as_ref().and_then(|Extension(PeerCert(c))| c.as_deref());
         self.gate
-            .caller(authorization, None, None)
+            .caller(authorization, cert, None)
             .await
             .map_err(|s| Box::new(from_status(&s)))
     }
 
-    async fn admit(&self, headers: &HeaderMap, need: Need, what: &str) -> Result<Caller, Box<Response>> {
-        let caller = self.caller(headers).await?;
+    async fn admit(&self, who: Credentials<'_>, need: Need, what: &str) -> Result<Caller, Box<Response>> {
+        let caller = self.caller(who).await?;
         caller.may(need, what).map_err(|s| Box::new(from_status(&s)))?;
         Ok(caller)
     }
@@ -154,6 +166,15 @@ async fn serve_tls(
                 Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "HTTPS handshake failed"),
                 Err(_) => return tracing::debug!(%peer, "HTTPS handshake timed out"),
             };
+            // The client's certificate (verified against the CA in the
+            // handshake) names its user.
+            let cert = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.to_vec());
+            let app = app.layer(Extension(PeerCert(cert)));
             let served = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
                 .await;
@@ -366,10 +387,17 @@ async fn execute_json(
     State(http): State<Http>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    cert: Option<Extension<PeerCert>>,
     parsed: Bytes,
 ) -> Response {
     let began = Instant::now();
-    let caller = match http.caller(&headers).await {
+    let caller = match http
+        .caller(Credentials {
+            headers: &headers,
+            cert,
+        })
+        .await
+    {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -394,9 +422,18 @@ async fn execute_json(
     }
 }
 
-async fn query_json(State(http): State<Http>, headers: HeaderMap, parsed: Bytes) -> Response {
+async fn query_json(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    cert: Option<Extension<PeerCert>>,
+    parsed: Bytes,
+) -> Response {
     let began = Instant::now();
-    if let Err(r) = http.admit(&headers, Need::Role(Role::Read), "a query").await {
+    let who = Credentials {
+        headers: &headers,
+        cert,
+    };
+    if let Err(r) = http.admit(who, Need::Role(Role::Read), "a query").await {
         return *r;
     }
     let response = run_query(&http, parsed).await;
@@ -490,8 +527,17 @@ async fn run_query(http: &Http, parsed: Bytes) -> Response {
 
 /// `GET /v1/changes?from=N&table=a&table=b&follow=false`: the change feed
 /// as NDJSON, one change per line, streamed (chunked) as changes commit.
-async fn changes_ndjson(State(http): State<Http>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
-    if let Err(r) = http.admit(&headers, Need::Role(Role::Read), "the change feed").await {
+async fn changes_ndjson(
+    State(http): State<Http>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    cert: Option<Extension<PeerCert>>,
+) -> Response {
+    let who = Credentials {
+        headers: &headers,
+        cert,
+    };
+    if let Err(r) = http.admit(who, Need::Role(Role::Read), "the change feed").await {
         return *r;
     }
     let mut cursor = Cursor {
