@@ -45,6 +45,11 @@ enum Command {
         /// Join a running cluster through this member (host:port) on first start.
         #[arg(long, value_name = "HOST:PORT")]
         join: Option<String>,
+        /// If this node's data files are damaged, move them aside
+        /// (<id>.damaged-<time>) and rebuild from the other members instead
+        /// of refusing to start. Without damage it does nothing.
+        #[arg(long)]
+        rebuild_from_peers: bool,
     },
     /// Show or change the cluster's membership.
     Cluster {
@@ -284,6 +289,7 @@ fn main() -> ExitCode {
             address,
             peers,
             join,
+            rebuild_from_peers,
         } => {
             let overrides = Overrides {
                 id,
@@ -300,7 +306,7 @@ fn main() -> ExitCode {
                 }
             };
             chronos::daemon::init_logging(&config);
-            match chronos::daemon::run(config) {
+            match chronos::daemon::run(config, chronos::daemon::StartOptions { rebuild_from_peers }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");

@@ -77,18 +77,34 @@ fn a_damaged_member_refuses_to_start_and_rebuilds_from_its_peers() {
         assert!(!log.contains("panicked"), "{how}: a clear error, not a panic: {log}");
         std::fs::write(&db, saved).expect("undamage");
     }
-    // The documented recovery: clear the member's directory and start it
-    // again; the leader sends it a snapshot and it catches up.
+    // The documented recovery, both ways: clear the member's directory and
+    // start it again, or start it with --rebuild-from-peers, which sets the
+    // damaged files aside itself. The leader sends a snapshot each time.
     std::fs::remove_dir_all(cluster.data_dir().join("node3")).expect("clear node3");
     cluster.spawn(2, &[]);
-    common::block_on(async {
-        let mut c = connect(&addresses[0]).await;
-        let r = c
-            .execute("INSERT INTO t VALUES (100000, 'after the rebuild')")
-            .await
-            .unwrap();
-        assert!(r.error.is_none(), "{r:?}");
-        let counts = converged(&cluster, &[0, 1, 2], "SELECT count(*) FROM t").await;
-        assert!(counts.iter().all(|c| c.contains("1501")), "{counts:?}");
-    });
+    let mut expected = 1500;
+    let mut rebuilt = |cluster: &Cluster| {
+        expected += 1;
+        common::block_on(async {
+            let mut c = connect(&addresses[0]).await;
+            let sql = format!("INSERT INTO t VALUES ({}, 'after a rebuild')", 100_000 + expected);
+            let r = c.execute(&sql).await.unwrap();
+            assert!(r.error.is_none(), "{r:?}");
+            let counts = converged(cluster, &[0, 1, 2], "SELECT count(*) FROM t").await;
+            assert!(counts.iter().all(|c| c.contains(&expected.to_string())), "{counts:?}");
+        });
+    };
+    rebuilt(&cluster);
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.kill(2);
+    damage(&db, "truncate");
+    cluster.spawn_with_peers(2, &["--rebuild-from-peers"]);
+    rebuilt(&cluster);
+    let log = cluster.log_of(2);
+    assert!(log.contains("damaged data set aside"), "{log}");
+    let aside = std::fs::read_dir(cluster.data_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with("node3.damaged-"));
+    assert!(aside, "the damaged files are kept for inspection");
 }

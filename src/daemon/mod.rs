@@ -9,4 +9,4 @@ mod supervisor;
 
 pub use logging::init_logging;
 pub use restore::{RestoreError, restore};
-pub use supervisor::{DaemonError, run};
+pub use supervisor::{DaemonError, StartOptions, run};

@@ -47,8 +47,28 @@ pub enum DaemonError {
     Runtime(std::io::Error),
 }
 
+/// One-off choices for this start, given as flags (not configuration).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartOptions {
+    /// When the data files are damaged, set them aside and rebuild from
+    /// the other members instead of refusing to start.
+    pub rebuild_from_peers: bool,
+}
+
+impl DaemonError {
+    /// True when the node's own data files are damaged (not a lock, a
+    /// permission or a configuration problem).
+    pub fn is_damage(&self) -> bool {
+        match self {
+            DaemonError::Storage { source, .. } => source.to_string().contains(" is damaged"),
+            DaemonError::Cluster(ClusterError::Damaged(_)) => true,
+            _ => false,
+        }
+    }
+}
+
 /// Runs a node until it is told to stop. Returns once storage is flushed.
-pub fn run(config: Config) -> Result<(), DaemonError> {
+pub fn run(config: Config, options: StartOptions) -> Result<(), DaemonError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("chronos")
@@ -57,53 +77,23 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .thread_stack_size(8 * 1024 * 1024)
         .build()
         .map_err(DaemonError::Runtime)?;
-    runtime.block_on(run_node(config))
+    runtime.block_on(run_node(config, options))
 }
 
-async fn run_node(config: Config) -> Result<(), DaemonError> {
+async fn run_node(config: Config, options: StartOptions) -> Result<(), DaemonError> {
     let addr = config.socket_addr()?;
     let tls = tls_files(&config)?;
     let gate = Arc::new(Gate::new(tls.is_some(), config.users.clone()));
-    let dir = config.node_dir();
-    std::fs::create_dir_all(&dir).map_err(|source| DaemonError::DataDir {
-        path: dir.display().to_string(),
-        source,
-    })?;
-    let engine = SledEngine::open(&dir).map_err(|source| DaemonError::Storage {
-        path: dir.display().to_string(),
-        source,
-    })?;
-    let sled = engine.db().clone();
-    let engine: Arc<dyn Engine> = Arc::new(engine);
-    let db = Arc::new(Database::open(engine.clone())?);
-    let peers = config.peers()?.into_iter().map(|p| (p.id, p.address)).collect();
     let reap_after = (config.cluster.reap_after_s > 0).then(|| Duration::from_secs(config.cluster.reap_after_s));
-    let settings = RaftSettings {
-        name: config.id.clone(),
-        address: config.advertised().to_string(),
-        peers,
-        join: config.join.clone(),
-        snapshot_every: config.snapshot_every,
-        election_timeout_ms: config.election_timeout_ms,
-        dir: dir.clone(),
-        site: config.sync.site_id.as_deref().map(SyncSettings::site_hash),
-        changes: config.changes.enabled.then_some(ChangeLog {
-            retain_entries: config.changes.retain_entries,
-        }),
-        auto: AutoCluster {
-            bootstrap_expect: config.cluster.bootstrap_expect,
-            join: config.cluster.join.clone(),
-        },
-        queue: QueueSettings {
-            max_entries: config.queue.max_entries,
-            batch: config.queue.batch,
-            keep_outcomes: config.queue.keep_outcomes,
-        },
+    let dir = config.node_dir();
+    let (engine, db, node) = match open_node(&config, &dir).await {
+        Err(e) if options.rebuild_from_peers && e.is_damage() => {
+            let aside = set_aside(&config, &dir, &e)?;
+            tracing::warn!(damaged = %aside.display(), "starting empty: the leader will send this node a snapshot");
+            open_node(&config, &dir).await?
+        }
+        opened => opened?,
     };
-    // The clock resumes past every stamp issued before a restart.
-    let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;
-    let clock = Clock::persistent(log.clock_mark(), Box::new(log.clock_high_water()));
-    let node = RaftNode::start(settings, db.clone(), sled, Arc::new(clock)).await?;
     let metrics = Arc::new(Metrics::default());
     let raft_service = RaftService::new(node.clone(), gate.clone());
     let sync_settings = Arc::new(SyncSettings::from_config(&config));
@@ -324,4 +314,73 @@ fn tls_files(config: &Config) -> Result<Option<TlsFiles>, DaemonError> {
     crate::security::tls::use_for_peers(&files);
     tracing::info!("TLS on: peers need a node certificate signed by the cluster CA");
     Ok(Some(files))
+}
+
+/// Opens the node's storage and starts Raft on it.
+async fn open_node(
+    config: &Config,
+    dir: &std::path::Path,
+) -> Result<(Arc<dyn Engine>, Arc<Database>, Arc<RaftNode>), DaemonError> {
+    std::fs::create_dir_all(&dir).map_err(|source| DaemonError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let engine = SledEngine::open(&dir).map_err(|source| DaemonError::Storage {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let sled = engine.db().clone();
+    let engine: Arc<dyn Engine> = Arc::new(engine);
+    let db = Arc::new(Database::open(engine.clone())?);
+    let peers = config.peers()?.into_iter().map(|p| (p.id, p.address)).collect();
+    let settings = RaftSettings {
+        name: config.id.clone(),
+        address: config.advertised().to_string(),
+        peers,
+        join: config.join.clone(),
+        snapshot_every: config.snapshot_every,
+        election_timeout_ms: config.election_timeout_ms,
+        dir: dir.to_path_buf(),
+        site: config.sync.site_id.as_deref().map(SyncSettings::site_hash),
+        changes: config.changes.enabled.then_some(ChangeLog {
+            retain_entries: config.changes.retain_entries,
+        }),
+        auto: AutoCluster {
+            bootstrap_expect: config.cluster.bootstrap_expect,
+            join: config.cluster.join.clone(),
+        },
+        queue: QueueSettings {
+            max_entries: config.queue.max_entries,
+            batch: config.queue.batch,
+            keep_outcomes: config.queue.keep_outcomes,
+        },
+    };
+    // The clock resumes past every stamp issued before a restart.
+    let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;
+    let clock = Clock::persistent(log.clock_mark(), Box::new(log.clock_high_water()));
+    let node = RaftNode::start(settings, db.clone(), sled, Arc::new(clock)).await?;
+    Ok((engine, db, node))
+}
+
+/// `--rebuild-from-peers` after a damaged start: moves the node's
+/// directory aside (kept for inspection), so the node starts empty and the
+/// leader sends it a snapshot. A node without peers has nothing to rebuild
+/// from.
+fn set_aside(config: &Config, dir: &std::path::Path, damage: &DaemonError) -> Result<std::path::PathBuf, DaemonError> {
+    if config.peers.is_empty() && config.join.is_none() && config.cluster.join.is_empty() {
+        return Err(ConfigError::Invalid(format!(
+            "{damage}; --rebuild-from-peers needs peers (peers, join or cluster.join): a single node restores a backup instead"
+        ))
+        .into());
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let aside = dir.with_file_name(format!("{}.damaged-{stamp}", config.id));
+    std::fs::rename(dir, &aside).map_err(|source| DaemonError::DataDir {
+        path: aside.display().to_string(),
+        source,
+    })?;
+    tracing::warn!(error = %damage, "damaged data set aside (--rebuild-from-peers)");
+    Ok(aside)
 }

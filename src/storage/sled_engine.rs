@@ -22,7 +22,7 @@ impl SledEngine {
         std::panic::set_hook(hook);
         let damaged = |detail: String| {
             StorageError::Io(format!(
-                "{} is damaged ({detail}); the node will not serve from it: rebuild it from its peers or restore a backup (docs/security.md#damaged-data-files)",
+                "{} is damaged ({detail}); the node will not serve from it: start it with --rebuild-from-peers, or restore a backup (docs/security.md#damaged-data-files)",
                 path.join("db").display()
             ))
         };

@@ -59,7 +59,7 @@ pub fn check(dir: &Path, recovered: u64) -> Result<(), String> {
     match read(dir) {
         Ok(Some(durable)) if recovered < durable => Err(format!(
             "{} is damaged or truncated: it holds writes up to Raft index {recovered}, but index {durable} was on disk before (recorded in {}). \
-             The node will not serve incomplete data; rebuild it from its peers (docs/security.md#damaged-data-files)",
+             The node will not serve incomplete data; start it with --rebuild-from-peers to set the files aside and rebuild from the other members (docs/security.md#damaged-data-files)",
             dir.join("db").display(),
             path(dir).display()
         )),

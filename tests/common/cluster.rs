@@ -182,6 +182,14 @@ impl Cluster {
             .join(",")
     }
 
+    /// Starts member i's process (again) with its peers and more flags.
+    pub fn spawn_with_peers(&mut self, i: usize, flags: &[&str]) {
+        let peers = self.peers_of(i);
+        let mut all = vec!["--peers", peers.as_str()];
+        all.extend_from_slice(flags);
+        self.spawn(i, &all);
+    }
+
     /// Starts member i's process (again), with extra flags.
     pub fn spawn(&mut self, i: usize, extra: &[&str]) {
         let m = &self.members[i];
