@@ -321,11 +321,11 @@ async fn open_node(
     config: &Config,
     dir: &std::path::Path,
 ) -> Result<(Arc<dyn Engine>, Arc<Database>, Arc<RaftNode>), DaemonError> {
-    std::fs::create_dir_all(&dir).map_err(|source| DaemonError::DataDir {
+    std::fs::create_dir_all(dir).map_err(|source| DaemonError::DataDir {
         path: dir.display().to_string(),
         source,
     })?;
-    let engine = SledEngine::open(&dir).map_err(|source| DaemonError::Storage {
+    let engine = SledEngine::open(dir).map_err(|source| DaemonError::Storage {
         path: dir.display().to_string(),
         source,
     })?;
