@@ -52,11 +52,16 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
+/// Refuses a file that holds no PEM block of the kind expected (a key
+/// file given as the certificate, say), before the handshake settings
+/// give a vaguer error.
 fn check_pem(what: &'static str, path: &Path, bytes: &[u8], expected: &'static str) -> Result<(), TlsError> {
     let text = String::from_utf8_lossy(bytes);
-    match text.contains(&format!("-----BEGIN {expected}"))
-        || (expected == "PRIVATE KEY" && text.contains(" PRIVATE KEY-----"))
-    {
+    let found = match expected {
+        "PRIVATE KEY" => text.contains(" PRIVATE KEY-----"),
+        _ => text.contains(&format!("-----BEGIN {expected}-----")),
+    };
+    match found {
         true => Ok(()),
         false => Err(TlsError::Empty {
             what,
@@ -168,4 +173,27 @@ pub fn use_for_peers(files: &TlsFiles) {
 
 pub fn peer_tls() -> Option<&'static ClientTlsConfig> {
     PEER_TLS.get()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::certs::{self, CertKind};
+
+    #[test]
+    fn unusable_files_are_refused_with_their_names() {
+        let dir = tempfile::tempdir().expect("dir");
+        let d = dir.path();
+        certs::init(d).expect("ca");
+        certs::issue(d, CertKind::Node, "n1", &[]).expect("n1");
+        certs::issue(d, CertKind::Node, "n2", &[]).expect("n2");
+        let files = TlsFiles::load(&d.join("n1.pem"), &d.join("n1.key"), &d.join("ca.pem")).expect("valid");
+        assert_eq!(files.own_identity(), Some((CertKind::Node, "n1".into())));
+        let e = TlsFiles::load(&d.join("n1.key"), &d.join("n1.key"), &d.join("ca.pem")).unwrap_err();
+        assert!(e.to_string().contains("n1.key' holds no PEM CERTIFICATE"), "{e}");
+        let e = TlsFiles::load(&d.join("n1.pem"), &d.join("n2.key"), &d.join("ca.pem")).unwrap_err();
+        assert!(e.to_string().contains("the key does not match the certificate"), "{e}");
+        let e = TlsFiles::load(&d.join("n1.pem"), &d.join("n1.key"), &d.join("nope.pem")).unwrap_err();
+        assert!(e.to_string().contains("cannot read CA certificate"), "{e}");
+    }
 }
