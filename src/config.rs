@@ -61,6 +61,38 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Who may call this node (`[[users]]`); none: no login is asked for.
     pub users: Vec<crate::security::auth::User>,
+    /// Disk space: the reserve file and the low-space mark.
+    pub storage: StorageConfig,
+}
+
+/// The `[storage]` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// A preallocated file of this size, released when the disk is nearly
+    /// full so the node can finish what is under way; 0: none.
+    pub reserved_bytes: u64,
+    /// Below this much free space the node refuses writes (and serves
+    /// reads); 0: never.
+    pub low_space_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> StorageConfig {
+        StorageConfig {
+            reserved_bytes: 64 << 20,
+            low_space_bytes: 128 << 20,
+        }
+    }
+}
+
+impl StorageConfig {
+    pub fn space(&self) -> crate::storage::space::SpaceSettings {
+        crate::storage::space::SpaceSettings {
+            reserved_bytes: self.reserved_bytes,
+            low_space_bytes: self.low_space_bytes,
+        }
+    }
 }
 
 /// The `[tls]` section: PEM files made by `chronos certs`.
@@ -451,6 +483,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             tls: TlsConfig::default(),
             users: Vec::new(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -559,6 +592,11 @@ impl Config {
                         "max_connections_per_client",
                     ])
                     .map(|k| format!("limits.{k}").into()),
+            )
+            .merge(
+                Env::prefixed("CHRONOS_STORAGE_")
+                    .only(&["reserved_bytes", "low_space_bytes"])
+                    .map(|k| format!("storage.{k}").into()),
             )
             .merge(
                 Env::prefixed("CHRONOS_TLS_")

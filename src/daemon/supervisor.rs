@@ -168,6 +168,7 @@ async fn run_node(config: Config, options: StartOptions) -> Result<(), DaemonErr
     }
     tokio::spawn(node.clone().bootstrap());
     tokio::spawn(node.clone().keep_durable_watermark());
+    tokio::spawn(node.space().clone().watch());
     if let Some(after) = reap_after {
         tokio::spawn(node.clone().reap_dead_members(after));
     }
@@ -354,6 +355,7 @@ async fn open_node(
             batch: config.queue.batch,
             keep_outcomes: config.queue.keep_outcomes,
         },
+        space: config.storage.space(),
     };
     // The clock resumes past every stamp issued before a restart.
     let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;

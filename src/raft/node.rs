@@ -14,6 +14,7 @@ use crate::proto::v1::{
 };
 use crate::queue::{QueueSettings, WriteQueue};
 use crate::sql::Database;
+use crate::storage::space::{DiskSpace, SpaceSettings};
 use crate::storage::watermark;
 use crate::sync::Clock;
 use openraft::error::{ClientWriteError, RaftError};
@@ -61,6 +62,8 @@ pub struct RaftSettings {
     pub queue: QueueSettings,
     /// Automatic clustering.
     pub auto: AutoCluster,
+    /// The disk reserve and the low-space mark.
+    pub space: SpaceSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +96,7 @@ pub struct RaftNode {
     db: Arc<Database>,
     sled: sled::Db,
     queue: Arc<WriteQueue>,
+    space: Arc<DiskSpace>,
     /// What this node proposes to form the cluster with (automatic
     /// clustering), published in its status.
     candidates: std::sync::Mutex<Vec<String>>,
@@ -164,6 +168,7 @@ impl RaftNode {
         let raft = Raft::new(id, Arc::new(config), network.clone(), log.clone(), sm)
             .await
             .map_err(|e| ClusterError::Fatal(e.to_string()))?;
+        let space = DiskSpace::open(&settings.dir, settings.space);
         Ok(Arc::new(RaftNode {
             raft,
             channels: Default::default(),
@@ -176,6 +181,7 @@ impl RaftNode {
             db,
             sled,
             queue: Arc::new(queue),
+            space,
             candidates: Default::default(),
             may_adopt_cluster: AtomicBool::new(auto_off),
         }))
@@ -199,6 +205,11 @@ impl RaftNode {
     }
 
     /// This node's queue of writes acknowledged before they commit.
+    /// Free disk space, and whether writes are refused for lack of it.
+    pub fn space(&self) -> &Arc<DiskSpace> {
+        &self.space
+    }
+
     pub fn queue(&self) -> &Arc<WriteQueue> {
         &self.queue
     }

@@ -121,6 +121,25 @@ impl Metrics {
             "Size of the node's sled database on disk.",
             node.storage_bytes(),
         );
+        let space = node.space();
+        gauge(
+            &mut out,
+            "chronos_disk_free_bytes",
+            "Free space on the data directory's file system.",
+            space.free(),
+        );
+        gauge(
+            &mut out,
+            "chronos_disk_low",
+            "1 while writes are refused for lack of disk space (storage.low_space_bytes).",
+            u64::from(space.is_low()),
+        );
+        gauge(
+            &mut out,
+            "chronos_disk_reserve_held",
+            "1 while the reserve file (storage.reserved_bytes) is held.",
+            u64::from(space.reserve_held()),
+        );
         gauge(
             &mut out,
             "chronos_queued_writes",

@@ -115,6 +115,9 @@ pub async fn execute(
         Ok(units) => {
             limits.check_units(&units)?;
             check_roles(caller, &units)?;
+            if !units.iter().all(Unit::is_read_only) {
+                node.space().check_write().map_err(Status::resource_exhausted)?;
+            }
         }
         Err(error) => {
             let outcome = ScriptOutcome {

@@ -16,6 +16,7 @@ pub mod keycode;
 mod memory;
 pub mod rowcodec;
 mod sled_engine;
+pub mod space;
 pub mod sync;
 mod tables;
 mod txn;

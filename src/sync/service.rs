@@ -182,6 +182,7 @@ impl Sync for SyncService {
 
     async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
         self.gate.admit(&request, Need::Role(Role::Admin), "sync").await?;
+        self.node.space().check_write().map_err(Status::resource_exhausted)?;
         let r = request.into_inner();
         self.check_site(&r.site_id)?;
         let batch = r

@@ -156,11 +156,11 @@ impl Drop for Node {
 }
 
 /// Runs an async test body on its own two-thread runtime.
-pub fn block_on(body: impl std::future::Future<Output = ()>) {
+pub fn block_on<T>(body: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime")
-        .block_on(body);
+        .block_on(body)
 }
