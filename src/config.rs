@@ -75,6 +75,8 @@ pub struct StorageConfig {
     /// Below this much free space the node refuses writes (and serves
     /// reads); 0: never.
     pub low_space_bytes: u64,
+    /// Most memory sled's page cache may use.
+    pub cache_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -82,6 +84,7 @@ impl Default for StorageConfig {
         StorageConfig {
             reserved_bytes: 64 << 20,
             low_space_bytes: 128 << 20,
+            cache_bytes: crate::storage::DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -595,7 +598,7 @@ impl Config {
             )
             .merge(
                 Env::prefixed("CHRONOS_STORAGE_")
-                    .only(&["reserved_bytes", "low_space_bytes"])
+                    .only(&["reserved_bytes", "low_space_bytes", "cache_bytes"])
                     .map(|k| format!("storage.{k}").into()),
             )
             .merge(

@@ -326,10 +326,11 @@ async fn open_node(
         path: dir.display().to_string(),
         source,
     })?;
-    let engine = SledEngine::open(dir).map_err(|source| DaemonError::Storage {
-        path: dir.display().to_string(),
-        source,
-    })?;
+    let engine =
+        SledEngine::open_with_cache(dir, config.storage.cache_bytes).map_err(|source| DaemonError::Storage {
+            path: dir.display().to_string(),
+            source,
+        })?;
     let sled = engine.db().clone();
     let engine: Arc<dyn Engine> = Arc::new(engine);
     let db = Arc::new(Database::open(engine.clone())?);

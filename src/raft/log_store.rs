@@ -4,10 +4,12 @@
 //! persisted: a vote or an acknowledged entry survives a crash.
 
 use super::{Entry, LogId, NodeId, StorageError, TypeConfig};
+use crate::storage::io_stats::IoStats;
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, LogState, OptionalSend, RaftLogReader, StorageIOError, Vote};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 const LOG_TREE: &str = "raft.log";
 const META_TREE: &str = "raft.meta";
@@ -23,6 +25,8 @@ pub struct LogStore {
     db: sled::Db,
     log: sled::Tree,
     meta: sled::Tree,
+    /// Flush latencies and bytes logged, for /metrics.
+    stats: Arc<IoStats>,
 }
 
 fn io_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
@@ -38,8 +42,13 @@ fn write_logs_err(e: impl std::error::Error + 'static) -> StorageError {
 }
 
 impl LogStore {
+    pub fn stats(&self) -> &Arc<IoStats> {
+        &self.stats
+    }
+
     pub fn open(db: &sled::Db) -> Result<LogStore, sled::Error> {
         Ok(LogStore {
+            stats: Arc::new(IoStats::default()),
             db: db.clone(),
             log: db.open_tree(LOG_TREE)?,
             meta: db.open_tree(META_TREE)?,
@@ -236,13 +245,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = sled::Batch::default();
+        let mut logged = 0;
         for entry in entries {
             let bytes = serde_json::to_vec(&entry).map_err(write_logs_err)?;
+            logged += bytes.len();
             batch.insert(&index_key(entry.log_id.index), bytes);
         }
         self.log.apply_batch(batch).map_err(write_logs_err)?;
+        self.stats.record_logged(logged);
+        if let Some(stall) = self.stats.injected_stall() {
+            tokio::time::sleep(stall).await;
+        }
         // Durable before openraft counts the entries as persisted.
+        let began = std::time::Instant::now();
         let flushed = self.db.flush_async().await.map(|_| ()).map_err(std::io::Error::other);
+        self.stats.record_fsync(began.elapsed());
         callback.log_io_completed(flushed);
         Ok(())
     }

@@ -196,7 +196,7 @@ impl RaftNode {
         *self.candidates.lock().unwrap_or_else(|p| p.into_inner()) = candidates;
     }
 
-    pub(super) fn log(&self) -> &LogStore {
+    pub fn log(&self) -> &LogStore {
         &self.log
     }
 

@@ -121,6 +121,7 @@ impl Metrics {
             "Size of the node's sled database on disk.",
             node.storage_bytes(),
         );
+        storage_costs(&mut out, node.log().stats());
         let space = node.space();
         gauge(
             &mut out,
@@ -186,5 +187,46 @@ impl Metrics {
             let _ = writeln!(out, "chronos_request_seconds_count{{kind=\"{name}\"}} {total}");
         }
         out
+    }
+}
+
+/// Fsync latency, bytes written to the device and write amplification.
+fn storage_costs(out: &mut String, stats: &crate::storage::io_stats::IoStats) {
+    use crate::storage::io_stats::{FSYNC_BUCKETS, process_written_bytes};
+    let _ = writeln!(
+        out,
+        "# HELP chronos_fsync_seconds Raft log flush (fsync) latency.\n# TYPE chronos_fsync_seconds histogram"
+    );
+    for (bound, count) in FSYNC_BUCKETS.iter().zip(stats.fsync_buckets()) {
+        let _ = writeln!(out, "chronos_fsync_seconds_bucket{{le=\"{bound}\"}} {count}");
+    }
+    let n = stats.fsyncs();
+    let _ = writeln!(out, "chronos_fsync_seconds_bucket{{le=\"+Inf\"}} {n}");
+    let _ = writeln!(out, "chronos_fsync_seconds_sum {}", stats.fsync_seconds_sum());
+    let _ = writeln!(out, "chronos_fsync_seconds_count {n}");
+    let logged = stats.logged_bytes();
+    let _ = writeln!(
+        out,
+        "# HELP chronos_raft_logged_bytes_total Bytes of Raft log entries appended (the data clients sent, as logged).\n# TYPE chronos_raft_logged_bytes_total counter\nchronos_raft_logged_bytes_total {logged}"
+    );
+    let Some(written) = process_written_bytes() else {
+        return;
+    };
+    let days = stats.uptime().as_secs_f64().max(1.0) / 86_400.0;
+    let _ = writeln!(
+        out,
+        "# HELP chronos_disk_written_bytes_total Bytes this node wrote to storage (card wear).\n# TYPE chronos_disk_written_bytes_total counter\nchronos_disk_written_bytes_total {written}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP chronos_disk_written_bytes_per_day Bytes written per day at the rate since start.\n# TYPE chronos_disk_written_bytes_per_day gauge\nchronos_disk_written_bytes_per_day {:.0}",
+        written as f64 / days
+    );
+    if logged > 0 {
+        let _ = writeln!(
+            out,
+            "# HELP chronos_write_amplification Bytes written to storage per byte of Raft log entries.\n# TYPE chronos_write_amplification gauge\nchronos_write_amplification {:.2}",
+            written as f64 / logged as f64
+        );
     }
 }

@@ -12,6 +12,7 @@
 mod catalog;
 mod engine;
 mod error;
+pub mod io_stats;
 pub mod keycode;
 mod memory;
 pub mod rowcodec;
@@ -27,6 +28,6 @@ pub use engine::{Bytes, Engine, KeyRange, ScanIter, WriteBatch};
 pub use error::StorageError;
 pub use memory::MemoryEngine;
 pub use rowcodec::RowVersion;
-pub use sled_engine::SledEngine;
+pub use sled_engine::{DEFAULT_CACHE_BYTES, SledEngine};
 pub use tables::{RowIter, column_fill};
 pub use txn::{Savepoint, Transaction};

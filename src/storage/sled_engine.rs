@@ -3,6 +3,9 @@ use super::error::StorageError;
 use sled::Transactional;
 use std::path::Path;
 
+/// sled's own default page cache size.
+pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
+
 /// The engine of a real node: one sled database, one sled tree per keyspace.
 pub struct SledEngine {
     db: sled::Db,
@@ -13,7 +16,15 @@ impl SledEngine {
     /// including damage it would panic on, comes back as an error naming
     /// the file.
     pub fn open(path: &Path) -> Result<SledEngine> {
-        let config = sled::Config::new().path(path).mode(sled::Mode::HighThroughput);
+        SledEngine::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Like `open`, with sled's page cache limited to `cache_bytes`.
+    pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<SledEngine> {
+        let config = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(cache_bytes);
         // sled panics on some damaged files; keep the panic message out of
         // the log (the error says it) and the process up.
         let hook = std::panic::take_hook();
