@@ -63,6 +63,10 @@ pub struct Config {
     pub users: Vec<crate::security::auth::User>,
     /// Disk space: the reserve file and the low-space mark.
     pub storage: StorageConfig,
+    /// "voter" (the default), or "learner": a read replica that joins
+    /// through `join`, follows the log, serves reads and forwards writes,
+    /// but never votes.
+    pub role: String,
 }
 
 /// The `[storage]` section.
@@ -487,6 +491,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             users: Vec::new(),
             storage: StorageConfig::default(),
+            role: "voter".into(),
         }
     }
 }
@@ -508,6 +513,7 @@ const KEYS: &[&str] = &[
     "log_target",
     "max_clock_offset_ms",
     "idempotency_retention_hours",
+    "role",
 ];
 
 fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -745,6 +751,20 @@ impl Config {
         self.queue.validate()?;
         self.cluster.validate(&self.peers, self.join.as_ref())?;
         self.limits.validate()?;
+        match self.role.as_str() {
+            "voter" => {}
+            "learner" if self.join.is_some() => {}
+            "learner" => {
+                return Err(ConfigError::Invalid(
+                    "key 'role': a learner joins a running cluster; set join = \"host:port\" of a member".into(),
+                ));
+            }
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "key 'role': '{other}' must be voter or learner"
+                )));
+            }
+        }
         self.tls.validate(&self.users)
     }
 }

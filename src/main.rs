@@ -249,6 +249,9 @@ enum ClusterAction {
         id: String,
         /// Its host:port.
         address: String,
+        /// Add it as a non-voting learner (a read replica).
+        #[arg(long)]
+        learner: bool,
     },
     /// Remove a member.
     Remove {
@@ -529,7 +532,7 @@ fn run_cluster(address: &str, access: &Access, action: ClusterAction) -> ExitCod
         let mut client = Client::connect_with(address, access).await?;
         match action {
             ClusterAction::Status => client.cluster_status().await,
-            ClusterAction::Add { id, address } => client.add_member(&id, &address).await,
+            ClusterAction::Add { id, address, learner } => client.add_member(&id, &address, learner).await,
             ClusterAction::Remove { id } => client.remove_member(&id).await,
         }
     });

@@ -431,10 +431,17 @@ impl Client {
         Ok(within(CALL_TIMEOUT, call).await?.into_inner())
     }
 
-    pub async fn add_member(&mut self, id: &str, address: &str) -> Result<ClusterStatusResponse, ClientError> {
+    /// Adds a member (a voter once caught up; a read replica with `learner`).
+    pub async fn add_member(
+        &mut self,
+        id: &str,
+        address: &str,
+        learner: bool,
+    ) -> Result<ClusterStatusResponse, ClientError> {
         let request = AddMemberRequest {
             id: id.to_string(),
             address: address.to_string(),
+            learner,
         };
         Ok(within(ADMIN_TIMEOUT, self.inner.add_member(request))
             .await?

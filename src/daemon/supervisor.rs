@@ -357,6 +357,7 @@ async fn open_node(
             keep_outcomes: config.queue.keep_outcomes,
         },
         space: config.storage.space(),
+        learner: config.role == "learner",
     };
     // The clock resumes past every stamp issued before a restart.
     let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;

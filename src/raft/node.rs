@@ -64,6 +64,8 @@ pub struct RaftSettings {
     pub auto: AutoCluster,
     /// The disk reserve and the low-space mark.
     pub space: SpaceSettings,
+    /// Join as a non-voting learner (a read replica) and stay one.
+    pub learner: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -459,6 +461,7 @@ impl RaftNode {
             let request = AddMemberRequest {
                 id: me.name.clone(),
                 address: me.address.clone(),
+                learner: self.settings.learner,
             };
             let result = match network::channel(via) {
                 Ok(channel) => ChronosClient::new(channel).add_member(request).await,
@@ -841,13 +844,15 @@ impl RaftNode {
         }
     }
 
-    /// Adds a member: as a learner until it has caught up, then as a voter.
-    pub async fn add_member(&self, name: &str, address: &str) -> Result<ClusterStatusResponse, Status> {
+    /// Adds a member: as a learner until it has caught up, then as a voter
+    /// unless `learner` (a read replica that never votes).
+    pub async fn add_member(&self, name: &str, address: &str, learner: bool) -> Result<ClusterStatusResponse, Status> {
         check_member(name, address)?;
         if let Some(mut leader) = self.leader_client()? {
             let request = AddMemberRequest {
                 id: name.into(),
                 address: address.into(),
+                learner,
             };
             return leader.add_member(request).await.map(|r| r.into_inner());
         }
@@ -874,6 +879,10 @@ impl RaftNode {
                 ))
             })?
             .map_err(|e| unavailable(format!("cannot add learner '{name}': {e}")))?;
+        if learner {
+            tracing::info!(%name, "member added as a learner (read replica)");
+            return Ok(self.cluster_status().await);
+        }
         let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
         tokio::time::timeout(REQUEST_TIMEOUT, self.raft.change_membership(change, false))
             .await

@@ -225,7 +225,9 @@ impl Chronos for ChronosService {
             .await?;
         let request = request.into_inner();
         Ok(Response::new(
-            self.node.add_member(&request.id, &request.address).await?,
+            self.node
+                .add_member(&request.id, &request.address, request.learner)
+                .await?,
         ))
     }
 
