@@ -171,6 +171,21 @@ enum Command {
         #[arg(long)]
         no_follow: bool,
     },
+    /// Bring back a cluster that lost its majority: run on its most
+    /// up-to-date survivor, stopped. It becomes the only voter, keeping
+    /// everything in its log; start it, then add members with --join.
+    Recover {
+        /// The node's config file (for its id, data directory and address).
+        #[arg(long, short = 'c', env = "CHRONOS_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The address it serves on (as for `chronos node`).
+        #[arg(long)]
+        address: Option<String>,
+    },
     /// Make the cluster's certificate authority and the certificates it
     /// signs (docs/security.md).
     Certs {
@@ -389,10 +404,53 @@ fn main() -> ExitCode {
             run_bench(options)
         }
         Command::Certs { action } => run_certs(action),
+        Command::Recover {
+            config,
+            id,
+            data_dir,
+            address,
+        } => run_recover(
+            config,
+            Overrides {
+                id,
+                data_dir,
+                address,
+                peers: None,
+                join: None,
+            },
+        ),
         Command::HashPassword => run_hash_password(),
         Command::Version => {
             println!("chronos {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn run_recover(file: Option<PathBuf>, overrides: Overrides) -> ExitCode {
+    let config = match Config::load(file.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("chronos: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match chronos::daemon::recover(&config) {
+        Ok(done) => {
+            println!(
+                "{} is now the only voter of its cluster (term {}, log kept up to index {}).\n\
+                 Start it (its stored membership is used; peers in its config are ignored),\n\
+                 then add members with an empty data directory and `chronos node --join {}`.",
+                config.id,
+                done.term,
+                done.last_index,
+                config.advertised()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            ExitCode::FAILURE
         }
     }
 }

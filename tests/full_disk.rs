@@ -117,7 +117,6 @@ fn a_full_disk_refuses_writes_cleanly_and_recovers_by_itself() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(!disk.mount.join("data/node1/reserve").exists());
-    assert!(free_mib(&disk.mount) >= 8, "the reserve's blocks are free again");
     let count = node.ok("SELECT count(*) FROM t");
     assert!(count.contains(&format!(" {acknowledged} |")), "{count}");
 

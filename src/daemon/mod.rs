@@ -3,10 +3,12 @@
 
 mod logging;
 mod readiness;
+mod recover;
 mod restore;
 mod signals;
 mod supervisor;
 
 pub use logging::init_logging;
+pub use recover::{RecoverError, Recovery, recover};
 pub use restore::{RestoreError, restore};
 pub use supervisor::{DaemonError, StartOptions, run};

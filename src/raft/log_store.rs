@@ -156,6 +156,55 @@ impl LogStore {
     }
 }
 
+/// What `force_single_member` did.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The last log index before the new configuration.
+    pub last_index: u64,
+    /// The term the new configuration was written in.
+    pub term: u64,
+}
+
+impl LogStore {
+    /// Offline, on a stopped node that lost its quorum: appends a
+    /// configuration with this node (`id`, `member`) as the only voter,
+    /// in a term past every term seen, and votes for itself in it. Raft
+    /// uses the newest configuration in the log at once, so on its next
+    /// start the node elects itself and commits everything in its log
+    /// (etcd's --force-new-cluster). Entries that only the lost members
+    /// had are gone; that is the price of recovering without them.
+    pub fn force_single_member(&self, id: NodeId, member: super::Member) -> Result<Recovered, String> {
+        let fail = |e: &dyn std::fmt::Display| format!("raft log: {e}");
+        let vote: Option<Vote<NodeId>> = self.read_meta(VOTE).map_err(|e| fail(&e))?;
+        let purged: Option<LogId> = self.read_meta(PURGED).map_err(|e| fail(&e))?;
+        let last = match self.last_entry().map_err(|e| fail(&e))? {
+            Some(e) => Some(e.log_id),
+            None => purged,
+        };
+        let term = vote
+            .map_or(0, |v| v.leader_id().term)
+            .max(last.map_or(0, |l| l.leader_id.term))
+            + 1;
+        let last_index = last.map_or(0, |l| l.index);
+        let membership = openraft::Membership::new(
+            vec![std::collections::BTreeSet::from([id])],
+            std::collections::BTreeMap::from([(id, member)]),
+        );
+        let entry = Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(term, id), last_index + 1),
+            payload: openraft::EntryPayload::Membership(membership),
+        };
+        let bytes = serde_json::to_vec(&entry).map_err(|e| fail(&e))?;
+        self.log
+            .insert(index_key(last_index + 1), bytes)
+            .map_err(|e| fail(&e))?;
+        let vote = serde_json::to_vec(&Vote::new(term, id)).map_err(|e| fail(&e))?;
+        self.meta.insert(VOTE, vote).map_err(|e| fail(&e))?;
+        self.db.flush().map_err(|e| fail(&e))?;
+        Ok(Recovered { last_index, term })
+    }
+}
+
 /// The clock's high-water mark, in the Raft metadata tree (flushed).
 pub struct ClockMark {
     db: sled::Db,

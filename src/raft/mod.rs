@@ -21,7 +21,7 @@ pub mod snapshot;
 mod state_machine;
 
 pub use command::{Command, IdempotencyKey, QueuedWrite, Reply, units_of};
-pub use log_store::LogStore;
+pub use log_store::{LogStore, Recovered};
 pub use node::{ClusterError, MemberStatus, RaftNode, RaftSettings, role_name};
 pub use state_machine::StateMachine;
 
