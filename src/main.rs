@@ -27,18 +27,8 @@ struct Cli {
 enum Command {
     /// Run a node (with no flags: a single node in ./data/node1 on 127.0.0.1:8000).
     Node {
-        /// Config file (TOML); see config/chronos.toml for every key.
-        #[arg(long, short = 'c', env = "CHRONOS_CONFIG")]
-        config: Option<PathBuf>,
-        /// This node's id; its files live in <data-dir>/<id>.
-        #[arg(long)]
-        id: Option<String>,
-        /// Directory holding node directories.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// host:port for the client API.
-        #[arg(long)]
-        address: Option<String>,
+        #[command(flatten)]
+        node: NodeArgs,
         /// Other cluster members: id=host:port,...
         #[arg(long, value_delimiter = ',')]
         peers: Option<Vec<String>>,
@@ -175,16 +165,8 @@ enum Command {
     /// up-to-date survivor, stopped. It becomes the only voter, keeping
     /// everything in its log; start it, then add members with --join.
     Recover {
-        /// The node's config file (for its id, data directory and address).
-        #[arg(long, short = 'c', env = "CHRONOS_CONFIG")]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        id: Option<String>,
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// The address it serves on (as for `chronos node`).
-        #[arg(long)]
-        address: Option<String>,
+        #[command(flatten)]
+        node: NodeArgs,
     },
     /// Make the cluster's certificate authority and the certificates it
     /// signs (docs/security.md).
@@ -197,6 +179,40 @@ enum Command {
     HashPassword,
     /// Print the version.
     Version,
+}
+
+/// Which node: its config file and the flags that override it.
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// Config file (TOML); see config/chronos.toml for every key.
+    #[arg(long, short = 'c', env = "CHRONOS_CONFIG")]
+    config: Option<PathBuf>,
+    /// This node's id; its files live in <data-dir>/<id>.
+    #[arg(long)]
+    id: Option<String>,
+    /// Directory holding node directories.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// host:port for the client API.
+    #[arg(long)]
+    address: Option<String>,
+}
+
+impl NodeArgs {
+    /// The layered configuration, or the exit status after saying why not.
+    fn load(self, peers: Option<Vec<String>>, join: Option<String>) -> Result<Config, ExitCode> {
+        let overrides = Overrides {
+            id: self.id,
+            data_dir: self.data_dir,
+            address: self.address,
+            peers,
+            join,
+        };
+        Config::load(self.config.as_deref(), &overrides).map_err(|e| {
+            eprintln!("chronos: {e}");
+            ExitCode::from(2)
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -301,27 +317,14 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Node {
-            config,
-            id,
-            data_dir,
-            address,
+            node,
             peers,
             join,
             rebuild_from_peers,
         } => {
-            let overrides = Overrides {
-                id,
-                data_dir,
-                address,
-                peers,
-                join,
-            };
-            let config = match Config::load(config.as_deref(), &overrides) {
+            let config = match node.load(peers, join) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("chronos: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             chronos::daemon::init_logging(&config);
             match chronos::daemon::run(config, chronos::daemon::StartOptions { rebuild_from_peers }) {
@@ -404,21 +407,7 @@ fn main() -> ExitCode {
             run_bench(options)
         }
         Command::Certs { action } => run_certs(action),
-        Command::Recover {
-            config,
-            id,
-            data_dir,
-            address,
-        } => run_recover(
-            config,
-            Overrides {
-                id,
-                data_dir,
-                address,
-                peers: None,
-                join: None,
-            },
-        ),
+        Command::Recover { node } => run_recover(node),
         Command::HashPassword => run_hash_password(),
         Command::Version => {
             println!("chronos {}", env!("CARGO_PKG_VERSION"));
@@ -427,13 +416,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_recover(file: Option<PathBuf>, overrides: Overrides) -> ExitCode {
-    let config = match Config::load(file.as_deref(), &overrides) {
+fn run_recover(node: NodeArgs) -> ExitCode {
+    let config = match node.load(None, None) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("chronos: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match chronos::daemon::recover(&config) {
         Ok(done) => {
