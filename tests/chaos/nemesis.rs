@@ -1,0 +1,127 @@
+//! The fault schedule: every few seconds one fault, chosen by a seeded
+//! random generator, on a cluster of real processes: kill -9 (a random
+//! node or the leader) and restart, SIGSTOP/SIGCONT, and partitions made
+//! by the test's proxies between members (a minority, the leader alone, a
+//! bridge). Each fault is healed before the next.
+
+use crate::common::cluster::{Cluster, leader};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A small seeded generator (xorshift): the schedule repeats for a seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    KillRandom,
+    KillLeader,
+    Pause,
+    PartitionMinority,
+    IsolateLeader,
+    Bridge,
+}
+
+const FAULTS: [Fault; 6] = [
+    Fault::KillRandom,
+    Fault::KillLeader,
+    Fault::Pause,
+    Fault::PartitionMinority,
+    Fault::IsolateLeader,
+    Fault::Bridge,
+];
+
+fn signal(cluster: &Cluster, i: usize, sig: &str) {
+    if let Some(child) = &cluster.members[i].child {
+        let _ = Command::new("kill").args([sig, &child.id().to_string()]).status();
+    }
+}
+
+/// Runs faults until `until`, then heals everything; returns the schedule
+/// as (seconds since `start`, what was done).
+pub async fn run(cluster: &mut Cluster, rng: &mut Rng, start: Instant, until: Instant) -> Vec<(f64, String)> {
+    let n = cluster.members.len();
+    let mut schedule = Vec::new();
+    let all: Vec<usize> = (0..n).collect();
+    while Instant::now() + Duration::from_secs(4) < until {
+        tokio::time::sleep(Duration::from_millis(1_000 + rng.below(1_500))).await;
+        let fault = FAULTS[rng.below(FAULTS.len() as u64) as usize];
+        let hold = Duration::from_millis(1_500 + rng.below(2_000));
+        let victim = rng.below(n as u64) as usize;
+        let at = start.elapsed().as_secs_f64();
+        let what = match fault {
+            Fault::KillRandom | Fault::KillLeader => {
+                let i = match fault {
+                    Fault::KillLeader => leader(cluster, &all).await,
+                    _ => victim,
+                };
+                cluster.kill(i);
+                tokio::time::sleep(hold).await;
+                cluster.spawn(i, &[]);
+                format!(
+                    "kill -9 {} ({fault:?}), restarted after {hold:?}",
+                    cluster.members[i].name
+                )
+            }
+            Fault::Pause => {
+                signal(cluster, victim, "-STOP");
+                tokio::time::sleep(hold).await;
+                signal(cluster, victim, "-CONT");
+                format!("SIGSTOP {} for {hold:?}", cluster.members[victim].name)
+            }
+            Fault::PartitionMinority | Fault::IsolateLeader => {
+                let i = match fault {
+                    Fault::IsolateLeader => leader(cluster, &all).await,
+                    _ => victim,
+                };
+                let rest: Vec<usize> = all.iter().copied().filter(|&j| j != i).collect();
+                cluster.partition(&[i], &rest);
+                tokio::time::sleep(hold).await;
+                cluster.heal();
+                format!(
+                    "partition {} from the rest ({fault:?}) for {hold:?}",
+                    cluster.members[i].name
+                )
+            }
+            Fault::Bridge => {
+                // Two sides that both still reach the node in the middle.
+                let middle = victim;
+                let others: Vec<usize> = all.iter().copied().filter(|&j| j != middle).collect();
+                let (a, b) = others.split_at(others.len() / 2);
+                cluster.partition(a, b);
+                tokio::time::sleep(hold).await;
+                cluster.heal();
+                format!(
+                    "bridge through {}: {:?} | {:?} for {hold:?}",
+                    cluster.members[middle].name,
+                    a.iter().map(|&i| &cluster.members[i].name).collect::<Vec<_>>(),
+                    b.iter().map(|&i| &cluster.members[i].name).collect::<Vec<_>>()
+                )
+            }
+        };
+        schedule.push((at, what));
+    }
+    cluster.heal();
+    for i in 0..n {
+        signal(cluster, i, "-CONT");
+    }
+    schedule
+}
