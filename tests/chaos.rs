@@ -2,7 +2,7 @@
 //! concurrent clients running three workloads while a seeded schedule of
 //! faults (kill -9, SIGSTOP, partitions) plays, and checkers over what the
 //! clients saw. docs/testing.md says how to read a report and how to run
-//! longer: CHRONOS_CHAOS_SECONDS (30), CHRONOS_CHAOS_SEED (fixed).
+//! longer: CHRONOS_CHAOS_SECONDS (45), CHRONOS_CHAOS_SEED (fixed).
 
 mod chaos {
     pub mod checker;
@@ -28,7 +28,7 @@ fn setting(name: &str, default: u64) -> u64 {
 
 fn run(nodes: usize) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let seconds = setting("CHRONOS_CHAOS_SECONDS", 30);
+    let seconds = setting("CHRONOS_CHAOS_SECONDS", 45);
     let seed = setting("CHRONOS_CHAOS_SEED", 20261126) + nodes as u64;
     let all: Vec<usize> = (0..nodes).collect();
     let mut cluster = Cluster::start(nodes, &all, 200);
@@ -143,7 +143,10 @@ fn run(nodes: usize) {
             true => println!("chaos: ok ({summary})"),
             false => panic!("chaos: FAILED ({summary})\n{}", anomalies.join("\n")),
         }
-        assert!(!schedule.is_empty(), "faults were injected");
+        assert!(
+            schedule.len() >= 8 || seconds < 45,
+            "every kind of fault was injected: {faults:?}"
+        );
         assert!(
             ops > 0 && !acked.is_empty() && transferred > 0,
             "the workloads made progress"

@@ -71,11 +71,30 @@ impl Default for Clock {
     }
 }
 
+/// Fault hook for tests: shifts this process's wall clock by this many
+/// milliseconds (a gateway whose clock is off).
+pub const CLOCK_OFFSET_ENV: &str = "CHRONOS_FAULT_CLOCK_OFFSET_MS";
+
+fn clock_offset_ms() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        let offset = std::env::var(CLOCK_OFFSET_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if offset != 0 {
+            tracing::warn!(offset_ms = offset, "fault injection: this node's clock is shifted");
+        }
+        offset
+    })
+}
+
 fn system_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+        + clock_offset_ms()
 }
 
 impl Clock {

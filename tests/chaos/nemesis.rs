@@ -1,10 +1,13 @@
-//! The fault schedule: every few seconds one fault, chosen by a seeded
-//! random generator, on a cluster of real processes: kill -9 (a random
-//! node or the leader) and restart, SIGSTOP/SIGCONT, and partitions made
-//! by the test's proxies between members (a minority, the leader alone, a
-//! bridge). Each fault is healed before the next.
+//! The fault schedule: every few seconds one fault, on a cluster of real
+//! processes: kill -9 (a random node or the leader) and restart,
+//! SIGSTOP/SIGCONT, partitions made by the test's proxies between members
+//! (a minority, the leader alone, a bridge), a member removed, wiped and
+//! joined again, and a member restarted with its clock off (within
+//! max_clock_offset). Every kind comes once per round, in an order and
+//! with durations drawn from the seed. Each fault is healed before the
+//! next.
 
-use crate::common::cluster::{Cluster, leader};
+use crate::common::cluster::{Cluster, connect, leader};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -38,16 +41,66 @@ enum Fault {
     PartitionMinority,
     IsolateLeader,
     Bridge,
+    Membership,
+    ClockSkew,
 }
 
-const FAULTS: [Fault; 6] = [
+const FAULTS: [Fault; 8] = [
     Fault::KillRandom,
     Fault::KillLeader,
     Fault::Pause,
     Fault::PartitionMinority,
     Fault::IsolateLeader,
     Fault::Bridge,
+    Fault::Membership,
+    Fault::ClockSkew,
 ];
+
+/// The kinds in a seeded order.
+fn round(rng: &mut Rng) -> Vec<Fault> {
+    let mut kinds = FAULTS.to_vec();
+    for i in (1..kinds.len()).rev() {
+        kinds.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    kinds
+}
+
+/// Removes member `i`, wipes it and has it join again through the leader;
+/// waits until it is a voter once more.
+async fn rejoin(cluster: &mut Cluster, i: usize) -> String {
+    let all: Vec<usize> = (0..cluster.members.len()).collect();
+    let l = leader(cluster, &all).await;
+    let i = if i == l { (i + 1) % all.len() } else { i };
+    let name = cluster.members[i].name.clone();
+    let via = cluster.members[l].address.clone();
+    let removed = connect(&via).await.remove_member(&name).await;
+    cluster.kill(i);
+    let _ = std::fs::remove_dir_all(cluster.data_dir().join(&name));
+    cluster.spawn(i, &["--join", &via]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = connect(&via).await.cluster_status().await;
+        if let Ok(s) = status
+            && s.members.iter().any(|m| m.id == name && m.voter)
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            return format!(
+                "{name} removed ({:?}) but not back as a voter within 60 s",
+                removed.err()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    format!(
+        "{name} removed ({}), wiped and joined again as a voter",
+        match removed {
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("{e}"),
+        }
+    )
+}
 
 fn signal(cluster: &Cluster, i: usize, sig: &str) {
     if let Some(child) = &cluster.members[i].child {
@@ -61,9 +114,13 @@ pub async fn run(cluster: &mut Cluster, rng: &mut Rng, start: Instant, until: In
     let n = cluster.members.len();
     let mut schedule = Vec::new();
     let all: Vec<usize> = (0..n).collect();
+    let mut queue = Vec::new();
     while Instant::now() + Duration::from_secs(4) < until {
         tokio::time::sleep(Duration::from_millis(1_000 + rng.below(1_500))).await;
-        let fault = FAULTS[rng.below(FAULTS.len() as u64) as usize];
+        if queue.is_empty() {
+            queue = round(rng);
+        }
+        let fault = queue.remove(0);
         let hold = Duration::from_millis(1_500 + rng.below(2_000));
         let victim = rng.below(n as u64) as usize;
         let at = start.elapsed().as_secs_f64();
@@ -99,6 +156,18 @@ pub async fn run(cluster: &mut Cluster, rng: &mut Rng, start: Instant, until: In
                 format!(
                     "partition {} from the rest ({fault:?}) for {hold:?}",
                     cluster.members[i].name
+                )
+            }
+            Fault::Membership => rejoin(cluster, victim).await,
+            Fault::ClockSkew => {
+                let offset = rng.below(8_000) as i64 - 4_000;
+                cluster.kill(victim);
+                let shifted = offset.to_string();
+                cluster.spawn_with_env(victim, &[], &[("CHRONOS_FAULT_CLOCK_OFFSET_MS", &shifted)]);
+                tokio::time::sleep(hold).await;
+                format!(
+                    "{} restarted with its clock {offset:+} ms off",
+                    cluster.members[victim].name
                 )
             }
             Fault::Bridge => {

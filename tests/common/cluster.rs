@@ -192,6 +192,11 @@ impl Cluster {
 
     /// Starts member i's process (again), with extra flags.
     pub fn spawn(&mut self, i: usize, extra: &[&str]) {
+        self.spawn_with_env(i, extra, &[]);
+    }
+
+    /// Like `spawn`, with extra environment for this process only.
+    pub fn spawn_with_env(&mut self, i: usize, extra: &[&str], env: &[(&str, &str)]) {
         let m = &self.members[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -206,6 +211,7 @@ impl Cluster {
             .env("CHRONOS_SNAPSHOT_EVERY", self.snapshot_every.to_string())
             .env("RUST_LOG", "info,openraft=error")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
         if extra.is_empty() {
