@@ -31,7 +31,8 @@ fn run(nodes: usize) {
     let seconds = setting("CHRONOS_CHAOS_SECONDS", 45);
     let seed = setting("CHRONOS_CHAOS_SEED", 20261126) + nodes as u64;
     let all: Vec<usize> = (0..nodes).collect();
-    let mut cluster = Cluster::start(nodes, &all, 200);
+    // Snapshots every 1,000 entries: installs happen during a run.
+    let mut cluster = Cluster::start(nodes, &all, 1_000);
     let addresses: Vec<String> = cluster.members.iter().map(|m| m.address.clone()).collect();
     common::block_on(async {
         let l = leader(&cluster, &all).await;

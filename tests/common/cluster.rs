@@ -19,13 +19,18 @@ use std::time::{Duration, Instant};
 /// Election timeout for test clusters, in milliseconds.
 pub const ELECTION_MS: u64 = 400;
 
+/// Live connections through a proxy, each with the flag its pipes set
+/// once it has closed.
+type Connections = Arc<Mutex<Vec<(Arc<AtomicBool>, TcpStream)>>>;
+
 /// A one-way link from one member to another that can be cut and healed.
 pub struct Proxy {
     pub address: String,
     cut: Arc<AtomicBool>,
     /// Milliseconds each chunk of bytes is held before it is passed on.
     delay_ms: Arc<AtomicU64>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
+    /// The live connections (and whether each has closed), to cut.
+    open: Connections,
 }
 
 impl Proxy {
@@ -34,7 +39,7 @@ impl Proxy {
         let address = listener.local_addr().expect("proxy address").to_string();
         let cut = Arc::new(AtomicBool::new(false));
         let delay_ms = Arc::new(AtomicU64::new(0));
-        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let open: Connections = Arc::default();
         let (c, o, d) = (cut.clone(), open.clone(), delay_ms.clone());
         std::thread::spawn(move || {
             for incoming in listener.incoming() {
@@ -48,20 +53,22 @@ impl Proxy {
                 };
                 let _ = inbound.set_nodelay(true);
                 let _ = outbound.set_nodelay(true);
+                let closed = Arc::new(AtomicBool::new(false));
                 let mut list = o.lock().unwrap();
+                // Forget connections that have closed, so a long run does
+                // not run out of file descriptors.
+                list.retain(|(done, _)| !done.load(Ordering::SeqCst));
                 for s in [&inbound, &outbound] {
                     if let Ok(s) = s.try_clone() {
-                        list.push(s);
+                        list.push((closed.clone(), s));
                     }
                 }
                 drop(list);
-                pipe(
-                    inbound.try_clone().unwrap(),
-                    outbound.try_clone().unwrap(),
-                    c.clone(),
-                    d.clone(),
-                );
-                pipe(outbound, inbound, c.clone(), d.clone());
+                let (Ok(i2), Ok(o2)) = (inbound.try_clone(), outbound.try_clone()) else {
+                    continue;
+                };
+                pipe(i2, o2, c.clone(), d.clone(), closed.clone());
+                pipe(outbound, inbound, c.clone(), d.clone(), closed);
             }
         });
         Proxy {
@@ -80,7 +87,7 @@ impl Proxy {
     /// Drops every connection and refuses new ones.
     pub fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
-        for s in self.open.lock().unwrap().drain(..) {
+        for (_, s) in self.open.lock().unwrap().drain(..) {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
@@ -90,7 +97,13 @@ impl Proxy {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, cut: Arc<AtomicBool>, delay_ms: Arc<AtomicU64>) {
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    cut: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
+    closed: Arc<AtomicBool>,
+) {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -109,6 +122,7 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, cut: Arc<AtomicBool>, delay_ms: 
         }
         let _ = to.shutdown(Shutdown::Both);
         let _ = from.shutdown(Shutdown::Both);
+        closed.store(true, Ordering::SeqCst);
     });
 }
 
