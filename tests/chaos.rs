@@ -164,3 +164,33 @@ fn three_nodes_under_faults() {
 fn five_nodes_under_faults() {
     run(5);
 }
+
+/// Regression: the test's proxies kept every connection they had ever
+/// carried, and a 300 s run ran out of file descriptors.
+#[test]
+fn proxies_forget_closed_connections() {
+    use std::io::{Read, Write};
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = target.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in target.incoming().flatten() {
+            let mut conn = conn;
+            let mut buf = [0u8; 8];
+            if let Ok(n) = conn.read(&mut buf) {
+                let _ = conn.write_all(&buf[..n]);
+            }
+        }
+    });
+    let proxy = common::cluster::Proxy::start(address);
+    for _ in 0..200 {
+        let mut c = std::net::TcpStream::connect(&proxy.address).unwrap();
+        c.write_all(b"ping").unwrap();
+        let mut buf = [0u8; 4];
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ping");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let _last = std::net::TcpStream::connect(&proxy.address).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(proxy.held() <= 4, "{} connections held", proxy.held());
+}

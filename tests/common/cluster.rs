@@ -95,6 +95,12 @@ impl Proxy {
     pub fn heal(&self) {
         self.cut.store(false, Ordering::SeqCst);
     }
+
+    /// Connections still held open for `cut` (closed ones are forgotten
+    /// at the next accept).
+    pub fn held(&self) -> usize {
+        self.open.lock().unwrap().len()
+    }
 }
 
 fn pipe(
