@@ -469,6 +469,9 @@ impl StateMachine {
                 snapshot_id: id,
             })
         })?;
+        // Opened before it becomes current: from then on a newer snapshot
+        // may remove the file, and an open file survives that.
+        let opened = std::fs::File::open(&path).map_err(|e| snap_err(ErrorVerb::Read, e))?;
         let record = SnapshotRecord { meta, file };
         self.set_current_record(&record)?;
         tracing::info!(
@@ -478,14 +481,9 @@ impl StateMachine {
             writes_paused_ms = began.elapsed().as_millis() as u64,
             "built snapshot"
         );
-        self.open_snapshot(record)
-    }
-
-    fn open_snapshot(&self, record: SnapshotRecord) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let file = std::fs::File::open(self.dir.join(&record.file)).map_err(|e| snap_err(ErrorVerb::Read, e))?;
         Ok(Snapshot {
             meta: record.meta,
-            snapshot: Box::new(tokio::fs::File::from_std(file)),
+            snapshot: Box::new(tokio::fs::File::from_std(opened)),
         })
     }
 }
@@ -593,9 +591,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        match self.current_record()? {
-            None => Ok(None),
-            Some(record) => self.open_snapshot(record).map(Some),
+        // A snapshot built meanwhile (in openraft's builder task) replaces
+        // the current record and then removes the older file, possibly
+        // between reading the record and opening its file: read the record
+        // again. Found by the fault harness (tests/chaos.rs).
+        let mut attempts = 0;
+        loop {
+            let Some(record) = self.current_record()? else {
+                return Ok(None);
+            };
+            match std::fs::File::open(self.dir.join(&record.file)) {
+                Ok(file) => {
+                    return Ok(Some(Snapshot {
+                        meta: record.meta,
+                        snapshot: Box::new(tokio::fs::File::from_std(file)),
+                    }));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 10 => attempts += 1,
+                Err(e) => return Err(snap_err(ErrorVerb::Read, e)),
+            }
         }
     }
 }
@@ -604,6 +618,41 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 mod tests {
     use super::*;
     use crate::storage::MemoryEngine;
+
+    /// Regression (found by tests/chaos.rs): a snapshot built while the
+    /// current one was being opened removed its file in between, and the
+    /// NotFound stopped Raft on that node for good.
+    #[test]
+    fn the_current_snapshot_opens_while_new_ones_are_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = crate::storage::SledEngine::open(dir.path()).unwrap();
+        let sled = engine.db().clone();
+        let db = Arc::new(Database::open(Arc::new(engine)).unwrap());
+        let sm = StateMachine::open(
+            db,
+            sled,
+            Arc::new(Clock::default()),
+            &dir.path().join("snapshots"),
+            None,
+        )
+        .unwrap();
+        sm.build().unwrap();
+        let builder = {
+            let sm = sm.clone();
+            std::thread::spawn(move || {
+                for _ in 0..300 {
+                    sm.build().unwrap();
+                }
+            })
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut reader = sm.clone();
+        while !builder.is_finished() {
+            let current = runtime.block_on(reader.get_current_snapshot());
+            assert!(matches!(current, Ok(Some(_))), "{:?}", current.err());
+        }
+        builder.join().unwrap();
+    }
 
     #[test]
     fn idempotency_records_expire_by_the_stamp_that_stored_them() {
