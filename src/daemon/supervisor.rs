@@ -60,7 +60,7 @@ impl DaemonError {
     /// permission or a configuration problem).
     pub fn is_damage(&self) -> bool {
         match self {
-            DaemonError::Storage { source, .. } => source.to_string().contains(" is damaged"),
+            DaemonError::Storage { source, .. } => matches!(source, StorageError::Damaged(_)),
             DaemonError::Cluster(ClusterError::Damaged(_)) => true,
             _ => false,
         }

@@ -131,9 +131,6 @@ pub async fn serve(
     }
 }
 
-/// How long a TLS handshake may take before the connection is dropped.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// HTTPS: each accepted connection does its handshake and is then served
 /// by the same router, on its own task. Stops accepting on `shutdown`.
 async fn serve_tls(
@@ -161,7 +158,8 @@ async fn serve_tls(
         };
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            let tls = match tokio::time::timeout(crate::security::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+            {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "HTTPS handshake failed"),
                 Err(_) => return tracing::debug!(%peer, "HTTPS handshake timed out"),

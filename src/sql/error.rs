@@ -82,7 +82,7 @@ impl SqlError {
     /// True when the error comes from the statement itself, so every node
     /// applying it fails the same way (as opposed to a local disk problem).
     pub fn is_deterministic(&self) -> bool {
-        !matches!(self, SqlError::Storage(StorageError::Io(_)))
+        !matches!(self, SqlError::Storage(StorageError::Io(_) | StorageError::Damaged(_)))
     }
 }
 

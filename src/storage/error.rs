@@ -8,6 +8,10 @@ pub enum StorageError {
     Io(String),
     #[error("corrupt data in {space}: {detail}")]
     Corrupt { space: String, detail: String },
+    /// A data file that cannot be opened as it is: the node must not
+    /// serve from it (the message names the file and what to do).
+    #[error("{0}")]
+    Damaged(String),
 }
 
 impl From<sled::Error> for StorageError {

@@ -32,7 +32,7 @@ impl SledEngine {
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()));
         std::panic::set_hook(hook);
         let damaged = |detail: String| {
-            StorageError::Io(format!(
+            StorageError::Damaged(format!(
                 "{} is damaged ({detail}); the node will not serve from it: start it with --rebuild-from-peers, or restore a backup (docs/security.md#damaged-data-files)",
                 path.join("db").display()
             ))
