@@ -73,7 +73,11 @@ async fn body() {
     let mut writer = connect(&site.members[writer_at].address).await;
     let mut written = 0;
     let mut killed = false;
-    for chunk in 0..40 {
+    // At least 40 chunks, and on until the first rows reached the upstream
+    // (its first sync round may come after a fast writer's 40 chunks).
+    let mut chunk = 0;
+    while chunk < 40 || (!killed && chunk < 400) {
+        chunk += 1;
         let values: Vec<String> = (0..500).map(|i| format!("('s', {}, 1.5)", chunk * 500 + i)).collect();
         let r = writer
             .execute(&format!("INSERT INTO readings VALUES {}", values.join(", ")))
