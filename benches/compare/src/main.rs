@@ -1,0 +1,243 @@
+//! The side-by-side comparison behind benches/compare/run.sh: the same
+//! workloads against a 3-member etcd, a 3-node and a 1-node ChronosDB and
+//! local SQLite, one system at a time, then one markdown table with the
+//! ratios that issue #11 sets as targets.
+//!
+//!     chronos-compare --chronos BIN --etcd BIN --dir DIR [--seconds 10] [--out FILE]
+
+mod chronosdb;
+mod etcd;
+mod load;
+mod procs;
+mod report;
+mod sqlite;
+
+use load::{Outcome, Worker, drive, value_of};
+use procs::Cluster;
+use report::Results;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Bytes of every value written (keys are about 20 bytes).
+const VALUE_SIZE: usize = 100;
+/// Rows written before the read workloads, read back at random.
+const READ_KEYS: u64 = 10_000;
+const WRITE_CLIENTS: [usize; 3] = [16, 64, 256];
+const BATCH_ROWS: usize = 1000;
+const BATCH_CLIENTS: usize = 4;
+const READ_CLIENTS: usize = 32;
+
+struct Args {
+    chronos: PathBuf,
+    etcd: PathBuf,
+    dir: PathBuf,
+    seconds: u64,
+    out: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let (mut chronos, mut etcd, mut dir, mut seconds, mut out) = (None, None, None, 10, None);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--chronos" => chronos = Some(PathBuf::from(value()?)),
+            "--etcd" => etcd = Some(PathBuf::from(value()?)),
+            "--dir" => dir = Some(PathBuf::from(value()?)),
+            "--seconds" => {
+                let v = value()?;
+                seconds = v.parse().map_err(|_| format!("--seconds: '{v}' is not a whole number"))?;
+            }
+            "--out" => out = Some(PathBuf::from(value()?)),
+            other => return Err(format!("unknown argument '{other}'")),
+        }
+    }
+    Ok(Args {
+        chronos: chronos.ok_or("--chronos BIN is required")?,
+        etcd: etcd.ok_or("--etcd BIN is required")?,
+        dir: dir.ok_or("--dir DIR is required")?,
+        seconds,
+        out,
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let result = match parse_args() {
+        Ok(args) => run(args).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        eprintln!("chronos-compare: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let duration = Duration::from_secs(args.seconds);
+    let value = value_of(VALUE_SIZE);
+    let mut results = Results::new(args.seconds, VALUE_SIZE);
+
+    eprintln!("== etcd, 3 members");
+    let cluster = procs::start_etcd(&args.etcd, &procs::data_dir(&args.dir, "etcd")?, 3)?;
+    bench_etcd(&cluster, &value, duration, &mut results).await?;
+    cluster.stop();
+
+    eprintln!("== ChronosDB, 3 nodes");
+    let cluster = procs::start_chronos(&args.chronos, &procs::data_dir(&args.dir, "chronos3")?, 3)?;
+    bench_chronos3(&cluster, &value, duration, &mut results).await?;
+    cluster.stop();
+
+    eprintln!("== ChronosDB, 1 node");
+    let cluster = procs::start_chronos(&args.chronos, &procs::data_dir(&args.dir, "chronos1")?, 1)?;
+    bench_chronos1(&cluster, &value, duration, &mut results).await?;
+    cluster.stop();
+
+    eprintln!("== SQLite, local");
+    let dir = procs::data_dir(&args.dir, "sqlite")?;
+    let (d, v) = (dir.clone(), value.clone());
+    let batch = tokio::task::spawn_blocking(move || sqlite::ingest(&d, BATCH_ROWS, &v, duration));
+    results.sqlite_batch = note("1,000-row transactions, 1 writer", batch.await.map_err(|e| e.to_string())??);
+    let (d, v) = (dir.clone(), value.clone());
+    let single = tokio::task::spawn_blocking(move || sqlite::ingest(&d, 1, &v, duration));
+    results.sqlite_single = note("single-row commits, 1 writer", single.await.map_err(|e| e.to_string())??);
+
+    results.binary_bytes = procs::stripped_size(&args.chronos, &args.dir).ok();
+    let table = results.markdown();
+    println!("{table}");
+    if let Some(out) = &args.out {
+        report::append(out, &table)?;
+        eprintln!("appended to {}", out.display());
+    }
+    Ok(())
+}
+
+/// Prints a run's figures as it ends, and keeps them.
+fn note(what: &str, outcome: Outcome) -> Outcome {
+    eprintln!("  {what}: {}", outcome.summary());
+    outcome
+}
+
+async fn bench_etcd(cluster: &Cluster, value: &str, duration: Duration, results: &mut Results) -> Result<(), String> {
+    let leader = etcd::wait_for_leader(&cluster.addresses).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    results.etcd_idle_mib = cluster.memory_mib().0;
+    let writers = |clients: usize, batch: usize, run: &'static str| {
+        let (leader, value) = (leader.clone(), value.to_string());
+        async move {
+            let mut workers: Vec<Box<dyn Worker>> = Vec::new();
+            for worker in 0..clients {
+                let client = etcd::connect(&leader).await?;
+                let (run, value) = (run.to_string(), value.clone());
+                workers.push(Box::new(etcd::Put {
+                    client,
+                    run,
+                    worker,
+                    batch,
+                    value,
+                }));
+            }
+            Ok::<_, String>(drive(workers, duration).await)
+        }
+    };
+    results.etcd_single = note("put, 1 client", writers(1, 1, "w1").await?);
+    for (i, clients) in WRITE_CLIENTS.iter().enumerate() {
+        let outcome = writers(*clients, 1, ["w16", "w64", "w256"][i]).await?;
+        results.etcd_concurrent[i] = note(&format!("put, {clients} clients"), outcome);
+    }
+    let outcome = writers(BATCH_CLIENTS, BATCH_ROWS, "batch").await?;
+    results.etcd_batch = note("txn of 1,000 puts, 4 clients", outcome);
+    etcd::prefill(&mut etcd::connect(&leader).await?, READ_KEYS, value).await?;
+    for serializable in [false, true] {
+        let mut workers: Vec<Box<dyn Worker>> = Vec::new();
+        for w in 0..READ_CLIENTS {
+            let client = etcd::connect(&cluster.addresses[w % cluster.addresses.len()]).await?;
+            workers.push(Box::new(etcd::Get {
+                client,
+                serializable,
+                keys: READ_KEYS,
+                rng: load::Rng::new(w as u64 + 1),
+            }));
+        }
+        let outcome = drive(workers, duration).await;
+        match serializable {
+            false => results.etcd_strong_read = note("linearizable get, 32 clients", outcome),
+            true => results.etcd_local_read = note("serializable get, 32 clients", outcome),
+        }
+    }
+    results.etcd_peak_mib = cluster.memory_mib().1;
+    Ok(())
+}
+
+/// `clients` ChronosDB writers of `batch` rows each, spread over the nodes
+/// (each client sends its writes to the leader).
+async fn chronos_writers(
+    addresses: &[String],
+    clients: usize,
+    batch: usize,
+    run: &str,
+    value: &str,
+) -> Result<Vec<Box<dyn Worker>>, String> {
+    let mut workers: Vec<Box<dyn Worker>> = Vec::new();
+    for worker in 0..clients {
+        let client = chronosdb::connect(&addresses[worker % addresses.len()]).await?;
+        workers.push(Box::new(chronosdb::Insert::new(client, run, worker, batch, value)));
+    }
+    Ok(workers)
+}
+
+async fn bench_chronos3(
+    cluster: &Cluster,
+    value: &str,
+    duration: Duration,
+    results: &mut Results,
+) -> Result<(), String> {
+    let addresses = &cluster.addresses;
+    chronosdb::wait_until_ready(addresses).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    results.chronos3_idle_mib = cluster.memory_mib().0;
+    let workers = chronos_writers(addresses, 1, 1, "w1", value).await?;
+    results.chronos3_single = note("INSERT, 1 client", drive(workers, duration).await);
+    for (i, clients) in WRITE_CLIENTS.iter().enumerate() {
+        let workers = chronos_writers(addresses, *clients, 1, ["w16", "w64", "w256"][i], value).await?;
+        let outcome = drive(workers, duration).await;
+        results.chronos3_concurrent[i] = note(&format!("INSERT, {clients} clients"), outcome);
+    }
+    let workers = chronos_writers(addresses, BATCH_CLIENTS, BATCH_ROWS, "batch", value).await?;
+    results.chronos3_batch = note("1,000-row INSERT, 4 clients", drive(workers, duration).await);
+    chronosdb::prefill(&mut chronosdb::connect(&addresses[0]).await?, READ_KEYS, value).await?;
+    for consistency in [chronosdb::Consistency::Strong, chronosdb::Consistency::Local] {
+        let mut workers: Vec<Box<dyn Worker>> = Vec::new();
+        for w in 0..READ_CLIENTS {
+            let client = chronosdb::connect(&addresses[w % addresses.len()]).await?;
+            workers.push(Box::new(chronosdb::Select::new(client, consistency, READ_KEYS, w as u64 + 1)));
+        }
+        let outcome = drive(workers, duration).await;
+        match consistency {
+            chronosdb::Consistency::Strong => results.chronos3_strong_read = note("strong SELECT, 32 clients", outcome),
+            chronosdb::Consistency::Local => results.chronos3_local_read = note("local SELECT, 32 clients", outcome),
+        }
+    }
+    results.chronos3_peak_mib = cluster.memory_mib().1;
+    Ok(())
+}
+
+async fn bench_chronos1(
+    cluster: &Cluster,
+    value: &str,
+    duration: Duration,
+    results: &mut Results,
+) -> Result<(), String> {
+    let addresses = &cluster.addresses;
+    chronosdb::wait_until_ready(addresses).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    results.chronos1_idle_mib = cluster.memory_mib().0;
+    let workers = chronos_writers(addresses, 1, BATCH_ROWS, "one", value).await?;
+    results.chronos1_batch_one = note("1,000-row INSERT, 1 client", drive(workers, duration).await);
+    let workers = chronos_writers(addresses, BATCH_CLIENTS, BATCH_ROWS, "four", value).await?;
+    results.chronos1_batch = note("1,000-row INSERT, 4 clients", drive(workers, duration).await);
+    let workers = chronos_writers(addresses, 1, 1, "single", value).await?;
+    results.chronos1_single = note("INSERT, 1 client", drive(workers, duration).await);
+    results.chronos1_peak_mib = cluster.memory_mib().1;
+    Ok(())
+}
