@@ -22,6 +22,11 @@ pub struct Command {
     /// names their member's queue and the greatest sequence among them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queued: Vec<QueuedWrite>,
+    /// Writes of several clients committed as one entry (group commit),
+    /// each applied as if sent alone and answered on its own (then `sql`
+    /// is empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group: Vec<GroupedWrite>,
     /// The entry's HLC stamp (packed [`crate::sync::Timestamp`]).
     pub hlc: u64,
     /// The member that stamped it (the row versions' `site`).
@@ -41,6 +46,23 @@ pub struct QueuedWrite {
     pub params: Params,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batch: Vec<Parameterized>,
+}
+
+/// One client's write inside a group-commit entry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupedWrite {
+    pub key: Option<IdempotencyKey>,
+    pub sql: String,
+    #[serde(default, skip_serializing_if = "Params::is_empty")]
+    pub params: Params,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch: Vec<Parameterized>,
+}
+
+impl GroupedWrite {
+    pub fn units(&self) -> Result<Vec<Unit>, (usize, SqlError)> {
+        units_of(&self.sql, &self.params, &self.batch)
+    }
 }
 
 impl QueuedWrite {

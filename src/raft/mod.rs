@@ -13,6 +13,7 @@
 
 mod command;
 pub mod discovery;
+mod group_commit;
 mod log_store;
 pub mod network;
 mod node;

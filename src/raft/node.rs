@@ -4,6 +4,7 @@
 //! chosen consistency, membership changes and status.
 
 use super::discovery::AutoCluster;
+use super::group_commit::{GroupCommit, WriteError};
 use super::network::{self, Network};
 use super::{Command, IdempotencyKey, LogStore, Member, NodeId, Raft, StateMachine, node_id};
 use crate::proto::raft::{NodeStatusRequest, NodeStatusResponse, ReadIndexRequest};
@@ -90,6 +91,8 @@ pub struct RaftNode {
     channels: std::sync::Mutex<BTreeMap<String, tonic::transport::Channel>>,
     /// Strong reads on the leader share leadership confirmations.
     reads: ReadBatcher,
+    /// Concurrent client writes share log entries.
+    commits: GroupCommit,
     id: NodeId,
     settings: RaftSettings,
     clock: Arc<Clock>,
@@ -172,6 +175,7 @@ impl RaftNode {
             .map_err(|e| ClusterError::Fatal(e.to_string()))?;
         let space = DiskSpace::open(&settings.dir, settings.space);
         Ok(Arc::new(RaftNode {
+            commits: GroupCommit::start(raft.clone()),
             raft,
             channels: Default::default(),
             reads: ReadBatcher::default(),
@@ -562,13 +566,27 @@ impl RaftNode {
                 params: params.clone(),
                 batch: batch.clone(),
                 queued: queued.clone(),
+                group: Vec::new(),
                 hlc: self.clock.now().to_u64(),
                 site: self.site(),
                 key: key.clone(),
                 op: None,
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let written = tokio::time::timeout(remaining, self.raft.client_write(command))
+            // Plain writes go through group commit; queued batches, which
+            // are already one entry per queue, go alone.
+            let write = async {
+                match command.queued.is_empty() {
+                    true => self.commits.write(command).await,
+                    false => self
+                        .raft
+                        .client_write(command)
+                        .await
+                        .map(|r| r.data.response)
+                        .map_err(WriteError::Raft),
+                }
+            };
+            let written = tokio::time::timeout(remaining, write)
                 .await
                 .map_err(|_| {
                     unavailable(format!(
@@ -578,11 +596,12 @@ impl RaftNode {
                 })?;
             let forward = match written {
                 Ok(response) => {
-                    return ExecuteResponse::decode(response.data.response.as_slice())
+                    return ExecuteResponse::decode(response.as_slice())
                         .map_err(|e| Status::internal(format!("bad apply result: {e}")));
                 }
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => f,
-                Err(e) => return Err(unavailable(format!("cannot replicate the write: {e}"))),
+                Err(WriteError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => f,
+                Err(WriteError::Raft(e)) => return Err(unavailable(format!("cannot replicate the write: {e}"))),
+                Err(WriteError::BrokenReply(m)) => return Err(Status::internal(m)),
             };
             match (forward.leader_id, forward.leader_node) {
                 (Some(leader), Some(node)) if leader != self.id => {
@@ -655,6 +674,7 @@ impl RaftNode {
             params: Default::default(),
             batch: Vec::new(),
             queued: Vec::new(),
+            group: Vec::new(),
             hlc: self.clock.now().to_u64(),
             site: self.site(),
             key: None,

@@ -308,6 +308,9 @@ impl StateMachine {
         if !command.queued.is_empty() {
             return self.apply_queued(&command, ctx, finish);
         }
+        if !command.group.is_empty() {
+            return self.apply_group(&command, ctx, hlc, finish);
+        }
         let mut response = Vec::new();
         self.db
             .apply_script(command.units(), ctx, |outcome, txn: &mut Transaction| {
@@ -406,6 +409,89 @@ impl StateMachine {
         Ok(Reply { response })
     }
 
+    /// Applies a group-commit entry: each client's write as if sent alone,
+    /// with its own idempotency record. The reply lists every write's
+    /// answer in order (in `queued_outcomes`). A write whose key was
+    /// applied before, by an earlier entry or earlier in this group, gets
+    /// that answer instead of running again.
+    fn apply_group(
+        &self,
+        command: &Command,
+        ctx: ApplyContext,
+        hlc: u64,
+        finish: impl FnOnce(&[u8], &mut Transaction) -> Result<(), crate::storage::StorageError>,
+    ) -> Result<Reply, StorageError> {
+        let mut answers: Vec<Answer> = Vec::with_capacity(command.group.len());
+        for (i, write) in command.group.iter().enumerate() {
+            let Some(key) = &write.key else {
+                answers.push(Answer::Fresh);
+                continue;
+            };
+            // The latest earlier write of this client in the group, if any.
+            let earlier = (0..i).rev().find(|&j| {
+                matches!(&command.group[j].key, Some(k) if k.client_id == key.client_id)
+                    && matches!(answers[j], Answer::Fresh)
+            });
+            let answer = match earlier {
+                Some(j) => match command.group[j].key.as_ref().map_or(0, |k| k.sequence) {
+                    s if key.sequence > s => Answer::Fresh,
+                    s if key.sequence == s => Answer::SameAs(j),
+                    _ => Answer::Stored(
+                        already_applied(&key.sequence.to_string(), &format!("client {}", key.client_id))
+                            .encode_to_vec(),
+                    ),
+                },
+                None => match self.repeated_key(key)? {
+                    Some(reply) => Answer::Stored(reply.response),
+                    None => Answer::Fresh,
+                },
+            };
+            answers.push(answer);
+        }
+        let scripts = command
+            .group
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| matches!(a, Answer::Fresh))
+            .map(|(w, _)| w.units())
+            .collect();
+        let mut response = Vec::new();
+        self.db
+            .apply_each(scripts, ctx, |outcomes, txn| {
+                let mut applied = outcomes.iter();
+                let mut queued_outcomes: Vec<ExecuteResponse> = Vec::with_capacity(answers.len());
+                for (write, answer) in command.group.iter().zip(&answers) {
+                    let outcome = match answer {
+                        Answer::Fresh => {
+                            let outcome = applied.next().map(execute_response).unwrap_or_default();
+                            if let Some(key) = &write.key {
+                                let session = Session {
+                                    sequence: key.sequence,
+                                    response: outcome.encode_to_vec(),
+                                    hlc,
+                                };
+                                if let Ok(record) = serde_json::to_vec(&session) {
+                                    txn.set(SESSIONS, key.client_id.as_bytes().to_vec(), record);
+                                }
+                            }
+                            outcome
+                        }
+                        Answer::SameAs(j) => queued_outcomes[*j].clone(),
+                        Answer::Stored(bytes) => ExecuteResponse::decode(bytes.as_slice()).unwrap_or_default(),
+                    };
+                    queued_outcomes.push(outcome);
+                }
+                response = ExecuteResponse {
+                    queued_outcomes,
+                    ..ExecuteResponse::default()
+                }
+                .encode_to_vec();
+                finish(&response, txn)
+            })
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        Ok(Reply { response })
+    }
+
     fn session(&self, client_id: &str) -> Result<Option<Session>, StorageError> {
         let Some(bytes) = self
             .engine()
@@ -421,7 +507,14 @@ impl StateMachine {
 
     /// The stored answer when the command repeats a key already applied.
     fn repeated(&self, command: &Command) -> Result<Option<Reply>, StorageError> {
-        let Some(key) = &command.key else { return Ok(None) };
+        match &command.key {
+            Some(key) => self.repeated_key(key),
+            None => Ok(None),
+        }
+    }
+
+    /// The stored answer when `key` was applied already.
+    fn repeated_key(&self, key: &super::command::IdempotencyKey) -> Result<Option<Reply>, StorageError> {
         let Some(session) = self.session(&key.client_id)? else {
             return Ok(None);
         };
@@ -489,6 +582,16 @@ impl StateMachine {
 }
 
 /// The answer for a write applied before whose own answer is not kept.
+/// What a write in a group-commit entry gets.
+enum Answer {
+    /// It runs now.
+    Fresh,
+    /// Its key repeats an earlier write of the same group: that answer.
+    SameAs(usize),
+    /// Its key was applied by an earlier entry: the stored answer.
+    Stored(Vec<u8>),
+}
+
 fn already_applied(sequence: &str, of: &str) -> ExecuteResponse {
     ExecuteResponse {
         error: Some(StatementError {
@@ -652,6 +755,100 @@ mod tests {
             assert!(matches!(current, Ok(Some(_))), "{:?}", current.err());
         }
         builder.join().unwrap();
+    }
+
+    fn grouped(key: Option<(&str, u64)>, sql: &str) -> super::super::command::GroupedWrite {
+        super::super::command::GroupedWrite {
+            key: key.map(|(client_id, sequence)| super::super::IdempotencyKey {
+                client_id: client_id.to_string(),
+                sequence,
+            }),
+            sql: sql.to_string(),
+            params: Default::default(),
+            batch: Vec::new(),
+        }
+    }
+
+    fn group_entry(index: u64, group: Vec<super::super::command::GroupedWrite>) -> Entry {
+        Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Command {
+                sql: String::new(),
+                params: Default::default(),
+                batch: Vec::new(),
+                queued: Vec::new(),
+                group,
+                hlc: 1 << 20,
+                site: 1,
+                key: None,
+                op: None,
+            }),
+        }
+    }
+
+    fn outcomes(reply: Reply) -> Vec<ExecuteResponse> {
+        ExecuteResponse::decode(reply.response.as_slice())
+            .unwrap()
+            .queued_outcomes
+    }
+
+    /// A group-commit entry answers each write as if it had been sent alone:
+    /// a failing write leaves the others, and a repeated key (in the same
+    /// group or from an earlier entry) answers without running again.
+    #[test]
+    fn each_write_of_a_group_is_applied_and_answered_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = crate::storage::SledEngine::open(dir.path()).unwrap();
+        let sled = engine.db().clone();
+        let db = Arc::new(Database::open(Arc::new(engine)).unwrap());
+        let sm = StateMachine::open(
+            db,
+            sled,
+            Arc::new(Clock::default()),
+            &dir.path().join("snapshots"),
+            None,
+        )
+        .unwrap();
+        let first = sm
+            .apply_entry(group_entry(
+                1,
+                vec![
+                    grouped(Some(("a", 1)), "CREATE TABLE t (id INT PRIMARY KEY)"),
+                    grouped(Some(("b", 1)), "INSERT INTO t VALUES (1)"),
+                    grouped(Some(("c", 1)), "INSERT INTO t VALUES (1)"),
+                    grouped(Some(("b", 1)), "INSERT INTO t VALUES (2)"),
+                    grouped(None, "INSERT INTO t VALUES (3)"),
+                ],
+            ))
+            .unwrap();
+        let first = outcomes(first);
+        assert_eq!(first.len(), 5);
+        assert!(first[0].error.is_none() && first[1].error.is_none() && first[4].error.is_none());
+        assert!(first[2].error.is_some(), "a duplicate key fails that write only");
+        assert_eq!(first[3], first[1], "a repeated key in the group gets the first answer");
+        let second = outcomes(
+            sm.apply_entry(group_entry(
+                2,
+                vec![
+                    grouped(Some(("b", 1)), "INSERT INTO t VALUES (9)"),
+                    grouped(Some(("d", 1)), "INSERT INTO t VALUES (2)"),
+                    grouped(None, "INSERT INTO t VALUES (3)"),
+                ],
+            ))
+            .unwrap(),
+        );
+        assert_eq!(
+            second[0], first[1],
+            "a key applied by an earlier entry gets its stored answer"
+        );
+        assert!(
+            second[1].error.is_none(),
+            "the repeated write of the first group did not run"
+        );
+        assert!(
+            second[2].error.is_some(),
+            "the write without a key ran in the first group"
+        );
     }
 
     #[test]

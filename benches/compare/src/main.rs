@@ -26,6 +26,9 @@ const WRITE_CLIENTS: [usize; 3] = [16, 64, 256];
 const BATCH_ROWS: usize = 1000;
 const BATCH_CLIENTS: usize = 4;
 const READ_CLIENTS: usize = 32;
+/// The page cache of the run that shows memory under load follows the
+/// setting (32 MiB, as in the sd-card profile).
+const SMALL_CACHE: u64 = 32 << 20;
 
 struct Args {
     chronos: PathBuf,
@@ -84,13 +87,23 @@ async fn run(args: Args) -> Result<(), String> {
     cluster.stop();
 
     eprintln!("== ChronosDB, 3 nodes");
-    let cluster = procs::start_chronos(&args.chronos, &procs::data_dir(&args.dir, "chronos3")?, 3)?;
+    let cluster = procs::start_chronos(&args.chronos, &procs::data_dir(&args.dir, "chronos3")?, 3, &[])?;
     bench_chronos3(&cluster, &value, duration, &mut results).await?;
     cluster.stop();
 
     eprintln!("== ChronosDB, 1 node");
-    let cluster = procs::start_chronos(&args.chronos, &procs::data_dir(&args.dir, "chronos1")?, 1)?;
+    let cluster = procs::start_chronos(&args.chronos, &procs::data_dir(&args.dir, "chronos1")?, 1, &[])?;
     bench_chronos1(&cluster, &value, duration, &mut results).await?;
+    cluster.stop();
+
+    eprintln!("== ChronosDB, 1 node, storage.cache_bytes = {SMALL_CACHE}");
+    let small = SMALL_CACHE.to_string();
+    let env = [("CHRONOS_STORAGE_CACHE_BYTES", small.as_str())];
+    let cluster = procs::start_chronos(&args.chronos, &procs::data_dir(&args.dir, "chronos1-small")?, 1, &env)?;
+    chronosdb::wait_until_ready(&cluster.addresses).await?;
+    let workers = chronos_writers(&cluster.addresses, BATCH_CLIENTS, BATCH_ROWS, "small", &value).await?;
+    results.small_cache = note("1,000-row INSERT, 4 clients", drive(workers, duration).await);
+    results.small_cache_peak_mib = cluster.memory_mib().1;
     cluster.stop();
 
     eprintln!("== SQLite, local");

@@ -135,8 +135,8 @@ pub fn start_etcd(etcd: &Path, dir: &Path, members: usize) -> Result<Cluster, St
 }
 
 /// Starts ChronosDB with `nodes` members (1: a single node), with its
-/// default settings.
-pub fn start_chronos(chronos: &Path, dir: &Path, nodes: usize) -> Result<Cluster, String> {
+/// default settings plus the `CHRONOS_*` settings in `env`.
+pub fn start_chronos(chronos: &Path, dir: &Path, nodes: usize, env: &[(&str, &str)]) -> Result<Cluster, String> {
     let mut addresses = Vec::new();
     for _ in 0..nodes {
         addresses.push(format!("127.0.0.1:{}", free_port()?));
@@ -157,7 +157,8 @@ pub fn start_chronos(chronos: &Path, dir: &Path, nodes: usize) -> Result<Cluster
             .args(["node", "--id", &id, "--address", &addresses[i]])
             .arg("--data-dir")
             .arg(dir)
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied());
         if !peers.is_empty() {
             command.args(["--peers", &peers]);
         }
