@@ -322,6 +322,7 @@ fn main() -> ExitCode {
             join,
             rebuild_from_peers,
         } => {
+            chronos::daemon::commit_memory_lazily();
             let config = match node.load(peers, join) {
                 Ok(c) => c,
                 Err(code) => return code,

@@ -90,3 +90,19 @@ fn serves_grpc_health() {
         }
     });
 }
+
+/// A node started without MIMALLOC_ARENA_EAGER_COMMIT executes itself
+/// again with it set to 0 (src/daemon/allocator.rs), keeping its process id.
+#[test]
+fn a_node_runs_with_lazy_allocator_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), free_port());
+    let environ = std::fs::read(format!("/proc/{}/environ", node.child.id())).unwrap();
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|v| v == b"MIMALLOC_ARENA_EAGER_COMMIT=0"),
+        "the node's environment lacks MIMALLOC_ARENA_EAGER_COMMIT=0"
+    );
+    assert_eq!(node.sql("SELECT 1").status.code(), Some(0));
+}
