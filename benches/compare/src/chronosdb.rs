@@ -140,7 +140,9 @@ pub async fn prefill(client: &mut Client, keys: u64, value: &str) -> Result<(), 
     let mut sql = String::new();
     for start in (0..keys).step_by(1000) {
         insert_sql(&mut sql, (start..(start + 1000).min(keys)).map(read_key), value);
-        execute(client, &sql).await.map_err(|e| format!("chronos prefill: {e}"))?;
+        execute(client, &sql)
+            .await
+            .map_err(|e| format!("chronos prefill: {e}"))?;
     }
     Ok(())
 }

@@ -84,7 +84,11 @@ impl Worker for Get {
                 true => Some(GetOptions::new().with_serializable()),
                 false => None,
             };
-            let reply = self.client.get(key.as_str(), options).await.map_err(|e| e.to_string())?;
+            let reply = self
+                .client
+                .get(key.as_str(), options)
+                .await
+                .map_err(|e| e.to_string())?;
             match reply.kvs().len() {
                 1 => Ok(1),
                 n => Err(format!("{key}: {n} values")),

@@ -97,7 +97,9 @@ impl Recorder {
             Ok(rows) => {
                 self.outcome.ops += 1;
                 self.outcome.rows += rows;
-                self.outcome.latencies.push(now.duration_since(began).as_micros() as u64);
+                self.outcome
+                    .latencies
+                    .push(now.duration_since(began).as_micros() as u64);
             }
             Err(e) => {
                 self.outcome.errors += 1;

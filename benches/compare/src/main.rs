@@ -49,7 +49,9 @@ fn parse_args() -> Result<Args, String> {
             "--dir" => dir = Some(PathBuf::from(value()?)),
             "--seconds" => {
                 let v = value()?;
-                seconds = v.parse().map_err(|_| format!("--seconds: '{v}' is not a whole number"))?;
+                seconds = v
+                    .parse()
+                    .map_err(|_| format!("--seconds: '{v}' is not a whole number"))?;
             }
             "--out" => out = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown argument '{other}'")),
@@ -110,10 +112,16 @@ async fn run(args: Args) -> Result<(), String> {
     let dir = procs::data_dir(&args.dir, "sqlite")?;
     let (d, v) = (dir.clone(), value.clone());
     let batch = tokio::task::spawn_blocking(move || sqlite::ingest(&d, BATCH_ROWS, &v, duration));
-    results.sqlite_batch = note("1,000-row transactions, 1 writer", batch.await.map_err(|e| e.to_string())??);
+    results.sqlite_batch = note(
+        "1,000-row transactions, 1 writer",
+        batch.await.map_err(|e| e.to_string())??,
+    );
     let (d, v) = (dir.clone(), value.clone());
     let single = tokio::task::spawn_blocking(move || sqlite::ingest(&d, 1, &v, duration));
-    results.sqlite_single = note("single-row commits, 1 writer", single.await.map_err(|e| e.to_string())??);
+    results.sqlite_single = note(
+        "single-row commits, 1 writer",
+        single.await.map_err(|e| e.to_string())??,
+    );
 
     results.binary_bytes = procs::stripped_size(&args.chronos, &args.dir).ok();
     let table = results.markdown();
@@ -223,7 +231,12 @@ async fn bench_chronos3(
         let mut workers: Vec<Box<dyn Worker>> = Vec::new();
         for w in 0..READ_CLIENTS {
             let client = chronosdb::connect(&addresses[w % addresses.len()]).await?;
-            workers.push(Box::new(chronosdb::Select::new(client, consistency, READ_KEYS, w as u64 + 1)));
+            workers.push(Box::new(chronosdb::Select::new(
+                client,
+                consistency,
+                READ_KEYS,
+                w as u64 + 1,
+            )));
         }
         let outcome = drive(workers, duration).await;
         match consistency {

@@ -85,9 +85,10 @@ impl Cluster {
     /// The members' resident memory, in MiB: the largest now, and the
     /// largest peak.
     pub fn memory_mib(&self) -> (f64, f64) {
-        self.servers.iter().map(Server::memory_mib).fold((0.0, 0.0), |(now, peak), (n, p)| {
-            (f64::max(now, n), f64::max(peak, p))
-        })
+        self.servers
+            .iter()
+            .map(Server::memory_mib)
+            .fold((0.0, 0.0), |(now, peak), (n, p)| (f64::max(now, n), f64::max(peak, p)))
     }
 }
 
