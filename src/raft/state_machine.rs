@@ -722,23 +722,21 @@ mod tests {
     use super::*;
     use crate::storage::MemoryEngine;
 
+    /// A state machine on sled files in `dir`.
+    fn open_in(dir: &Path) -> StateMachine {
+        let engine = crate::storage::SledEngine::open(dir).unwrap();
+        let sled = engine.db().clone();
+        let db = Arc::new(Database::open(Arc::new(engine)).unwrap());
+        StateMachine::open(db, sled, Arc::new(Clock::default()), &dir.join("snapshots"), None).unwrap()
+    }
+
     /// Regression (found by tests/chaos.rs): a snapshot built while the
     /// current one was being opened removed its file in between, and the
     /// NotFound stopped Raft on that node for good.
     #[test]
     fn the_current_snapshot_opens_while_new_ones_are_built() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = crate::storage::SledEngine::open(dir.path()).unwrap();
-        let sled = engine.db().clone();
-        let db = Arc::new(Database::open(Arc::new(engine)).unwrap());
-        let sm = StateMachine::open(
-            db,
-            sled,
-            Arc::new(Clock::default()),
-            &dir.path().join("snapshots"),
-            None,
-        )
-        .unwrap();
+        let sm = open_in(dir.path());
         sm.build().unwrap();
         let builder = {
             let sm = sm.clone();
@@ -798,17 +796,7 @@ mod tests {
     #[test]
     fn each_write_of_a_group_is_applied_and_answered_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = crate::storage::SledEngine::open(dir.path()).unwrap();
-        let sled = engine.db().clone();
-        let db = Arc::new(Database::open(Arc::new(engine)).unwrap());
-        let sm = StateMachine::open(
-            db,
-            sled,
-            Arc::new(Clock::default()),
-            &dir.path().join("snapshots"),
-            None,
-        )
-        .unwrap();
+        let sm = open_in(dir.path());
         let first = sm
             .apply_entry(group_entry(
                 1,

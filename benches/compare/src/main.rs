@@ -207,6 +207,14 @@ async fn chronos_writers(
     Ok(workers)
 }
 
+/// Waits until the cluster serves, lets it settle for a second, and answers
+/// its idle memory (the largest member's, MiB).
+async fn ready_and_idle(cluster: &Cluster) -> Result<f64, String> {
+    chronosdb::wait_until_ready(&cluster.addresses).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(cluster.memory_mib().0)
+}
+
 async fn bench_chronos3(
     cluster: &Cluster,
     value: &str,
@@ -214,9 +222,7 @@ async fn bench_chronos3(
     results: &mut Results,
 ) -> Result<(), String> {
     let addresses = &cluster.addresses;
-    chronosdb::wait_until_ready(addresses).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    results.chronos3_idle_mib = cluster.memory_mib().0;
+    results.chronos3_idle_mib = ready_and_idle(cluster).await?;
     let workers = chronos_writers(addresses, 1, 1, "w1", value).await?;
     results.chronos3_single = note("INSERT, 1 client", drive(workers, duration).await);
     for (i, clients) in WRITE_CLIENTS.iter().enumerate() {
@@ -255,9 +261,7 @@ async fn bench_chronos1(
     results: &mut Results,
 ) -> Result<(), String> {
     let addresses = &cluster.addresses;
-    chronosdb::wait_until_ready(addresses).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    results.chronos1_idle_mib = cluster.memory_mib().0;
+    results.chronos1_idle_mib = ready_and_idle(cluster).await?;
     let workers = chronos_writers(addresses, 1, BATCH_ROWS, "one", value).await?;
     results.chronos1_batch_one = note("1,000-row INSERT, 1 client", drive(workers, duration).await);
     let workers = chronos_writers(addresses, BATCH_CLIENTS, BATCH_ROWS, "four", value).await?;
