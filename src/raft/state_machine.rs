@@ -398,11 +398,7 @@ impl StateMachine {
                         false => already_applied(&w.sequence.to_string(), "the queue"),
                     })
                     .collect();
-                response = ExecuteResponse {
-                    queued_outcomes,
-                    ..ExecuteResponse::default()
-                }
-                .encode_to_vec();
+                response = list_reply(queued_outcomes);
                 finish(&response, txn)
             })
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
@@ -481,11 +477,7 @@ impl StateMachine {
                     };
                     queued_outcomes.push(outcome);
                 }
-                response = ExecuteResponse {
-                    queued_outcomes,
-                    ..ExecuteResponse::default()
-                }
-                .encode_to_vec();
+                response = list_reply(queued_outcomes);
                 finish(&response, txn)
             })
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
@@ -582,6 +574,16 @@ impl StateMachine {
 }
 
 /// The answer for a write applied before whose own answer is not kept.
+/// The encoded answer of an entry that carries several writes (queued or
+/// grouped): each write's answer, in order.
+fn list_reply(queued_outcomes: Vec<ExecuteResponse>) -> Vec<u8> {
+    ExecuteResponse {
+        queued_outcomes,
+        ..ExecuteResponse::default()
+    }
+    .encode_to_vec()
+}
+
 /// What a write in a group-commit entry gets.
 enum Answer {
     /// It runs now.
