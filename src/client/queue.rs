@@ -17,7 +17,7 @@ const CLIENT_ID: &[u8] = b"client_id";
 const SEQUENCE: &[u8] = b"sequence";
 
 pub struct OfflineQueue {
-    db: sled::Db,
+    db: crate::storage::SyncedDb,
     entries: sled::Tree,
     meta: sled::Tree,
     path: PathBuf,
@@ -38,7 +38,7 @@ impl OfflineQueue {
         // it still held.
         let mut attempts = 0;
         let db = loop {
-            match sled::open(path) {
+            match crate::storage::SyncedDb::open(path) {
                 Ok(db) => break db,
                 Err(e) if e.to_string().contains("could not acquire lock") => {
                     attempts += 1;

@@ -55,7 +55,7 @@ pub enum WriteState {
 }
 
 pub struct WriteQueue {
-    db: sled::Db,
+    db: crate::storage::SyncedDb,
     entries: sled::Tree,
     outcomes: sled::Tree,
     meta: sled::Tree,
@@ -109,7 +109,7 @@ fn read_u64(tree: &sled::Tree, key: &[u8]) -> Result<u64, QueueError> {
 }
 
 impl WriteQueue {
-    pub fn open(db: &sled::Db, node: &str, settings: QueueSettings) -> Result<WriteQueue, QueueError> {
+    pub fn open(db: &crate::storage::SyncedDb, node: &str, settings: QueueSettings) -> Result<WriteQueue, QueueError> {
         let entries = db.open_tree(ENTRIES).map_err(storage)?;
         let outcomes = db.open_tree(OUTCOMES).map_err(storage)?;
         let meta = db.open_tree(META).map_err(storage)?;
@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn sequences_survive_reopening_and_a_full_queue_refuses() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
+        let db = crate::storage::SyncedDb::open(dir.path()).unwrap();
         let q = WriteQueue::open(&db, "n1", settings(3)).unwrap();
         assert_eq!(q.push(write("a"), Some(("c1", 1))).unwrap(), 1);
         assert_eq!(q.push(write("b"), None).unwrap(), 2);

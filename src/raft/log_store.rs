@@ -22,7 +22,7 @@ const CLOCK_MARK: &[u8] = b"hlc_high_water";
 
 #[derive(Clone)]
 pub struct LogStore {
-    db: sled::Db,
+    db: crate::storage::SyncedDb,
     log: sled::Tree,
     meta: sled::Tree,
     /// Flush latencies and bytes logged, for /metrics.
@@ -46,7 +46,7 @@ impl LogStore {
         &self.stats
     }
 
-    pub fn open(db: &sled::Db) -> Result<LogStore, sled::Error> {
+    pub fn open(db: &crate::storage::SyncedDb) -> Result<LogStore, sled::Error> {
         Ok(LogStore {
             stats: Arc::new(IoStats::default()),
             db: db.clone(),
@@ -207,7 +207,7 @@ impl LogStore {
 
 /// The clock's high-water mark, in the Raft metadata tree (flushed).
 pub struct ClockMark {
-    db: sled::Db,
+    db: crate::storage::SyncedDb,
     meta: sled::Tree,
 }
 

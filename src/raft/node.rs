@@ -99,7 +99,7 @@ pub struct RaftNode {
     network: Network,
     log: LogStore,
     db: Arc<Database>,
-    sled: sled::Db,
+    sled: crate::storage::SyncedDb,
     queue: Arc<WriteQueue>,
     space: Arc<DiskSpace>,
     /// What this node proposes to form the cluster with (automatic
@@ -124,7 +124,7 @@ impl RaftNode {
     pub async fn start(
         settings: RaftSettings,
         db: Arc<Database>,
-        sled: sled::Db,
+        sled: crate::storage::SyncedDb,
         clock: Arc<Clock>,
     ) -> Result<Arc<RaftNode>, ClusterError> {
         let id = node_id(&settings.name);

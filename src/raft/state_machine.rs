@@ -61,7 +61,7 @@ struct SnapshotRecord {
 #[derive(Clone)]
 pub struct StateMachine {
     db: Arc<Database>,
-    sled: sled::Db,
+    sled: crate::storage::SyncedDb,
     clock: Arc<Clock>,
     dir: PathBuf,
     /// See [`ops::feed_base`]; part of the state, read when it may change.
@@ -93,7 +93,7 @@ impl StateMachine {
     /// `dir`. Finishes a snapshot install that a crash interrupted.
     pub fn open(
         db: Arc<Database>,
-        sled: sled::Db,
+        sled: crate::storage::SyncedDb,
         clock: Arc<Clock>,
         dir: &Path,
         changes: Option<ChangeLog>,

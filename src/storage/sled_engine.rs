@@ -1,5 +1,6 @@
 use super::engine::{Engine, KeyRange, Result, ScanIter, WriteBatch};
 use super::error::StorageError;
+use super::synced_db::SyncedDb;
 use sled::Transactional;
 use std::path::Path;
 
@@ -8,7 +9,7 @@ pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
 
 /// The engine of a real node: one sled database, one sled tree per keyspace.
 pub struct SledEngine {
-    db: sled::Db,
+    db: SyncedDb,
 }
 
 impl SledEngine {
@@ -22,14 +23,13 @@ impl SledEngine {
     /// Like `open`, with sled's page cache limited to `cache_bytes`.
     pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<SledEngine> {
         let config = sled::Config::new()
-            .path(path)
             .mode(sled::Mode::HighThroughput)
             .cache_capacity(cache_bytes);
         // sled panics on some damaged files; keep the panic message out of
         // the log (the error says it) and the process up.
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()));
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || SyncedDb::open_with(path, config)));
         std::panic::set_hook(hook);
         let damaged = |detail: String| {
             StorageError::Damaged(format!(
@@ -60,7 +60,7 @@ impl SledEngine {
 
     /// The underlying sled database, for components (such as the Raft log)
     /// that keep trees of their own in it.
-    pub fn db(&self) -> &sled::Db {
+    pub fn db(&self) -> &SyncedDb {
         &self.db
     }
 

@@ -11,27 +11,7 @@ use crate::common::cluster::{Cluster, connect, leader};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A small seeded generator (xorshift): the schedule repeats for a seed.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+pub use crate::common::Rng;
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {

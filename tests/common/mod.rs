@@ -164,3 +164,26 @@ pub fn block_on<T>(body: impl std::future::Future<Output = T>) -> T {
         .expect("runtime")
         .block_on(body)
 }
+
+/// A small seeded generator (xorshift): fault schedules and crash points
+/// that a seed reproduces.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
