@@ -63,9 +63,11 @@ pub struct Config {
     pub users: Vec<crate::security::auth::User>,
     /// Disk space: the reserve file and the low-space mark.
     pub storage: StorageConfig,
-    /// "voter" (the default), or "learner": a read replica that joins
+    /// "voter" (the default); "learner": a read replica that joins
     /// through `join`, follows the log, serves reads and forwards writes,
-    /// but never votes.
+    /// but never votes; or "witness": a voter that keeps the Raft log but
+    /// no data, so two data nodes and a witness survive the loss of any
+    /// one of them.
     pub role: String,
 }
 
@@ -752,7 +754,7 @@ impl Config {
         self.cluster.validate(&self.peers, self.join.as_ref())?;
         self.limits.validate()?;
         match self.role.as_str() {
-            "voter" => {}
+            "voter" | "witness" => {}
             "learner" if self.join.is_some() => {}
             "learner" => {
                 return Err(ConfigError::Invalid(
@@ -761,7 +763,7 @@ impl Config {
             }
             other => {
                 return Err(ConfigError::Invalid(format!(
-                    "key 'role': '{other}' must be voter or learner"
+                    "key 'role': '{other}' must be voter, learner or witness"
                 )));
             }
         }

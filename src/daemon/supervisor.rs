@@ -168,6 +168,7 @@ async fn run_node(config: Config, options: StartOptions) -> Result<(), DaemonErr
     }
     tokio::spawn(node.clone().bootstrap());
     tokio::spawn(node.clone().keep_durable_watermark());
+    tokio::spawn(node.clone().hand_over_leadership());
     tokio::spawn(node.space().clone().watch());
     if let Some(after) = reap_after {
         tokio::spawn(node.clone().reap_dead_members(after));
@@ -358,6 +359,7 @@ async fn open_node(
         },
         space: config.storage.space(),
         learner: config.role == "learner",
+        witness: config.role == "witness",
     };
     // The clock resumes past every stamp issued before a restart.
     let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;

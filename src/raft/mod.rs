@@ -20,6 +20,7 @@ mod node;
 pub mod service;
 pub mod snapshot;
 mod state_machine;
+mod witness;
 
 pub use command::{Command, IdempotencyKey, QueuedWrite, Reply, units_of};
 pub use log_store::{LogStore, Recovered};

@@ -50,13 +50,16 @@ pub struct Network {
     overrides: Arc<BTreeMap<NodeId, String>>,
     /// Where this node's cluster id is kept; every message carries it.
     log: LogStore,
+    /// A witness never sends snapshots: it has no data (witness.rs).
+    witness: bool,
 }
 
 impl Network {
-    pub fn new(overrides: BTreeMap<NodeId, String>, log: LogStore) -> Network {
+    pub fn new(overrides: BTreeMap<NodeId, String>, log: LogStore, witness: bool) -> Network {
         Network {
             overrides: Arc::new(overrides),
             log,
+            witness,
         }
     }
 
@@ -78,6 +81,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             client: channel(&address).ok().map(raft_client),
             address,
             log: self.log.clone(),
+            witness: self.witness,
         }
     }
 }
@@ -87,6 +91,7 @@ pub struct Peer {
     address: String,
     client: Option<RaftClient<Channel>>,
     log: LogStore,
+    witness: bool,
 }
 
 type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, Member, RaftError<NodeId, E>>;
@@ -161,6 +166,13 @@ impl RaftNetwork<TypeConfig> for Peer {
         mut rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
+        if self.witness {
+            // Its snapshot holds positions, no rows: installed on a data
+            // member it would wipe that member's data. The member waits
+            // for a data node to lead instead.
+            let refused = std::io::Error::other("a witness has no data to send as a snapshot");
+            return Err(RPCError::Unreachable(Unreachable::new(&refused)));
+        }
         // The chunk's bytes travel raw beside the JSON header.
         let data = std::mem::take(&mut rpc.data);
         let header = serde_json::to_vec(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;

@@ -67,6 +67,8 @@ pub struct RaftSettings {
     pub space: SpaceSettings,
     /// Join as a non-voting learner (a read replica) and stay one.
     pub learner: bool,
+    /// A witness: votes and keeps the log, applies no data (witness.rs).
+    pub witness: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +114,9 @@ pub struct RaftNode {
     may_adopt_cluster: AtomicBool,
 }
 
+/// What a write is told when no leader is elected in time.
+const NO_LEADER: &str = "no leader: the cluster has not elected one (is a majority of its members up?)";
+
 /// How often the durable watermark is brought up to date.
 const WATERMARK_EVERY: Duration = Duration::from_secs(2);
 
@@ -148,6 +153,7 @@ impl RaftNode {
             clock.clone(),
             &settings.dir.join("snapshots"),
             settings.changes,
+            settings.witness,
         )
         .map_err(|e| ClusterError::Storage(e.to_string()))?;
         let applied = sm
@@ -169,7 +175,7 @@ impl RaftNode {
         .validate()
         .map_err(|e| ClusterError::Config(e.to_string()))?;
         let overrides = settings.peers.iter().map(|(n, a)| (node_id(n), a.clone())).collect();
-        let network = Network::new(overrides, log.clone());
+        let network = Network::new(overrides, log.clone(), settings.witness);
         let raft = Raft::new(id, Arc::new(config), network.clone(), log.clone(), sm)
             .await
             .map_err(|e| ClusterError::Fatal(e.to_string()))?;
@@ -208,6 +214,15 @@ impl RaftNode {
 
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// True on a witness (witness.rs): no data, no queries.
+    pub fn is_witness(&self) -> bool {
+        self.settings.witness
+    }
+
+    pub(super) fn election_timeout(&self) -> Duration {
+        Duration::from_millis(self.settings.election_timeout_ms)
     }
 
     /// This node's queue of writes acknowledged before they commit.
@@ -561,6 +576,21 @@ impl RaftNode {
         let (params, batch) = crate::proto::request_script(&request);
         let queued = crate::proto::queued_from_proto(&request.queued_batch);
         loop {
+            if self.is_witness() {
+                // Its state machine answers nothing: pass the write on.
+                match self.leader_node() {
+                    Some((leader, node)) if leader != self.id => {
+                        let remaining = deadline.saturating_duration_since(Instant::now());
+                        return self.forward_write(&request, leader, &node, remaining).await;
+                    }
+                    Some(_) => return Err(unavailable(super::witness::LEADS_BRIEFLY)),
+                    None if Instant::now() >= deadline => return Err(unavailable(NO_LEADER)),
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                }
+            }
             let command = Command {
                 sql: request.sql.clone(),
                 params: params.clone(),
@@ -605,40 +635,56 @@ impl RaftNode {
             };
             match (forward.leader_id, forward.leader_node) {
                 (Some(leader), Some(node)) if leader != self.id => {
-                    if request.forwarded {
-                        return Err(unavailable("this node is no longer the leader; retry"));
-                    }
-                    let address = self.network.address_of(leader, &node);
-                    let mut forwarded = request.clone();
-                    forwarded.forwarded = true;
-                    let channel = self.channel_to(&address)?;
-                    let mut client = ChronosClient::new(channel)
-                        .max_decoding_message_size(usize::MAX)
-                        .max_encoding_message_size(usize::MAX);
-                    return match tokio::time::timeout(remaining, client.execute(forwarded)).await {
-                        Ok(Ok(reply)) => Ok(reply.into_inner()),
-                        Ok(Err(s)) => {
-                            // A leader that died mid-call: the client may
-                            // retry (with its key, the write applies once).
-                            let code = match s.code() {
-                                tonic::Code::Cancelled | tonic::Code::Unknown | tonic::Code::Unavailable => {
-                                    tonic::Code::Unavailable
-                                }
-                                code => code,
-                            };
-                            Err(Status::new(code, format!("leader {}: {}", node.name, s.message())))
-                        }
-                        Err(_) => Err(unavailable(format!("leader {} at {address} did not answer", node.name))),
-                    };
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    return self.forward_write(&request, leader, &node, remaining).await;
                 }
-                _ if Instant::now() >= deadline => {
-                    return Err(unavailable(
-                        "no leader: the cluster has not elected one (is a majority of its members up?)",
-                    ));
-                }
+                _ if Instant::now() >= deadline => return Err(unavailable(NO_LEADER)),
                 // No leader known yet (an election is under way).
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
+        }
+    }
+
+    /// The leader and its membership entry, when one is known.
+    fn leader_node(&self) -> Option<(NodeId, Member)> {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&leader)?.clone();
+        Some((leader, node))
+    }
+
+    /// Sends a client's write on to the leader and returns its answer.
+    async fn forward_write(
+        &self,
+        request: &ExecuteRequest,
+        leader: NodeId,
+        node: &Member,
+        remaining: Duration,
+    ) -> Result<ExecuteResponse, Status> {
+        if request.forwarded {
+            return Err(unavailable("this node is no longer the leader; retry"));
+        }
+        let address = self.network.address_of(leader, node);
+        let mut forwarded = request.clone();
+        forwarded.forwarded = true;
+        let channel = self.channel_to(&address)?;
+        let mut client = ChronosClient::new(channel)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        match tokio::time::timeout(remaining, client.execute(forwarded)).await {
+            Ok(Ok(reply)) => Ok(reply.into_inner()),
+            Ok(Err(s)) => {
+                // A leader that died mid-call: the client may retry (with
+                // its key, the write applies once).
+                let code = match s.code() {
+                    tonic::Code::Cancelled | tonic::Code::Unknown | tonic::Code::Unavailable => {
+                        tonic::Code::Unavailable
+                    }
+                    code => code,
+                };
+                Err(Status::new(code, format!("leader {}: {}", node.name, s.message())))
+            }
+            Err(_) => Err(unavailable(format!("leader {} at {address} did not answer", node.name))),
         }
     }
 
@@ -660,15 +706,16 @@ impl RaftNode {
 
     /// The leader's client address, when another node leads.
     pub fn leader_address(&self) -> Option<String> {
-        let m = self.raft.metrics().borrow().clone();
-        let leader = m.current_leader.filter(|&l| l != self.id)?;
-        let node = m.membership_config.membership().get_node(&leader)?.clone();
+        let (leader, node) = self.leader_node().filter(|(l, _)| *l != self.id)?;
         Some(self.network.address_of(leader, &node))
     }
 
     /// Replicates a sync operation through this node, which must be the
     /// leader, and returns its outcome once applied here.
     pub async fn propose(&self, op: crate::sync::Op) -> Result<crate::sync::ops::OpResult, Status> {
+        if self.is_witness() {
+            return Err(Status::failed_precondition(super::witness::HOLDS_NO_DATA));
+        }
         let command = Command {
             sql: String::new(),
             params: Default::default(),
@@ -779,9 +826,13 @@ impl RaftNode {
     pub fn local_status(&self) -> NodeStatusResponse {
         let m = self.raft.metrics().borrow().clone();
         let initialized = !matches!(self.log.is_pristine(), Ok(true));
+        let role = match self.is_witness() {
+            true => format!("witness {}", role_name(m.state)),
+            false => role_name(m.state).to_string(),
+        };
         NodeStatusResponse {
             name: self.settings.name.clone(),
-            role: role_name(m.state).to_string(),
+            role,
             term: m.current_term,
             last_log_index: m.last_log_index.unwrap_or(0),
             applied_index: m.last_applied.map_or(0, |l| l.index),

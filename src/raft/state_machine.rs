@@ -68,6 +68,8 @@ pub struct StateMachine {
     feed_base: Arc<std::sync::atomic::AtomicU64>,
     /// The change feed, when this node keeps one.
     changes: Option<ChangeLog>,
+    /// A witness (witness.rs) records positions and membership, no data.
+    witness: bool,
 }
 
 fn sm_err(verb: ErrorVerb, e: impl ToString) -> StorageError {
@@ -97,6 +99,7 @@ impl StateMachine {
         clock: Arc<Clock>,
         dir: &Path,
         changes: Option<ChangeLog>,
+        witness: bool,
     ) -> std::io::Result<StateMachine> {
         std::fs::create_dir_all(dir)?;
         let base = ops::feed_base(db.engine().as_ref()).map_err(std::io::Error::other)?;
@@ -107,6 +110,7 @@ impl StateMachine {
             dir: dir.to_path_buf(),
             feed_base: Arc::new(std::sync::atomic::AtomicU64::new(base)),
             changes,
+            witness,
         };
         let installing = sm.install_tree().map_err(std::io::Error::other)?.get(INSTALLING);
         if installing.map_err(std::io::Error::other)?.is_some() {
@@ -213,7 +217,9 @@ impl StateMachine {
         self.mark_installing()?;
         let tree = self.install_tree().map_err(|e| snap_err(ErrorVerb::Write, e))?;
         self.db.exclusively(|| -> Result<(), StorageError> {
-            snapshot::load(self.engine().as_ref(), &path).map_err(|e| snap_err(ErrorVerb::Read, e))?;
+            if !self.witness {
+                snapshot::load(self.engine().as_ref(), &path).map_err(|e| snap_err(ErrorVerb::Read, e))?;
+            }
             let mut batch = WriteBatch::default();
             let state = batch.writes.entry(STATE.to_string()).or_default();
             let applied = serde_json::to_vec(&record.meta.last_log_id).map_err(|e| sm_err(ErrorVerb::Write, e))?;
@@ -257,7 +263,7 @@ impl StateMachine {
         };
         // Applied without a flush: the log entry is on disk already, and
         // after a crash Raft applies again whatever the state lost.
-        let Some(command) = command else {
+        let (Some(command), false) = (command, self.witness) else {
             self.engine().apply(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
             return Ok(Reply::default());
         };
@@ -692,6 +698,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let sm = self.clone();
         blocking(move || sm.load_snapshot(&record)).await?;
         tracing::info!(last_log_id = ?meta.last_log_id, "installed snapshot from the leader");
+        if self.witness {
+            // Keep the position, not the data: a snapshot of this (empty)
+            // state replaces the file received.
+            let sm = self.clone();
+            blocking(move || sm.build().map(|_| ())).await?;
+        }
         Ok(())
     }
 
@@ -729,7 +741,15 @@ mod tests {
         let engine = crate::storage::SledEngine::open(dir).unwrap();
         let sled = engine.db().clone();
         let db = Arc::new(Database::open(Arc::new(engine)).unwrap());
-        StateMachine::open(db, sled, Arc::new(Clock::default()), &dir.join("snapshots"), None).unwrap()
+        StateMachine::open(
+            db,
+            sled,
+            Arc::new(Clock::default()),
+            &dir.join("snapshots"),
+            None,
+            false,
+        )
+        .unwrap()
     }
 
     /// Regression (found by tests/chaos.rs): a snapshot built while the

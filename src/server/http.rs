@@ -479,6 +479,9 @@ async fn run_query(http: &Http, parsed: Bytes) -> Response {
             ),
         );
     }
+    if let Err(s) = http.node.holds_data() {
+        return from_status(&s);
+    }
     if strong && let Err(s) = http.node.strong_read_barrier().await {
         return from_status(&s);
     }

@@ -245,6 +245,7 @@ impl Chronos for ChronosService {
 
     async fn backup(&self, request: Request<BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
         self.gate.admit(&request, Need::Role(Role::Admin), "a backup").await?;
+        self.node.holds_data()?;
         let node = self.node.clone();
         // Staged in the node's own directory: it has room for the data, and
         // a container may have no /tmp.
@@ -296,6 +297,7 @@ impl Chronos for ChronosService {
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<Self::QueryStream>, Status> {
         let began = Instant::now();
         self.gate.admit(&request, Need::Role(Role::Read), "Query").await?;
+        self.node.holds_data()?;
         let request = request.into_inner();
         self.limits.check_text(&request.sql)?;
         let params = params_from_proto(request.params.clone(), request.named_params.clone());
