@@ -13,6 +13,8 @@ pub enum RecoverError {
     NoNode(String),
     #[error("{0} has never been part of a cluster: nothing to recover")]
     Pristine(String),
+    #[error("{0} is a witness's: it holds no data to recover from; run chronos recover on a surviving data node")]
+    Witness(String),
     #[error("cannot recover {path}: {message}")]
     Failed { path: String, message: String },
 }
@@ -28,6 +30,9 @@ pub struct Recovery {
 pub fn recover(config: &Config) -> Result<Recovery, RecoverError> {
     let dir = config.node_dir();
     let shown = dir.display().to_string();
+    if config.role == "witness" {
+        return Err(RecoverError::Witness(shown));
+    }
     if !dir.join("db").is_file() {
         return Err(RecoverError::NoNode(shown));
     }
@@ -55,4 +60,22 @@ pub fn recover(config: &Config) -> Result<Recovery, RecoverError> {
         last_index: done.last_index,
         term: done.term,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_witness_is_not_recovered_from() {
+        let config = Config {
+            role: "witness".into(),
+            ..Config::default()
+        };
+        let refused = recover(&config).unwrap_err().to_string();
+        assert!(
+            refused.contains("witness") && refused.contains("data node"),
+            "{refused}"
+        );
+    }
 }
