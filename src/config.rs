@@ -754,7 +754,18 @@ impl Config {
         self.cluster.validate(&self.peers, self.join.as_ref())?;
         self.limits.validate()?;
         match self.role.as_str() {
-            "voter" | "witness" => {}
+            "voter" => {}
+            // Its change feed stays empty (it is not kept on a witness).
+            "witness"
+                if self.sync.upstream.is_some()
+                    || !self.sync.sites.is_empty()
+                    || self.changes.webhook_url.is_some() =>
+            {
+                return Err(ConfigError::Invalid(
+                    "key 'role': a witness holds no data, so it cannot sync ([sync] upstream, sites) or post changes ([changes] webhook_url); leave those to the data nodes".into(),
+                ));
+            }
+            "witness" => {}
             "learner" if self.join.is_some() => {}
             "learner" => {
                 return Err(ConfigError::Invalid(
@@ -810,6 +821,23 @@ mod tests {
         let c = Config::load(None, &Overrides::default()).unwrap();
         assert_eq!(c.node_dir(), PathBuf::from("./data/node1"));
         assert_eq!(c.address, "127.0.0.1:8000");
+    }
+
+    #[test]
+    fn a_witness_posts_no_changes_and_does_not_sync() {
+        let load = |text: &str| Config::load(Some(file(text).path()), &Overrides::default());
+        let peers = "peers = [\"a=127.0.0.1:9001\", \"b=127.0.0.1:9002\"]\n";
+        let plain = load(&format!("role = \"witness\"\n{peers}"));
+        assert!(plain.is_ok(), "{plain:?}");
+        for extra in [
+            "[changes]\nwebhook_url = \"http://10.0.0.1:9000/x\"\n",
+            "[sync]\nsite_id = \"s1\"\nupstream = \"10.0.0.1:8000\"\ntables = { readings = \"push\" }\n",
+        ] {
+            let e = load(&format!("role = \"witness\"\n{peers}{extra}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("a witness holds no data"), "{extra}: {e}");
+        }
     }
 
     #[test]

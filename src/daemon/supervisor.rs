@@ -345,7 +345,8 @@ async fn open_node(
         election_timeout_ms: config.election_timeout_ms,
         dir: dir.to_path_buf(),
         site: config.sync.site_id.as_deref().map(SyncSettings::site_hash),
-        changes: config.changes.enabled.then_some(ChangeLog {
+        // A witness applies no rows, so it has no changes to record.
+        changes: (config.changes.enabled && config.role != "witness").then_some(ChangeLog {
             retain_entries: config.changes.retain_entries,
         }),
         auto: AutoCluster {
