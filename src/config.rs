@@ -731,9 +731,9 @@ impl Config {
                 self.max_request_bytes
             )));
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+        if let Err(e) = crate::daemon::logging::parse_filter(&self.log_level) {
             return Err(ConfigError::Invalid(format!(
-                "key 'log_level': '{}' is not a level (error, warn, info, debug, trace) or filter",
+                "key 'log_level': '{}' is not a level or a list of level and target=level: {e}",
                 self.log_level
             )));
         }
@@ -821,6 +821,20 @@ mod tests {
         let c = Config::load(None, &Overrides::default()).unwrap();
         assert_eq!(c.node_dir(), PathBuf::from("./data/node1"));
         assert_eq!(c.address, "127.0.0.1:8000");
+    }
+
+    #[test]
+    fn log_levels_are_levels_or_target_lists() {
+        let load = |level: &str| {
+            Config::load(
+                Some(file(&format!("log_level = \"{level}\"\n")).path()),
+                &Overrides::default(),
+            )
+        };
+        assert!(load("warn").is_ok());
+        assert!(load("info,chronos::raft=debug,openraft=error").is_ok());
+        let e = load("loud").unwrap_err().to_string();
+        assert!(e.contains("key 'log_level': 'loud'"), "{e}");
     }
 
     #[test]

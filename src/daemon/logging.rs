@@ -2,22 +2,46 @@
 //! survive), to stderr otherwise. RUST_LOG, when set, wins over the config.
 
 use crate::config::Config;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+/// Reads a log filter: `level` and `target=level` entries separated by
+/// commas (`info,chronos::raft=debug`). tracing-subscriber's `Targets`
+/// does the rest, without the regex engine that span and field filters
+/// would need; it would also take a bare word as a target, so a misspelt
+/// level is caught here.
+pub fn parse_filter(text: &str) -> Result<Targets, String> {
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let level = entry.rsplit_once('=').map_or(entry, |(_, level)| level);
+        if level.parse::<LevelFilter>().is_err() {
+            return Err(format!(
+                "'{entry}' names no level (off, error, warn, info, debug, trace)"
+            ));
+        }
+    }
+    text.parse::<Targets>().map_err(|e| e.to_string())
+}
+
+/// The log filter: RUST_LOG when set and valid, else the configured level.
+fn filter(config: &Config) -> (Targets, String) {
+    let from_env = std::env::var("RUST_LOG").ok();
+    for text in from_env.iter().chain([&config.log_level]) {
+        match parse_filter(text) {
+            Ok(targets) => return (targets, text.clone()),
+            Err(e) => eprintln!("log filter '{text}' is not valid: {e}; ignoring it"),
+        }
+    }
+    (Targets::new().with_default(LevelFilter::INFO), "info".into())
+}
+
 pub fn init_logging(config: &Config) {
-    let mut filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log_level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let (mut filter, named) = filter(config);
     // openraft narrates every election and membership step at INFO (and an
     // unreachable peer at WARN, on every retry); our own
     // log lines say what matters. A filter naming openraft still wins.
-    let named = std::env::var("RUST_LOG").unwrap_or_else(|_| config.log_level.clone());
-    if !named.contains("openraft")
-        && let Ok(directive) = "openraft=error".parse()
-    {
-        filter = filter.add_directive(directive);
+    if !named.contains("openraft") {
+        filter = filter.with_target("openraft", LevelFilter::ERROR);
     }
     // systemd sets JOURNAL_STREAM when stderr goes to the journal.
     let journald = match config.log_target.as_str() {

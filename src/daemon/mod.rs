@@ -2,7 +2,7 @@
 //! stops cleanly on SIGTERM/SIGINT, telling systemd what it is doing.
 
 mod allocator;
-mod logging;
+pub mod logging;
 mod readiness;
 mod recover;
 mod restore;
