@@ -54,9 +54,9 @@ struct Run {
 }
 
 impl Run {
-    /// Starts the node and waits until it answers a strong read; panics
-    /// with its log when it exits instead.
-    fn start(&self, port: u16, point: u64) -> (Child, String) {
+    /// Starts the node after `cuts` power cuts and waits until it answers
+    /// a strong read; panics with its log when it exits instead.
+    fn start(&self, port: u16, cuts: u64) -> (Child, String) {
         let address = format!("127.0.0.1:{port}");
         let log = std::fs::File::create(&self.log).expect("node log");
         let mut child = Command::new(BIN)
@@ -73,14 +73,19 @@ impl Run {
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
                 let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-                panic!("after power cut {point} the node did not start ({status}):\n{log}");
+                panic!("after power cut {cuts} the node did not start ({status}):\n{log}");
             }
             if block_on(strong_read_works(&address)) {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                assert!(
+                    cuts == 0 || log.contains("did not stop cleanly"),
+                    "after power cut {cuts} the node does not say it recovered from one:\n{log}"
+                );
                 return (child, address);
             }
             assert!(
                 Instant::now() < deadline,
-                "after power cut {point} the node did not become ready"
+                "after power cut {cuts} the node did not become ready"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -183,7 +188,7 @@ fn every_acknowledged_write_survives_power_cuts_and_the_node_always_starts() {
     let began = Instant::now();
     for point in 1..=cuts {
         let _ = std::fs::remove_file(&journal_path);
-        let (mut child, address) = run.start(free_port(), point);
+        let (mut child, address) = run.start(free_port(), point - 1);
         if table {
             check(&address, &acked, point - 1, seed);
         } else {

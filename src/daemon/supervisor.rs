@@ -15,7 +15,7 @@ use crate::security::certs::CertKind;
 use crate::security::{Gate, TlsFiles};
 use crate::server::{self, ChronosService, Metrics};
 use crate::sql::{Database, SqlError};
-use crate::storage::{Engine, SledEngine, StorageError};
+use crate::storage::{Engine, SledEngine, StorageError, running};
 use crate::sync::agent::Agent;
 use crate::sync::service::SyncService;
 use crate::sync::status::StatusBoard;
@@ -238,8 +238,13 @@ async fn run_node(config: Config, options: StartOptions) -> Result<(), DaemonErr
     node.shutdown().await;
     // Every acknowledged write is already durable; this flush covers
     // anything sled still buffers (e.g. orphan cleanup).
-    if let Err(e) = engine.flush() {
-        tracing::error!(error = %e, "flush on stop failed");
+    match engine.flush() {
+        Ok(()) => {
+            if let Err(e) = running::clear(&dir) {
+                tracing::warn!(error = %e, "cannot record the clean stop");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "flush on stop failed"),
     }
     drop(node);
     drop(db);
@@ -366,6 +371,18 @@ async fn open_node(
     let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;
     let clock = Clock::persistent(log.clock_mark(), Box::new(log.clock_high_water()));
     let node = RaftNode::start(settings, db.clone(), sled, Arc::new(clock)).await?;
+    let unclean = running::mark(dir).map_err(|source| DaemonError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    if unclean {
+        let status = node.local_status();
+        tracing::warn!(
+            last_log_index = status.last_log_index,
+            applied_index = status.applied_index,
+            "the last run did not stop cleanly (power cut, kill or crash): a record written after the last flush that did not reach the disk whole was dropped at its checksum; recovered the Raft log and data up to these positions"
+        );
+    }
     Ok((engine, db, node))
 }
 

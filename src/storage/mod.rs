@@ -16,6 +16,7 @@ pub mod io_stats;
 pub mod keycode;
 mod memory;
 pub mod rowcodec;
+pub mod running;
 mod sled_engine;
 pub mod space;
 pub mod sync;
