@@ -376,11 +376,9 @@ async fn open_node(
         source,
     })?;
     if unclean {
-        let status = node.local_status();
         tracing::warn!(
-            last_log_index = status.last_log_index,
-            applied_index = status.applied_index,
-            "the last run did not stop cleanly (power cut, kill or crash): a record written after the last flush that did not reach the disk whole was dropped at its checksum; recovered the Raft log and data up to these positions"
+            committed_index = node.committed_index(),
+            "the last run did not stop cleanly (power cut, kill or crash): a record written after the last flush that did not reach the disk whole was dropped at its checksum; the log holds every entry known committed, up to this index, and Raft applies again what the data lost"
         );
     }
     Ok((engine, db, node))
