@@ -297,14 +297,7 @@ impl StateMachine {
             txn.set(STATE, APPLIED.to_vec(), applied.clone());
             txn.set(STATE, LAST_HLC.to_vec(), hlc_bytes.clone());
             if let Some(key) = &command.key {
-                let session = Session {
-                    sequence: key.sequence,
-                    response: response.to_vec(),
-                    hlc,
-                };
-                if let Ok(bytes) = serde_json::to_vec(&session) {
-                    txn.set(SESSIONS, key.client_id.as_bytes().to_vec(), bytes);
-                }
+                record_session(txn, key, response.to_vec(), hlc);
             }
             Ok(())
         };
@@ -467,14 +460,7 @@ impl StateMachine {
                         Answer::Fresh => {
                             let outcome = applied.next().map(execute_response).unwrap_or_default();
                             if let Some(key) = &write.key {
-                                let session = Session {
-                                    sequence: key.sequence,
-                                    response: outcome.encode_to_vec(),
-                                    hlc,
-                                };
-                                if let Ok(record) = serde_json::to_vec(&session) {
-                                    txn.set(SESSIONS, key.client_id.as_bytes().to_vec(), record);
-                                }
+                                record_session(txn, key, outcome.encode_to_vec(), hlc);
                             }
                             outcome
                         }
@@ -579,7 +565,19 @@ impl StateMachine {
     }
 }
 
-/// The answer for a write applied before whose own answer is not kept.
+/// Keeps `response` as the answer to `key`'s client for its sequence, so a
+/// retry of that request is answered without applying it again.
+fn record_session(txn: &mut Transaction, key: &super::command::IdempotencyKey, response: Vec<u8>, hlc: u64) {
+    let session = Session {
+        sequence: key.sequence,
+        response,
+        hlc,
+    };
+    if let Ok(bytes) = serde_json::to_vec(&session) {
+        txn.set(SESSIONS, key.client_id.as_bytes().to_vec(), bytes);
+    }
+}
+
 /// The encoded answer of an entry that carries several writes (queued or
 /// grouped): each write's answer, in order.
 fn list_reply(queued_outcomes: Vec<ExecuteResponse>) -> Vec<u8> {
@@ -600,6 +598,7 @@ enum Answer {
     Stored(Vec<u8>),
 }
 
+/// The answer for a write applied before whose own answer is not kept.
 fn already_applied(sequence: &str, of: &str) -> ExecuteResponse {
     ExecuteResponse {
         error: Some(StatementError {
