@@ -65,6 +65,12 @@ fn two_data_nodes_and_a_witness_survive_the_loss_of_any_one() {
         insert(&witness, 11..=12, "through the witness").await;
         let refused = rows_at(&witness, "SELECT count(*) FROM t").await;
         assert!(refused.as_ref().is_err_and(|e| e.contains("witness")), "{refused:?}");
+        let mut through = connect(&witness).await;
+        let queued = through.execute_queued("INSERT INTO t VALUES (99, 'queued')", &[]).await;
+        assert!(
+            queued.as_ref().is_err_and(|e| e.to_string().contains("witness")),
+            "{queued:?}"
+        );
         converged(&cluster, &[0, 1], "SELECT count(*) FROM t").await;
     });
 

@@ -30,7 +30,8 @@ pub const HOLDS_NO_DATA: &str =
 pub const LEADS_BRIEFLY: &str = "the witness leads while a data member catches up; retry shortly";
 
 impl RaftNode {
-    /// Refuses a query (or backup) on a witness: it holds no rows.
+    /// Refuses a query, a backup or a queued write on a witness: it holds
+    /// no rows, and its apply answers nothing.
     pub fn holds_data(&self) -> Result<(), Status> {
         match self.is_witness() {
             true => Err(Status::failed_precondition(HOLDS_NO_DATA)),

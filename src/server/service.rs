@@ -87,6 +87,7 @@ pub async fn execute(
 ) -> Result<ExecuteResponse, Status> {
     if request.wait_for > 0 {
         caller.may(Need::Role(Role::Write), "waiting for a queued write")?;
+        node.holds_data()?;
         return wait_for(node, request.wait_for).await;
     }
     if !request.queued_batch.is_empty() {
@@ -128,6 +129,8 @@ pub async fn execute(
         }
     }
     if request.queued {
+        // A witness's queue would be answered by its own (empty) apply.
+        node.holds_data()?;
         return enqueue(node, request).await;
     }
     let response = node.write(request).await?;
