@@ -567,6 +567,11 @@ pub struct Peer {
 }
 
 impl Config {
+    /// True for `role = "witness"`: a voter that keeps no data.
+    pub fn is_witness(&self) -> bool {
+        self.role == "witness"
+    }
+
     /// Layers the sources and checks the result. A named config file must
     /// exist; without one, only defaults, environment and flags count.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {

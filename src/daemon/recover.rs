@@ -30,7 +30,7 @@ pub struct Recovery {
 pub fn recover(config: &Config) -> Result<Recovery, RecoverError> {
     let dir = config.node_dir();
     let shown = dir.display().to_string();
-    if config.role == "witness" {
+    if config.is_witness() {
         return Err(RecoverError::Witness(shown));
     }
     if !dir.join("db").is_file() {

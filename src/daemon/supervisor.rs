@@ -351,7 +351,7 @@ async fn open_node(
         dir: dir.to_path_buf(),
         site: config.sync.site_id.as_deref().map(SyncSettings::site_hash),
         // A witness applies no rows, so it has no changes to record.
-        changes: (config.changes.enabled && config.role != "witness").then_some(ChangeLog {
+        changes: (config.changes.enabled && !config.is_witness()).then_some(ChangeLog {
             retain_entries: config.changes.retain_entries,
         }),
         auto: AutoCluster {
@@ -365,7 +365,7 @@ async fn open_node(
         },
         space: config.storage.space(),
         learner: config.role == "learner",
-        witness: config.role == "witness",
+        witness: config.is_witness(),
     };
     // The clock resumes past every stamp issued before a restart.
     let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;

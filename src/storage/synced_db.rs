@@ -7,7 +7,8 @@
 //! also never fsyncs the files in `blobs/` (values larger than a quarter of
 //! a segment, 128 KiB) or that directory. `SyncedDb` is a `sled::Db` whose
 //! `flush` and `flush_async` end with an fdatasync of the data file and an
-//! fsync of every blob file not synced before and of the blob directory.
+//! fsync of every blob file not synced at its present length and of the
+//! blob directory.
 //! Everything else is sled's own (through `Deref`).
 
 use std::collections::HashMap;
@@ -75,11 +76,6 @@ impl SyncedDb {
             Ok(flushed) => flushed,
             Err(e) => Err(sled::Error::Io(io::Error::other(format!("flush task failed: {e}")))),
         }
-    }
-
-    /// The sled database itself.
-    pub fn sled(&self) -> &sled::Db {
-        &self.db
     }
 }
 
