@@ -24,8 +24,9 @@ if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-echo "== building (release)"
+echo "== building (release, and the packaged dist profile for its size)"
 cargo build --release --bin chronos
+cargo build --profile dist --bin chronos
 cargo build --release --manifest-path benches/compare/Cargo.toml
 target=${CARGO_TARGET_DIR:-$root/target}
 compare_target=${CARGO_TARGET_DIR:-$root/benches/compare/target}
@@ -45,4 +46,5 @@ echo "== $COMPARE_HEADING"
     --etcd "$(command -v etcd)" \
     --dir "$work" \
     --seconds "${SECONDS_EACH:-10}" \
+    --packaged "$target/dist/chronos" \
     --out docs/performance.md

@@ -105,6 +105,15 @@ impl Transaction {
         self.engine.get(space, key)
     }
 
+    /// The committed keys and values in a range, without this
+    /// transaction's writes.
+    pub fn committed_scan(&self, space: &str, range: KeyRange) -> Result<ScanIter> {
+        if is_empty_range(&range) {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        self.engine.scan(space, range)
+    }
+
     /// Removes a keyspace when the transaction commits.
     pub fn drop_space(&mut self, space: &str) {
         Arc::make_mut(&mut self.batch).writes.remove(space);

@@ -4,6 +4,10 @@
 //! ratios that issue #11 sets as targets.
 //!
 //!     chronos-compare --chronos BIN --etcd BIN --dir DIR [--seconds 10] [--out FILE]
+//!                     [--packaged BIN]
+//!
+//! `--packaged` names the binary as packaged (the `dist` profile), whose
+//! stripped size is reported beside the release build's.
 
 mod chronosdb;
 mod etcd;
@@ -36,11 +40,13 @@ struct Args {
     dir: PathBuf,
     seconds: u64,
     out: Option<PathBuf>,
+    packaged: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut chronos, mut etcd, mut dir, mut seconds, mut out) = (None, None, None, 10, None);
+    let mut packaged = None;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -54,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| format!("--seconds: '{v}' is not a whole number"))?;
             }
             "--out" => out = Some(PathBuf::from(value()?)),
+            "--packaged" => packaged = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
@@ -63,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
         dir: dir.ok_or("--dir DIR is required")?,
         seconds,
         out,
+        packaged,
     })
 }
 
@@ -124,6 +132,7 @@ async fn run(args: Args) -> Result<(), String> {
     );
 
     results.binary_bytes = procs::stripped_size(&args.chronos, &args.dir).ok();
+    results.packaged_bytes = args.packaged.and_then(|p| procs::stripped_size(&p, &args.dir).ok());
     let table = results.markdown();
     println!("{table}");
     if let Some(out) = &args.out {

@@ -33,6 +33,8 @@ pub struct Results {
     pub sqlite_batch: Outcome,
     pub sqlite_single: Outcome,
     pub binary_bytes: Option<u64>,
+    /// The same, built as packaged (the `dist` profile).
+    pub packaged_bytes: Option<u64>,
 }
 
 /// One line of the table.
@@ -232,11 +234,18 @@ impl Results {
             rows_per_s(&self.small_cache),
             self.small_cache_peak_mib
         ));
-        if let Some(bytes) = self.binary_bytes {
-            out.push_str(&format!(
-                "Stripped `chronos` binary of this run (release profile): {bytes} bytes ({:.2} MB; target < 8 MB).\n",
-                bytes as f64 / 1e6
-            ));
+        let mb = |bytes: u64| format!("{bytes} bytes ({:.2} MB)", bytes as f64 / 1e6);
+        match (self.binary_bytes, self.packaged_bytes) {
+            (Some(release), Some(packaged)) => out.push_str(&format!(
+                "Stripped `chronos` binary of this run: {} as packaged (`dist` profile), {} in the release profile; target < 8 MB.\n",
+                mb(packaged),
+                mb(release)
+            )),
+            (Some(release), None) => out.push_str(&format!(
+                "Stripped `chronos` binary of this run (release profile): {}; target < 8 MB.\n",
+                mb(release)
+            )),
+            _ => {}
         }
         out
     }
