@@ -13,8 +13,9 @@ arches=("$@")
 for arch in "${arches[@]}"; do
   case "$arch" in
     amd64)
-      cargo build --profile dist
-      cargo deb --profile dist --no-build --output "$OUT" ;;
+      ( . packaging/dist-env.sh
+        cargo build --profile dist
+        cargo deb --profile dist --no-build --output "$OUT" ) ;;
     arm64|armhf)
       target=aarch64-unknown-linux-gnu
       [ "$arch" = armhf ] && target=armv7-unknown-linux-gnueabihf

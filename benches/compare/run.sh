@@ -26,7 +26,7 @@ fi
 
 echo "== building (release, and the packaged dist profile for its size)"
 cargo build --release --bin chronos
-cargo build --profile dist --bin chronos
+( . packaging/dist-env.sh; cargo build --profile dist --bin chronos )
 cargo build --release --manifest-path benches/compare/Cargo.toml
 target=${CARGO_TARGET_DIR:-$root/target}
 compare_target=${CARGO_TARGET_DIR:-$root/benches/compare/target}
