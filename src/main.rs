@@ -1,9 +1,14 @@
 //! The `chronos` binary: the node daemon and its client.
 
-use chronos::client::{self, Access, AccessArgs, Client, Consistency, Format, OfflineQueue, Session};
+//! Only the command line lives here; each command's body is in the module
+//! it belongs to (client::commands, daemon::commands, security::commands).
+
+use chronos::client::commands::{self, ClusterChange};
+use chronos::client::{self, Access, AccessArgs, Consistency, Format};
 use chronos::config::{Config, Overrides};
+use chronos::daemon;
+use chronos::security::{self, certs::CertKind};
 use clap::{Parser, Subcommand};
-use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -307,6 +312,8 @@ impl Command {
 }
 
 fn main() -> ExitCode {
+    // Before the first allocation reserves an arena (src/daemon/allocator.rs).
+    chronos::daemon::commit_memory_lazily();
     let cli = Cli::parse();
     let access = match cli.command.access_args().map(Access::from_args).transpose() {
         Ok(a) => a.unwrap_or_default(),
@@ -321,22 +328,10 @@ fn main() -> ExitCode {
             peers,
             join,
             rebuild_from_peers,
-        } => {
-            chronos::daemon::commit_memory_lazily();
-            let config = match node.load(peers, join) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            chronos::daemon::init_logging(&config);
-            match chronos::daemon::run(config, chronos::daemon::StartOptions { rebuild_from_peers }) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("{e}");
-                    eprintln!("chronos: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => match node.load(peers, join) {
+            Ok(config) => daemon::commands::node(config, daemon::StartOptions { rebuild_from_peers }),
+            Err(code) => code,
+        },
         Command::Client {
             leader,
             execute,
@@ -345,38 +340,39 @@ fn main() -> ExitCode {
             offline_queue,
             action,
             ..
-        } => match action {
-            None => run_client(&leader, &access, execute, format, consistency, offline_queue),
-            Some(ClientAction::Queue { action }) => run_queue(&leader, &access, offline_queue, action),
-        },
+        } => {
+            let queue = offline_queue.as_deref();
+            match action {
+                None => commands::shell(&leader, &access, execute, format, consistency, offline_queue),
+                Some(ClientAction::Queue { action }) => match action {
+                    QueueAction::Status => commands::queue_status(queue),
+                    QueueAction::Flush => commands::queue_flush(&leader, &access, queue),
+                    QueueAction::Clear => commands::queue_clear(queue),
+                },
+            }
+        }
         Command::Sync {
             leader,
             action: SyncAction::Status,
             ..
-        } => run_sync_status(&leader, &access),
-        Command::Cluster { leader, action, .. } => run_cluster(&leader, &access, action),
+        } => commands::sync_status(&leader, &access),
+        Command::Cluster { leader, action, .. } => {
+            let change = match action {
+                ClusterAction::Status => ClusterChange::None,
+                ClusterAction::Add { id, address, learner } => ClusterChange::Add { id, address, learner },
+                ClusterAction::Remove { id } => ClusterChange::Remove { id },
+            };
+            commands::cluster(&leader, &access, change)
+        }
         Command::Changes {
             leader,
             from,
             tables,
             no_follow,
             ..
-        } => run_changes(&leader, &access, from, &tables, !no_follow),
-        Command::Backup { leader, file, .. } => run_backup(&leader, &access, &file),
-        Command::Restore { file, data_dir, id } => match chronos::daemon::restore(&file, &data_dir, &id) {
-            Ok(records) => {
-                println!(
-                    "restored {records} records into {}; start it with: chronos node --id {id} --data-dir {}",
-                    data_dir.join(&id).display(),
-                    data_dir.display()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("ERROR: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        } => commands::changes(&leader, &access, from, &tables, !no_follow),
+        Command::Backup { leader, file, .. } => commands::backup(&leader, &access, &file),
+        Command::Restore { file, data_dir, id } => daemon::commands::restore(&file, &data_dir, &id),
         Command::Bench {
             leader,
             clients,
@@ -393,7 +389,7 @@ fn main() -> ExitCode {
                 eprintln!("chronos: --clients and --rows must be at least 1, --read-ratio between 0 and 1");
                 return ExitCode::from(2);
             }
-            let options = client::bench::BenchOptions {
+            commands::bench(client::bench::BenchOptions {
                 addresses: leader,
                 clients,
                 duration: std::time::Duration::from_secs(duration),
@@ -404,385 +400,28 @@ fn main() -> ExitCode {
                 table,
                 queued,
                 access,
-            };
-            run_bench(options)
+            })
         }
-        Command::Certs { action } => run_certs(action),
-        Command::Recover { node } => run_recover(node),
-        Command::HashPassword => run_hash_password(),
-        Command::Version => {
-            println!("chronos {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-    }
-}
-
-fn run_recover(node: NodeArgs) -> ExitCode {
-    let config = match node.load(None, None) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    match chronos::daemon::recover(&config) {
-        Ok(done) => {
-            println!(
-                "{} is now the only voter of its cluster (term {}, log kept up to index {}).\n\
-                 Start it (its stored membership is used; peers in its config are ignored),\n\
-                 then add members with an empty data directory and `chronos node --join {}`.",
-                config.id,
-                done.term,
-                done.last_index,
-                config.advertised()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("ERROR: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run_certs(action: CertsAction) -> ExitCode {
-    use chronos::security::certs::{self, CertKind};
-    let made = match action {
-        CertsAction::Init { dir } => certs::init(&dir),
-        CertsAction::Issue { kind, name, hosts, dir } => {
+        Command::Certs {
+            action: CertsAction::Init { dir },
+        } => security::commands::certs_init(&dir),
+        Command::Certs {
+            action: CertsAction::Issue { kind, name, hosts, dir },
+        } => {
             let kind = match kind {
                 CertKindArg::Node => CertKind::Node,
                 CertKindArg::Client => CertKind::Client,
             };
-            certs::issue(&dir, kind, &name, &hosts)
+            security::commands::certs_issue(&dir, kind, &name, &hosts)
         }
-    };
-    match made {
-        Ok(paths) => {
-            for path in paths {
-                println!("wrote {}", path.display());
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("ERROR: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run_hash_password() -> ExitCode {
-    if std::io::stdin().is_terminal() {
-        eprintln!("password (shown as typed; or pipe it in):");
-    }
-    let mut line = String::new();
-    if let Err(e) = std::io::stdin().read_line(&mut line) {
-        eprintln!("ERROR: cannot read the password: {e}");
-        return ExitCode::FAILURE;
-    }
-    let password = line.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        eprintln!("ERROR: the password is empty");
-        return ExitCode::from(2);
-    }
-    match chronos::security::auth::hash_password(password) {
-        Ok(hash) => {
-            println!("{hash}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("ERROR: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run_backup(address: &str, access: &Access, file: &std::path::Path) -> ExitCode {
-    let Some(runtime) = current_thread_runtime() else {
-        return ExitCode::FAILURE;
-    };
-    // Written beside the target and renamed at the end: a failed backup
-    // never leaves a truncated file under the name asked for.
-    let partial = file.with_extension("partial");
-    let result = runtime.block_on(async {
-        let mut client = Client::connect_with(address, access).await?;
-        let out = std::fs::File::create(&partial)
-            .map_err(|e| client::ClientError::Status(format!("cannot create {}: {e}", partial.display())))?;
-        let mut out = std::io::BufWriter::new(out);
-        let terminal = std::io::stderr().is_terminal();
-        let bytes = client
-            .backup(&mut out, |done, total| {
-                if terminal && total > 0 {
-                    let width = 40;
-                    let filled = (done * width / total) as usize;
-                    eprint!(
-                        "\r[{}{}] {:>5.1}% {} / {} MiB",
-                        "#".repeat(filled),
-                        " ".repeat(width as usize - filled),
-                        done as f64 * 100.0 / total as f64,
-                        done >> 20,
-                        total >> 20
-                    );
-                }
-            })
-            .await?;
-        if terminal {
-            eprintln!();
-        }
-        let file_handle = out
-            .into_inner()
-            .map_err(|e| client::ClientError::Status(format!("cannot write the backup: {e}")))?;
-        file_handle
-            .sync_all()
-            .map_err(|e| client::ClientError::Status(format!("cannot write the backup: {e}")))?;
-        Ok::<u64, client::ClientError>(bytes)
-    });
-    match result.and_then(|bytes| {
-        std::fs::rename(&partial, file)
-            .map(|_| bytes)
-            .map_err(|e| client::ClientError::Status(format!("cannot write {}: {e}", file.display())))
-    }) {
-        Ok(bytes) => {
-            println!("backup of {address}: {bytes} bytes written to {}", file.display());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            eprintln!("ERROR: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run_bench(options: client::bench::BenchOptions) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("chronos: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-    match runtime.block_on(client::bench::run(options, &mut out, &mut err)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ERROR: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run_cluster(address: &str, access: &Access, action: ClusterAction) -> ExitCode {
-    let Some(runtime) = current_thread_runtime() else {
-        return ExitCode::FAILURE;
-    };
-    let result = runtime.block_on(async {
-        let mut client = Client::connect_with(address, access).await?;
-        match action {
-            ClusterAction::Status => client.cluster_status().await,
-            ClusterAction::Add { id, address, learner } => client.add_member(&id, &address, learner).await,
-            ClusterAction::Remove { id } => client.remove_member(&id).await,
-        }
-    });
-    match result {
-        Ok(status) => {
-            print!("{}", client::format_cluster_status(&status));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("ERROR: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run_changes(address: &str, access: &Access, from: u64, tables: &[String], follow: bool) -> ExitCode {
-    let Some(runtime) = current_thread_runtime() else {
-        return ExitCode::FAILURE;
-    };
-    let result = runtime.block_on(async {
-        let mut feed = client::changes::Subscription::open(address, access, from, tables, follow).await?;
-        while let Some(event) = feed.next().await? {
-            println!("{}", event.to_json());
-        }
-        Ok::<(), client::ClientError>(())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ERROR: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn current_thread_runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(r) => Some(r),
-        Err(e) => {
-            eprintln!("chronos: cannot start: {e}");
-            None
-        }
-    }
-}
-
-fn run_client(
-    leader: &str,
-    access: &Access,
-    execute: Option<String>,
-    format: Format,
-    consistency: Consistency,
-    offline_queue: Option<PathBuf>,
-) -> ExitCode {
-    let Some(runtime) = current_thread_runtime() else {
-        return ExitCode::FAILURE;
-    };
-    let queue = match offline_queue.as_deref().map(OfflineQueue::open).transpose() {
-        Ok(q) => q,
-        Err(e) => {
-            eprintln!("ERROR: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // With a queue the client starts even while no node answers.
-    let connecting = match queue.is_some() {
-        true => runtime.block_on(Client::connect_lazy(leader, access)),
-        false => runtime.block_on(Client::connect_with(leader, access)),
-    };
-    let mut client = match connecting {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("ERROR: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if queue.is_some() {
-        // Give up quickly and queue, rather than wait out a long outage.
-        client.retry_for = std::time::Duration::from_secs(1);
-    }
-    client.consistency = consistency;
-    let mut session = Session::new(client, format);
-    if let Some(queue) = queue {
-        session = session.with_queue(queue);
-    }
-    let script = match execute {
-        Some(sql) => sql,
-        None if std::io::stdin().is_terminal() => {
-            return match client::repl::run(&runtime, &mut session, leader) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("chronos: {e}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
-        None => {
-            let mut sql = String::new();
-            if let Err(e) = std::io::stdin().read_to_string(&mut sql) {
-                eprintln!("ERROR: cannot read standard input: {e}");
-                return ExitCode::FAILURE;
-            }
-            sql
-        }
-    };
-    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-    let ran = runtime.block_on(session.run(&script, &mut out, &mut err));
-    let finished = session.finish();
-    if let Err(e) = &finished {
-        eprintln!("ERROR: {e}");
-    }
-    match (ran, finished) {
-        (Ok(()), Ok(())) => ExitCode::SUCCESS,
-        _ => ExitCode::FAILURE,
-    }
-}
-
-fn run_queue(leader: &str, access: &Access, path: Option<PathBuf>, action: QueueAction) -> ExitCode {
-    let Some(path) = path else {
-        eprintln!("ERROR: name the queue with --offline-queue DIR (or CHRONOS_OFFLINE_QUEUE)");
-        return ExitCode::from(2);
-    };
-    let queue = match OfflineQueue::open(&path) {
-        Ok(q) => q,
-        Err(e) => {
-            eprintln!("ERROR: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match action {
-        QueueAction::Status => match queue.pending() {
-            Ok(pending) => {
-                println!(
-                    "{} statements pending in {} (client id {})",
-                    pending.len(),
-                    path.display(),
-                    queue.client_id()
-                );
-                for (sequence, sql) in pending.iter().take(10) {
-                    println!("  {sequence}: {}", sql.trim());
-                }
-                if pending.len() > 10 {
-                    println!("  ...");
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("ERROR: {e}");
-                ExitCode::FAILURE
-            }
+        Command::Recover { node } => match node.load(None, None) {
+            Ok(config) => daemon::commands::recover(&config),
+            Err(code) => code,
         },
-        QueueAction::Clear => match queue.clear() {
-            Ok(n) => {
-                println!("dropped {n} queued statements");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("ERROR: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        QueueAction::Flush => {
-            let Some(runtime) = current_thread_runtime() else {
-                return ExitCode::FAILURE;
-            };
-            let replayed = runtime.block_on(async {
-                let mut client = Client::connect_lazy(leader, access).await.map_err(|e| e.to_string())?;
-                client.retry_for = std::time::Duration::from_secs(1);
-                let mut session = Session::new(client, Format::Table).with_queue(queue);
-                session.replay(&mut std::io::stdout()).await.map_err(|e| e.to_string())
-            });
-            match replayed {
-                Ok(r) => {
-                    println!(
-                        "replayed {} statements ({} failed); {} still pending",
-                        r.sent, r.failed, r.pending
-                    );
-                    match r.pending {
-                        0 => ExitCode::SUCCESS,
-                        _ => {
-                            eprintln!("ERROR: no node at {leader} answers; the rest stays queued");
-                            ExitCode::FAILURE
-                        }
-                    }
-                }
-                Err(e) => {
-                    eprintln!("ERROR: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-    }
-}
-
-fn run_sync_status(leader: &str, access: &Access) -> ExitCode {
-    let Some(runtime) = current_thread_runtime() else {
-        return ExitCode::FAILURE;
-    };
-    match runtime.block_on(client::sync_status(leader, access)) {
-        Ok(status) => {
-            print!("{}", client::format_sync_status(&status));
+        Command::HashPassword => security::commands::hash_password(),
+        Command::Version => {
+            println!("chronos {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("ERROR: {e}");
-            ExitCode::FAILURE
         }
     }
 }

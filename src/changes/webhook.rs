@@ -26,36 +26,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const POST_TIMEOUT: Duration = Duration::from_secs(30);
 const CURSOR_FILE: &str = "webhook.cursor";
 
-/// Where the webhook posts: parsed from `http://host:port/path`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Target {
-    /// host:port to connect to.
-    pub authority: String,
-    /// The request path and query, at least "/".
-    pub path: String,
-}
-
-impl Target {
-    pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            format!("'{url}' must start with http:// (https is not supported; put a TLS proxy in front)")
-        })?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let (host, port) = authority
-            .rsplit_once(':')
-            .ok_or_else(|| format!("'{url}' needs a port, e.g. http://collector:9000/changes"))?;
-        if host.is_empty() || port.parse::<u16>().is_err() {
-            return Err(format!("'{url}' is not http://host:port/path"));
-        }
-        Ok(Target {
-            authority: authority.to_string(),
-            path: path.to_string(),
-        })
-    }
-}
+/// Where the webhook posts (`changes.webhook_url`, parsed by config).
+pub use crate::config::WebhookTarget as Target;
 
 /// The next change to deliver.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]

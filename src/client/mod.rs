@@ -5,6 +5,7 @@
 pub mod access;
 pub mod bench;
 pub mod changes;
+pub mod commands;
 pub mod connection;
 pub mod format;
 pub mod queue;

@@ -2,26 +2,10 @@
 //! survive), to stderr otherwise. RUST_LOG, when set, wins over the config.
 
 use crate::config::Config;
+use crate::config::logging::parse_filter;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-
-/// Reads a log filter: `level` and `target=level` entries separated by
-/// commas (`info,chronos::raft=debug`). tracing-subscriber's `Targets`
-/// does the rest, without the regex engine that span and field filters
-/// would need; it would also take a bare word as a target, so a misspelt
-/// level is caught here.
-pub fn parse_filter(text: &str) -> Result<Targets, String> {
-    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let level = entry.rsplit_once('=').map_or(entry, |(_, level)| level);
-        if level.parse::<LevelFilter>().is_err() {
-            return Err(format!(
-                "'{entry}' names no level (off, error, warn, info, debug, trace)"
-            ));
-        }
-    }
-    text.parse::<Targets>().map_err(|e| e.to_string())
-}
 
 /// The log filter: RUST_LOG when set and valid, else the configured level.
 fn filter(config: &Config) -> (Targets, String) {

@@ -2,6 +2,7 @@
 //! stops cleanly on SIGTERM/SIGINT, telling systemd what it is doing.
 
 mod allocator;
+pub mod commands;
 pub mod logging;
 mod readiness;
 mod recover;

@@ -13,8 +13,9 @@ use crate::raft::service::RaftService;
 use crate::raft::{ClusterError, LogStore, RaftNode, RaftSettings, role_name};
 use crate::security::certs::CertKind;
 use crate::security::{Gate, TlsFiles};
-use crate::server::{self, ChronosService, Metrics};
+use crate::server::{self, ChronosService, Limits, Metrics};
 use crate::sql::{Database, SqlError};
+use crate::storage::space::SpaceSettings;
 use crate::storage::{Engine, SledEngine, StorageError, running};
 use crate::sync::agent::Agent;
 use crate::sync::service::SyncService;
@@ -99,7 +100,7 @@ async fn run_node(config: Config, options: StartOptions) -> Result<(), DaemonErr
     let sync_settings = Arc::new(SyncSettings::from_config(&config));
     let sync_status = Arc::new(StatusBoard::default());
     let sync_service = SyncService::new(node.clone(), sync_settings.clone(), sync_status.clone(), gate.clone());
-    let limits = config.limits.limits();
+    let limits = Limits::from(&config.limits);
     let service =
         ChronosService::new(node.clone(), metrics.clone(), limits, gate.clone()).with_sync(sync_service.clone());
     tokio::spawn(Agent::new(node.clone(), sync_settings, sync_status).run());
@@ -296,7 +297,9 @@ async fn report_role(node: Arc<RaftNode>, address: String) {
 /// The node's TLS files when `[tls]` is set, checked to hold a node
 /// certificate; peer connections use them from here on.
 fn tls_files(config: &Config) -> Result<Option<TlsFiles>, DaemonError> {
-    let Some(files) = config.tls.files()? else {
+    let Some(files) =
+        TlsFiles::from_config(&config.tls).map_err(|e| ConfigError::Invalid(format!("section 'tls': {e}")))?
+    else {
         return Ok(None);
     };
     match files.own_identity() {
@@ -363,7 +366,7 @@ async fn open_node(
             batch: config.queue.batch,
             keep_outcomes: config.queue.keep_outcomes,
         },
-        space: config.storage.space(),
+        space: SpaceSettings::from(&config.storage),
         learner: config.role == "learner",
         witness: config.is_witness(),
     };

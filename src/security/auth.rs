@@ -10,7 +10,7 @@
 
 use super::certs::{CertKind, identity_of};
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
-use serde::{Deserialize, Serialize};
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -23,41 +23,21 @@ const FAILED_LOGIN_PAUSE: Duration = Duration::from_secs(1);
 /// Verified credentials remembered at most (the map is cleared when full).
 const REMEMBERED: usize = 4096;
 
-/// What a user may do; each role includes the ones before it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Queries, status, the change feed.
-    Read,
-    /// Also INSERT, UPDATE, DELETE.
-    Write,
-    /// Also schema changes, membership, backups and sync.
-    Admin,
-}
+pub use crate::config::{Role, User};
 
-impl Role {
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Read => "read",
-            Role::Write => "write",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// The role a SQL statement needs.
-    pub fn for_statement(statement: &crate::sql::parser::ast::Statement) -> Role {
-        use crate::sql::parser::ast::Statement as S;
-        match statement {
-            S::Select(_) | S::Explain(_) | S::ShowSyncStatus | S::Begin | S::Commit | S::Rollback => Role::Read,
-            S::Insert { .. } | S::Update { .. } | S::Delete { .. } => Role::Write,
-            S::CreateTable(_)
-            | S::DropTable { .. }
-            | S::CreateIndex { .. }
-            | S::DropIndex { .. }
-            | S::AddColumn { .. }
-            | S::CreateView { .. }
-            | S::DropView { .. } => Role::Admin,
-        }
+/// The role a SQL statement needs.
+pub fn role_for(statement: &crate::sql::parser::ast::Statement) -> Role {
+    use crate::sql::parser::ast::Statement as S;
+    match statement {
+        S::Select(_) | S::Explain(_) | S::ShowSyncStatus | S::Begin | S::Commit | S::Rollback => Role::Read,
+        S::Insert { .. } | S::Update { .. } | S::Delete { .. } => Role::Write,
+        S::CreateTable(_)
+        | S::DropTable { .. }
+        | S::CreateIndex { .. }
+        | S::DropIndex { .. }
+        | S::AddColumn { .. }
+        | S::CreateView { .. }
+        | S::DropView { .. } => Role::Admin,
     }
 }
 
@@ -98,18 +78,6 @@ impl Caller {
             ))),
         }
     }
-}
-
-/// A configured user.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct User {
-    pub name: String,
-    pub role: Role,
-    /// An argon2 PHC string (`chronos hash-password` makes one); a user
-    /// without one can log in only with a client certificate.
-    #[serde(default)]
-    pub password_hash: Option<String>,
 }
 
 /// Decides who a caller is, for every listener of one node.
@@ -313,11 +281,6 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     }
 }
 
-/// Checks that a configured hash is one this node can verify.
-pub fn check_hash(hash: &str) -> Result<(), String> {
-    PasswordHash::new(hash).map(|_| ()).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,7 +351,7 @@ mod tests {
     fn statements_need_their_roles() {
         let role = |sql: &str| {
             let parsed = crate::sql::parser::parse(sql).expect("parse");
-            Role::for_statement(&parsed[0])
+            role_for(&parsed[0])
         };
         assert_eq!(role("SELECT 1"), Role::Read);
         assert_eq!(role("INSERT INTO t VALUES (1)"), Role::Write);

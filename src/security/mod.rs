@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod certs;
+pub mod commands;
 pub mod tls;
 
 pub use auth::{Caller, Gate, Need, Role};

@@ -72,6 +72,14 @@ fn check_pem(what: &'static str, path: &Path, bytes: &[u8], expected: &'static s
 }
 
 impl TlsFiles {
+    /// The files of `[tls]`, read and checked; None when TLS is off.
+    pub fn from_config(tls: &crate::config::TlsConfig) -> Result<Option<TlsFiles>, TlsError> {
+        match (&tls.cert, &tls.key, &tls.ca) {
+            (Some(cert), Some(key), Some(ca)) => TlsFiles::load(cert, key, ca).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// Reads and sanity-checks the three files; the handshake settings
     /// check the rest (that the key matches, that the CA parses).
     pub fn load(cert: &Path, key: &Path, ca: &Path) -> Result<TlsFiles, TlsError> {
@@ -179,6 +187,17 @@ pub fn peer_tls() -> Option<&'static ClientTlsConfig> {
 mod tests {
     use super::*;
     use crate::security::certs::{self, CertKind};
+
+    #[test]
+    fn the_tls_section_is_read_only_when_complete() {
+        let mut tls = crate::config::TlsConfig::default();
+        assert!(TlsFiles::from_config(&tls).expect("off").is_none());
+        tls.cert = Some("n.pem".into());
+        tls.key = Some("n.key".into());
+        tls.ca = Some("ca.pem".into());
+        let e = TlsFiles::from_config(&tls).unwrap_err();
+        assert!(e.to_string().contains("cannot read certificate 'n.pem'"), "{e}");
+    }
 
     #[test]
     fn unusable_files_are_refused_with_their_names() {

@@ -26,6 +26,18 @@ pub struct Limits {
     pub max_connections_per_client: usize,
 }
 
+impl From<&crate::config::LimitsConfig> for Limits {
+    fn from(c: &crate::config::LimitsConfig) -> Limits {
+        Limits {
+            max_statement_bytes: c.max_statement_bytes,
+            max_insert_rows: c.max_insert_rows,
+            max_http_rows: c.max_http_rows,
+            query_timeout: (c.query_timeout_ms > 0).then(|| Duration::from_millis(c.query_timeout_ms)),
+            max_connections_per_client: c.max_connections_per_client,
+        }
+    }
+}
+
 impl Limits {
     /// Refuses SQL text longer than `max_statement_bytes`.
     pub fn check_text(&self, sql: &str) -> Result<(), Status> {

@@ -14,6 +14,7 @@ use crate::proto::v1::{
 use crate::proto::{execute_response, params_from_proto, request_script, row_to_proto};
 use crate::queue::{QueueError, WriteState};
 use crate::raft::{QueuedWrite, RaftNode};
+use crate::security::auth::role_for;
 use crate::security::{Caller, Gate, Need, Role};
 use crate::sql::ScriptOutcome;
 use crate::sql::parser::ast::Statement;
@@ -146,7 +147,7 @@ pub async fn execute(
 fn check_roles(caller: &Caller, units: &[Unit]) -> Result<(), Status> {
     for statement in units.iter().flat_map(|u| &u.statements) {
         let statement = &statement.statement;
-        caller.may(Need::Role(Role::for_statement(statement)), statement.kind())?;
+        caller.may(Need::Role(role_for(statement)), statement.kind())?;
     }
     Ok(())
 }

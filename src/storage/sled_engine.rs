@@ -4,8 +4,7 @@ use super::synced_db::SyncedDb;
 use sled::Transactional;
 use std::path::Path;
 
-/// sled's own default page cache size.
-pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
+pub use crate::config::DEFAULT_CACHE_BYTES;
 
 /// The engine of a real node: one sled database, one sled tree per keyspace.
 pub struct SledEngine {

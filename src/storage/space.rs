@@ -26,6 +26,15 @@ pub struct SpaceSettings {
     pub low_space_bytes: u64,
 }
 
+impl From<&crate::config::StorageConfig> for SpaceSettings {
+    fn from(c: &crate::config::StorageConfig) -> SpaceSettings {
+        SpaceSettings {
+            reserved_bytes: c.reserved_bytes,
+            low_space_bytes: c.low_space_bytes,
+        }
+    }
+}
+
 /// Free space and the node's state, shared by the API (which refuses
 /// writes) and /metrics.
 pub struct DiskSpace {
