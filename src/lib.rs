@@ -16,3 +16,4 @@ pub mod server;
 pub mod sql;
 pub mod storage;
 pub mod sync;
+pub mod types;

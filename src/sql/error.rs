@@ -52,6 +52,15 @@ pub enum SqlError {
     Storage(#[from] StorageError),
 }
 
+impl From<crate::types::TypeError> for SqlError {
+    fn from(e: crate::types::TypeError) -> SqlError {
+        match e {
+            crate::types::TypeError::Mismatch(m) => SqlError::TypeMismatch(m),
+            crate::types::TypeError::Invalid(m) => SqlError::InvalidValue(m),
+        }
+    }
+}
+
 impl SqlError {
     /// A stable, machine-readable name for the error, used by the APIs.
     pub fn code(&self) -> &'static str {

@@ -8,7 +8,7 @@
 use super::engine::Result;
 use super::error::StorageError;
 use super::txn::Transaction;
-use crate::sql::types::{DataType, Value};
+use crate::types::{DataType, Value};
 use serde::{Deserialize, Serialize};
 use std::ops::Bound;
 

@@ -9,7 +9,7 @@
 //! the concatenation of their values.
 
 use super::error::StorageError;
-use crate::sql::types::Value;
+use crate::types::Value;
 
 const NULL: u8 = 0x00;
 const BOOL: u8 = 0x01;

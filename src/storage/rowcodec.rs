@@ -10,7 +10,7 @@
 //! NULL and booleans are a lone tag byte.
 
 use super::error::StorageError;
-use crate::sql::types::{Row, Value};
+use crate::types::{Row, Value};
 
 const FORMAT: u8 = 2;
 const FORMAT_V1: u8 = 1;

@@ -19,7 +19,7 @@ use super::error::StorageError;
 use super::keycode;
 use super::rowcodec::{RowVersion, decode_meta, decode_row, put_varint};
 use super::txn::Transaction;
-use crate::sql::types::{Row, Value};
+use crate::types::{Row, Value};
 use std::ops::Bound;
 
 /// Where a change came from, kept in its feed entry.
@@ -387,7 +387,7 @@ pub fn check_change(table: &Table, change: &Change) -> std::result::Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::types::DataType;
+    use crate::types::DataType;
     use crate::storage::{Column, Engine, MemoryEngine};
     use std::sync::Arc;
 

@@ -12,7 +12,7 @@ use super::keycode;
 use super::rowcodec::{RowVersion, decode_row, encode_row};
 use super::sync::Origin;
 use super::txn::Transaction;
-use crate::sql::types::{Row, Value};
+use crate::types::{Row, Value};
 
 /// (row key, row) pairs.
 pub type RowIter = Box<dyn Iterator<Item = Result<(Bytes, Row)>> + Send>;

@@ -74,7 +74,7 @@ pub fn execute_node(node: Node, txn: &Transaction, ctx: EvalContext) -> Result<R
                 let matching =
                     bucket
                         .iter()
-                        .filter_map(|r| match r_key(&right_key, r, &ctx).and_then(|v| key.compare(&v)) {
+                        .filter_map(|r| match r_key(&right_key, r, &ctx).and_then(|v| Ok(key.compare(&v)?)) {
                             Ok(Some(Ordering::Equal)) => Some(Ok(r)),
                             Ok(_) => None,
                             Err(e) => Some(Err(e)),

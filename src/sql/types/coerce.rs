@@ -1,9 +1,9 @@
 //! Storing a value into a typed column: conversions that keep the value
 //! exactly, and a clear error otherwise.
 
-use super::datatype::DataType;
+use crate::types::DataType;
 use super::time;
-use super::value::Value;
+use crate::types::Value;
 use crate::sql::error::{Result, SqlError};
 
 /// Converts `value` to the type of column `column`, or explains why it

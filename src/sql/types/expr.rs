@@ -2,9 +2,9 @@
 //! evaluate against a row.
 
 use super::coerce::cast;
-use super::datatype::DataType;
+use crate::types::DataType;
 use super::functions::ScalarFunction;
-use super::value::{Row, Value};
+use crate::types::{Row, Value};
 use crate::sql::error::{Result, SqlError};
 use std::cmp::Ordering;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 
 use super::expr::EvalContext;
 use super::time;
-use super::value::Value;
+use crate::types::Value;
 use crate::sql::error::{Result, SqlError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Timestamps (milliseconds since the Unix epoch, UTC): ISO-8601 parsing and
 //! formatting, and the intervals of `time_bucket`.
 
-use crate::sql::error::{Result, SqlError};
+use super::error::{Result, TypeError};
 
 const MS_PER_SECOND: i64 = 1_000;
 const MS_PER_MINUTE: i64 = 60 * MS_PER_SECOND;
@@ -48,7 +48,7 @@ fn days_in_month(year: i64, month: u32) -> u32 {
 /// `+HH:MM`/`-HH:MM`. Without a zone the time is taken as UTC.
 pub fn parse_timestamp(text: &str) -> Result<i64> {
     let invalid = || {
-        SqlError::InvalidValue(format!(
+        TypeError::Invalid(format!(
             "'{text}' is not a timestamp: expected ISO-8601 like '2026-11-24T10:00:00Z'"
         ))
     };
@@ -169,7 +169,7 @@ pub fn format_timestamp(ms: i64) -> String {
 /// into milliseconds.
 pub fn parse_interval(text: &str) -> Result<i64> {
     let invalid = || {
-        SqlError::InvalidValue(format!(
+        TypeError::Invalid(format!(
             "'{text}' is not an interval: expected a count and a unit, like '5 minutes'"
         ))
     };
@@ -188,7 +188,7 @@ pub fn parse_interval(text: &str) -> Result<i64> {
     };
     let ms = count.checked_mul(unit_ms).ok_or_else(invalid)?;
     if ms <= 0 {
-        return Err(SqlError::InvalidValue(format!("interval '{text}' must be positive")));
+        return Err(TypeError::Invalid(format!("interval '{text}' must be positive")));
     }
     Ok(ms)
 }

@@ -1,5 +1,5 @@
 use super::time;
-use crate::sql::error::{Result, SqlError};
+use super::error::{Result, TypeError};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::fmt;
@@ -55,7 +55,7 @@ impl Value {
             (Timestamp(a), Text(s)) => a.cmp(&time::parse_timestamp(s)?),
             (Text(s), Timestamp(b)) => time::parse_timestamp(s)?.cmp(b),
             (a, b) => {
-                return Err(SqlError::TypeMismatch(format!(
+                return Err(TypeError::Mismatch(format!(
                     "cannot compare {} with {}",
                     a.type_name(),
                     b.type_name()
@@ -95,7 +95,7 @@ impl Value {
             Value::Null => Ok(None),
             Value::Bool(b) => Ok(Some(*b)),
             Value::Int(i) => Ok(Some(*i != 0)),
-            other => Err(SqlError::TypeMismatch(format!(
+            other => Err(TypeError::Mismatch(format!(
                 "expected a boolean, got {} {}",
                 other.type_name(),
                 other
