@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
                     false => chronos::sql::script::prepare_batch(&batch),
                 };
                 if let Ok(units) = units {
-                    let _ = chronos::config::LimitsConfig::default().limits().check_units(&units);
+                    let _ = chronos::server::Limits::from(&chronos::config::LimitsConfig::default()).check_units(&units);
                 }
             }
         }
