@@ -387,8 +387,8 @@ pub fn check_change(table: &Table, change: &Change) -> std::result::Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::DataType;
     use crate::storage::{Column, Engine, MemoryEngine};
+    use crate::types::DataType;
     use std::sync::Arc;
 
     fn table() -> Table {

@@ -1,5 +1,5 @@
-use super::time;
 use super::error::{Result, TypeError};
+use super::time;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::fmt;

@@ -72,13 +72,13 @@ pub fn execute_node(node: Node, txn: &Transaction, ctx: EvalContext) -> Result<R
                 // The map groups by total order; confirm SQL equality (which
                 // errors on incomparable types).
                 let matching =
-                    bucket
-                        .iter()
-                        .filter_map(|r| match r_key(&right_key, r, &ctx).and_then(|v| Ok(key.compare(&v)?)) {
+                    bucket.iter().filter_map(
+                        |r| match r_key(&right_key, r, &ctx).and_then(|v| Ok(key.compare(&v)?)) {
                             Ok(Some(Ordering::Equal)) => Some(Ok(r)),
                             Ok(_) => None,
                             Err(e) => Some(Err(e)),
-                        });
+                        },
+                    );
                 join_rows(&l, matching, residual.as_ref(), outer, right_width, &ctx)
             }))
         }

@@ -1,10 +1,10 @@
 //! Storing a value into a typed column: conversions that keep the value
 //! exactly, and a clear error otherwise.
 
-use crate::types::DataType;
 use super::time;
-use crate::types::Value;
 use crate::sql::error::{Result, SqlError};
+use crate::types::DataType;
+use crate::types::Value;
 
 /// Converts `value` to the type of column `column`, or explains why it
 /// cannot be stored there. NULL passes through (NOT NULL is checked apart).

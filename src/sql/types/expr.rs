@@ -2,10 +2,10 @@
 //! evaluate against a row.
 
 use super::coerce::cast;
-use crate::types::DataType;
 use super::functions::ScalarFunction;
-use crate::types::{Row, Value};
 use crate::sql::error::{Result, SqlError};
+use crate::types::DataType;
+use crate::types::{Row, Value};
 use std::cmp::Ordering;
 use std::sync::Arc;
 

@@ -3,8 +3,8 @@
 
 use super::expr::EvalContext;
 use super::time;
-use crate::types::Value;
 use crate::sql::error::{Result, SqlError};
+use crate::types::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScalarFunction {

@@ -9,7 +9,7 @@ mod coerce;
 mod expr;
 mod functions;
 
+pub use crate::types::{DataType, Row, Value, time};
 pub use coerce::coerce;
 pub use expr::{BinaryOp, EvalContext, Expr, RunSubquery, Subquery, SubqueryKind};
 pub use functions::ScalarFunction;
-pub use crate::types::{DataType, Row, Value, time};
