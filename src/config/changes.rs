@@ -3,6 +3,7 @@
 use super::ConfigError;
 use serde::{Deserialize, Serialize};
 
+/// The `[changes]` section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChangesConfig {

@@ -4,6 +4,7 @@
 use super::{ConfigError, list_or_commas};
 use serde::{Deserialize, Serialize};
 
+/// The `[cluster]` section: automatic clustering.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
@@ -51,6 +52,7 @@ impl ClusterConfig {
     }
 }
 
+/// The `[queue]` section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {

@@ -4,6 +4,7 @@
 use super::ConfigError;
 use serde::{Deserialize, Serialize};
 
+/// The `[limits]` section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {

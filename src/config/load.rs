@@ -46,6 +46,7 @@ pub(super) fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<V
 }
 
 impl Config {
+    /// Layers the sources and checks the result. A named config file must
     /// exist; without one, only defaults, environment and flags count.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
@@ -97,8 +98,6 @@ impl Config {
         config.validate()?;
         Ok(config)
     }
-
-    /// The address stored in the membership for this node: the
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if !valid_name(&self.id) {
@@ -211,7 +210,7 @@ impl Config {
 }
 
 /// Turns figment's error into one line naming the key, the problem and the
-
+/// source it came from.
 fn describe(e: figment::Error, file: Option<&Path>) -> ConfigError {
     let mut out = Vec::new();
     for err in e {

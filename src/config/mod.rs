@@ -127,6 +127,7 @@ impl Default for Config {
     }
 }
 
+/// Values from flags; only those given override the lower layers.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -162,8 +163,7 @@ impl Config {
         self.role == "witness"
     }
 
-    /// Layers the sources and checks the result. A named config file must
-
+    /// The address stored in the membership for this node: the
     /// advertised one, else `address`, where a wildcard host (0.0.0.0, as
     /// in a container) becomes this machine's host name.
     pub fn advertised(&self) -> String {

@@ -6,6 +6,7 @@ use super::{ConfigError, valid_name};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// The `[tls]` section: PEM files made by `chronos certs`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {

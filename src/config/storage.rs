@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// sled's page cache when `storage.cache_bytes` is not set.
 pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
 
+/// The `[storage]` section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {

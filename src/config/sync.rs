@@ -3,6 +3,7 @@
 use super::{ConfigError, valid_name};
 use serde::{Deserialize, Serialize};
 
+/// Which way a table's changes flow between a site and its upstream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {

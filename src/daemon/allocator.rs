@@ -40,9 +40,9 @@ mod tests {
     use libmimalloc_sys::mi_option_get;
 
     /// The arena commit option as mimalloc sees it (0: lazy).
-    fn arena_eager_commit() -> i64 {
+    fn arena_eager_commit() -> std::ffi::c_long {
         // SAFETY: reads one option.
-        i64::from(unsafe { mi_option_get(ARENA_EAGER_COMMIT) })
+        unsafe { mi_option_get(ARENA_EAGER_COMMIT) }
     }
 
     fn set_in_environment() -> bool {

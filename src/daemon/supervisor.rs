@@ -357,15 +357,8 @@ async fn open_node(
         changes: (config.changes.enabled && !config.is_witness()).then_some(ChangeLog {
             retain_entries: config.changes.retain_entries,
         }),
-        auto: AutoCluster {
-            bootstrap_expect: config.cluster.bootstrap_expect,
-            join: config.cluster.join.clone(),
-        },
-        queue: QueueSettings {
-            max_entries: config.queue.max_entries,
-            batch: config.queue.batch,
-            keep_outcomes: config.queue.keep_outcomes,
-        },
+        auto: AutoCluster::from(&config.cluster),
+        queue: QueueSettings::from(&config.queue),
         space: SpaceSettings::from(&config.storage),
         learner: config.role == "learner",
         witness: config.is_witness(),

@@ -30,6 +30,16 @@ pub struct QueueSettings {
     pub keep_outcomes: u64,
 }
 
+impl From<&crate::config::QueueConfig> for QueueSettings {
+    fn from(c: &crate::config::QueueConfig) -> QueueSettings {
+        QueueSettings {
+            max_entries: c.max_entries,
+            batch: c.batch,
+            keep_outcomes: c.keep_outcomes,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error(

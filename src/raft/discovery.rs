@@ -35,6 +35,15 @@ pub struct AutoCluster {
     pub join: Vec<String>,
 }
 
+impl From<&crate::config::ClusterConfig> for AutoCluster {
+    fn from(c: &crate::config::ClusterConfig) -> AutoCluster {
+        AutoCluster {
+            bootstrap_expect: c.bootstrap_expect,
+            join: c.join.clone(),
+        }
+    }
+}
+
 /// The addresses the `join` entries stand for now (DNS is asked each
 /// time, so records added later are seen).
 pub async fn resolve(entries: &[String]) -> Vec<String> {
