@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Runs the fuzz targets with cargo-fuzz (libFuzzer + AddressSanitizer).
-#   fuzz/run.sh [SECONDS] [TARGET...]     default: 60 s each, every target
+#   fuzz/run.sh [--dev] [SECONDS] [TARGET...]     default: 60 s each, every target
+# --dev builds without optimisations (CI's smoke run: it builds in half the
+# time and still runs the seeds and a few hundred thousand inputs).
 # Works on a stable toolchain: RUSTC_BOOTSTRAP=1 lets stable rustc take the
 # sanitizer flags cargo-fuzz passes. Installs cargo-fuzz if it is missing.
 # Crashes land in fuzz/artifacts/<target>/; the corpus grows in
 # fuzz/corpus/<target>/ (seeded with the SQL logic tests' statements).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=-O
+if [ "${1:-}" = --dev ]; then
+    mode=--dev
+    shift
+fi
 seconds=${1:-60}
 shift || true
 targets=("$@")
@@ -25,11 +32,11 @@ if [ ! -d "$seeds" ]; then
         n=$((n + 1))
     done
 fi
-cargo fuzz build -O
+cargo fuzz build "$mode"
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t"
     echo "== $t: ${seconds}s"
-    cargo fuzz run -O "$t" "fuzz/corpus/$t" -- \
+    cargo fuzz run "$mode" "$t" "fuzz/corpus/$t" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 2>&1 |
         grep -E "^(#[0-9]+ +DONE|Done|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written)" || true
     if ls "fuzz/artifacts/$t"/crash-* "fuzz/artifacts/$t"/timeout-* "fuzz/artifacts/$t"/oom-* >/dev/null 2>&1; then
