@@ -8,7 +8,8 @@
 //! writes per second (docs/performance.md).
 //!
 //! The option is set through mimalloc's API before the program's first
-//! allocation reserves an arena. It must not re-execute the program to set
+//! allocation reserves an arena (from an ELF initialiser: the Rust runtime
+//! allocates before `main`). It must not re-execute the program to set
 //! it through the environment: under qemu-user `/proc/self/exe` is qemu or
 //! loses qemu's `-L` prefix (packaging/smoke-arm.sh broke that way).
 
@@ -22,8 +23,10 @@ const ENV: &std::ffi::CStr = c"MIMALLOC_ARENA_EAGER_COMMIT";
 
 /// Makes mimalloc commit arena memory as it is used, unless
 /// `MIMALLOC_ARENA_EAGER_COMMIT` is set (then mimalloc has read it, and it
-/// wins). Call it first thing in `main`: an arena reserved before it is
-/// committed eagerly.
+/// wins). Call it before the program's first allocation: an arena reserved
+/// before it is committed eagerly. The Rust runtime allocates before
+/// `main`, so the binary calls it from an ELF initialiser (main.rs). It
+/// allocates nothing itself.
 pub fn commit_memory_lazily() {
     // std::env::var_os would allocate; getenv does not.
     // SAFETY: a NUL-terminated name; nothing writes the environment yet.
