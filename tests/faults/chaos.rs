@@ -2,7 +2,7 @@
 //! concurrent clients running three workloads while a seeded schedule of
 //! faults (kill -9, SIGSTOP, partitions) plays, and checkers over what the
 //! clients saw. docs/testing.md says how to read a report and how to run
-//! longer: CHRONOS_CHAOS_SECONDS (25), CHRONOS_CHAOS_SEED (fixed).
+//! longer: CHRONOS_CHAOS_SECONDS (32), CHRONOS_CHAOS_SEED (fixed).
 
 mod checker;
 mod nemesis;
@@ -25,7 +25,7 @@ fn setting(name: &str, default: u64) -> u64 {
 
 fn run(nodes: usize) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let seconds = setting("CHRONOS_CHAOS_SECONDS", 25);
+    let seconds = setting("CHRONOS_CHAOS_SECONDS", 32);
     let seed = setting("CHRONOS_CHAOS_SEED", 20261126) + nodes as u64;
     let all: Vec<usize> = (0..nodes).collect();
     // Snapshots every 1,000 entries: installs happen during a run.
