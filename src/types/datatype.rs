@@ -34,7 +34,12 @@ impl DataType {
             // does); the precision is accepted and not enforced.
             "NUMERIC" | "DECIMAL" => return Some(DataType::Double),
             "STRING" | "TEXT" => DataType::String,
-            "VARCHAR" | "CHAR" => DataType::Varchar(length?),
+            // Without a length, text of any length, as in SQLite (and
+            // PostgreSQL's VARCHAR).
+            "VARCHAR" | "CHAR" => match length {
+                Some(n) => DataType::Varchar(n),
+                None => DataType::String,
+            },
             "BOOL" | "BOOLEAN" => DataType::Bool,
             "TIMESTAMP" | "DATETIME" => DataType::Timestamp,
             _ => return None,

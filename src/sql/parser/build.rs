@@ -205,7 +205,12 @@ fn create_index(pair: P) -> Result<Statement> {
             Rule::unique => unique = true,
             Rule::if_not_exists => if_not_exists = true,
             Rule::ident => names.push(ident(p)),
-            Rule::ident_list => columns = ident_list(p),
+            Rule::index_columns => {
+                columns = p
+                    .into_inner()
+                    .filter_map(|c| c.into_inner().find(|q| q.as_rule() == Rule::ident).map(ident))
+                    .collect()
+            }
             _ => {}
         }
     }
@@ -378,11 +383,17 @@ fn select_item(pair: P) -> Result<SelectItem> {
 }
 
 fn alias(pair: P) -> Result<String> {
-    let id = pair
+    let name = pair
         .into_inner()
-        .find(|p| p.as_rule() == Rule::ident)
+        .find(|p| matches!(p.as_rule(), Rule::ident | Rule::string))
         .ok_or_else(|| SqlError::Invalid("malformed alias".into()))?;
-    Ok(ident(id))
+    Ok(match name.as_rule() {
+        Rule::string => {
+            let quoted = name.as_str();
+            quoted[1..quoted.len() - 1].replace("''", "'")
+        }
+        _ => ident(name),
+    })
 }
 
 fn table_ref(pair: P) -> Result<TableRef> {

@@ -116,12 +116,7 @@ fn column(def: &ast::ColumnDef) -> Result<Column> {
             Some(n) => format!("{}({n})", def.type_name),
             None => def.type_name.clone(),
         };
-        let hint = if def.type_name == "VARCHAR" {
-            " (VARCHAR needs a length, e.g. VARCHAR(64))"
-        } else {
-            ""
-        };
-        SqlError::Invalid(format!("unknown type {shown} for column '{}'{hint}", def.name))
+        SqlError::Invalid(format!("unknown type {shown} for column '{}'", def.name))
     })?;
     let default = match &def.default {
         None => None,
