@@ -122,7 +122,7 @@ pub fn plan_select_within(
             if targets[i].is_none() {
                 hidden_order.push((exprs.len(), o));
                 exprs.push(bind_aggregated(
-                    &o.expr,
+                    &with_aliases(&o.expr, &items, &scope),
                     Aggregation {
                         source: &scope,
                         groups: &groups,
@@ -152,7 +152,7 @@ pub fn plan_select_within(
         for (i, o) in select.order_by.iter().enumerate() {
             if targets[i].is_none() {
                 hidden_order.push((exprs.len(), o));
-                exprs.push(bind(&o.expr, &scope, "ORDER BY")?);
+                exprs.push(bind(&with_aliases(&o.expr, &items, &scope), &scope, "ORDER BY")?);
             }
         }
         row_types = input_types;
@@ -325,8 +325,34 @@ fn order_by_output(e: &ast::Expr, items: &[(ast::Expr, String)]) -> Result<Optio
                 _ => Ok(None),
             }
         }
-        _ => Ok(None),
+        // The same expression as a select item (`SELECT DISTINCT sum(x)
+        // ... ORDER BY sum(x)`) sorts by that output column.
+        _ => Ok(items.iter().position(|(item, _)| item == e)),
     }
+}
+
+/// An ORDER BY expression with the output aliases it uses replaced by
+/// their expressions (`SELECT v AS a ... ORDER BY -a`), as SQLite reads
+/// it. A name that the FROM sources have means their column, as in
+/// SQLite; PostgreSQL takes aliases only as a whole ORDER BY item.
+fn with_aliases(e: &ast::Expr, items: &[(ast::Expr, String)], scope: &Scope) -> ast::Expr {
+    fn substitute(e: &mut ast::Expr, items: &[(ast::Expr, String)], scope: &Scope) {
+        if let ast::Expr::Column { table: None, name } = e {
+            if scope.resolve(None, name).is_err() {
+                let mut named = items.iter().filter(|(_, n)| n == name);
+                if let (Some((item, _)), None) = (named.next(), named.next()) {
+                    *e = item.clone();
+                }
+            }
+            return;
+        }
+        for child in e.children_mut() {
+            substitute(child, items, scope);
+        }
+    }
+    let mut e = e.clone();
+    substitute(&mut e, items, scope);
+    e
 }
 
 /// GROUP BY expressions, bound against the input; a GROUP BY item may also
