@@ -477,3 +477,43 @@ async fn a_retried_write_applies_once_body() {
     check_acknowledged(&rows, &[7, 8, 9]);
     assert_eq!(rows.len(), 3);
 }
+
+/// INSERT ... SELECT applies alike on every member: rows from a join and a
+/// GROUP BY into a table without a primary key (row ids in the query's
+/// order, `now()` from the entry), a table read by its own INSERT, and a
+/// statement that fails part-way leaves nothing on any member.
+#[test]
+fn insert_select_applies_alike_on_every_member() {
+    run(insert_select_applies_alike_on_every_member_body());
+}
+
+async fn insert_select_applies_alike_on_every_member_body() {
+    let c = Cluster::start(3, &[0, 1, 2], 10_000);
+    let l = leader(&c, &[0, 1, 2]).await;
+    // Through a follower: the statement is forwarded and applied by all.
+    let mut client = connect(&c.members[(l + 1) % 3].address).await;
+    for sql in [
+        "CREATE TABLE r (id INT PRIMARY KEY, sensor STRING, v INT)",
+        "INSERT INTO r VALUES (1, 'a', 10), (2, 'b', 20), (3, 'a', 30), (4, 'c', 40), (5, 'b', NULL)",
+        "CREATE TABLE s (sensor STRING PRIMARY KEY, site STRING)",
+        "INSERT INTO s VALUES ('a', 'north'), ('b', 'south'), ('c', 'north')",
+        "CREATE TABLE out (site STRING, total INT, at TIMESTAMP DEFAULT now())",
+        "INSERT INTO out (site, total) SELECT s.site, sum(r.v) FROM r JOIN s ON r.sensor = s.sensor GROUP BY s.site",
+        "INSERT INTO out (site, total) SELECT site || '2', total * 2 FROM out",
+    ] {
+        let r = client.execute(sql).await.expect(sql);
+        assert!(r.error.is_none(), "{sql}: {:?}", r.error);
+    }
+    let r = client
+        .execute("INSERT INTO out (site, total) SELECT 'x', v FROM r UNION ALL SELECT 'y', 'not a number'")
+        .await
+        .expect("send");
+    assert!(r.error.is_some(), "a failing INSERT ... SELECT is refused");
+    let rows = converged(&c, &[0, 1, 2], "SELECT site, total, at FROM out ORDER BY site").await;
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(rows[0].contains("\"north\"") && rows[0].contains("Int(80)"), "{rows:?}");
+    assert!(
+        rows[1].contains("\"north2\"") && rows[1].contains("Int(160)"),
+        "{rows:?}"
+    );
+}

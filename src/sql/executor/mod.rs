@@ -8,7 +8,7 @@ mod query;
 mod write;
 
 use crate::sql::error::Result;
-use crate::sql::planner::{OutputColumn, Plan};
+use crate::sql::planner::{InsertSource, OutputColumn, Plan};
 use crate::sql::types::{DataType, EvalContext, Row, Value};
 use crate::storage::Transaction;
 
@@ -48,7 +48,18 @@ pub fn execute(plan: Plan, txn: &mut Transaction, ctx: &EvalContext) -> Result<O
                 rows: Box::new(rows.into_iter()),
             })
         }
-        Plan::Insert { table, columns, rows } => Outcome::Affected(write::insert(txn, &table, &columns, rows, ctx)?),
+        Plan::Insert { table, columns, source } => {
+            let empty: Row = Vec::new();
+            let rows: Vec<Row> = match source {
+                InsertSource::Values(rows) => rows
+                    .iter()
+                    .map(|exprs| exprs.iter().map(|e| e.evaluate(&empty, ctx)).collect())
+                    .collect::<Result<_>>()?,
+                // Every row is read before the first is written.
+                InsertSource::Query(query) => execute_node(query.root, txn, *ctx)?.collect::<Result<_>>()?,
+            };
+            Outcome::Affected(write::insert(txn, &table, &columns, rows, ctx)?)
+        }
         Plan::Update {
             table,
             access,

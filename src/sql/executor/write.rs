@@ -15,15 +15,14 @@ pub fn insert(
     txn: &mut Transaction,
     table: &Table,
     targets: &[usize],
-    rows: Vec<Vec<Expr>>,
+    rows: Vec<Row>,
     ctx: &EvalContext,
 ) -> Result<u64> {
-    let empty: Row = Vec::new();
     let mut prepared = Vec::with_capacity(rows.len());
-    for exprs in rows {
+    for values in rows {
         let mut given: Vec<Option<Value>> = vec![None; table.columns.len()];
-        for (&i, e) in targets.iter().zip(&exprs) {
-            given[i] = Some(e.evaluate(&empty, ctx)?);
+        for (&i, v) in targets.iter().zip(values) {
+            given[i] = Some(v);
         }
         let mut row = Vec::with_capacity(table.columns.len());
         for (column, value) in table.columns.iter().zip(given) {

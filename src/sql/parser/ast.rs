@@ -40,7 +40,10 @@ pub enum Statement {
     Insert {
         table: String,
         columns: Option<Vec<String>>,
+        /// The VALUES rows; empty when the rows come from `query`.
         rows: Vec<Vec<Expr>>,
+        /// `INSERT INTO t [(columns)] SELECT ...`.
+        query: Option<Box<Select>>,
     },
     Update {
         table: String,

@@ -228,15 +228,22 @@ fn insert(pair: P) -> Result<Statement> {
     let mut table = String::new();
     let mut columns = None;
     let mut rows = Vec::new();
+    let mut query = None;
     for p in pair.into_inner() {
         match p.as_rule() {
             Rule::ident => table = ident(p),
             Rule::ident_list => columns = Some(ident_list(p)),
             Rule::values_row => rows.push(p.into_inner().map(expr).collect::<Result<Vec<_>>>()?),
+            Rule::select => query = Some(Box::new(select(p)?)),
             _ => {}
         }
     }
-    Ok(Statement::Insert { table, columns, rows })
+    Ok(Statement::Insert {
+        table,
+        columns,
+        rows,
+        query,
+    })
 }
 
 fn where_clause(pair: P) -> Result<Expr> {

@@ -46,7 +46,12 @@ pub fn parse(sql: &str) -> Option<ParsedStatement> {
     while s.punct(b';') {}
     (s.skip_space()? == sql.len()).then_some(())?;
     Some(ParsedStatement {
-        statement: Statement::Insert { table, columns, rows },
+        statement: Statement::Insert {
+            table,
+            columns,
+            rows,
+            query: None,
+        },
         text,
         parameters: Vec::new(),
     })

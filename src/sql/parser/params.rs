@@ -136,7 +136,10 @@ fn statement(s: &mut Statement, found: &Found) -> Result<(), SqlError> {
     match s {
         Statement::Explain(inner) => statement(inner, found),
         Statement::Select(q) => select(q, found),
-        Statement::Insert { rows, .. } => rows.iter_mut().flatten().try_for_each(|e| expr(e, found)),
+        Statement::Insert { rows, query, .. } => {
+            rows.iter_mut().flatten().try_for_each(|e| expr(e, found))?;
+            query.iter_mut().try_for_each(|q| select(q, found))
+        }
         Statement::Update { set, filter, .. } => {
             set.iter_mut().try_for_each(|(_, e)| expr(e, found))?;
             filter.iter_mut().try_for_each(|e| expr(e, found))

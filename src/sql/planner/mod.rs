@@ -14,7 +14,8 @@ pub use correlate::{fill_params, per_run_access};
 pub use select::plan_select;
 
 pub use plan::{
-    Access, Aggregate, AggregateFunction, Node, OutputColumn, Plan, QueryPlan, SetOperator, SortKey, ValueRange,
+    Access, Aggregate, AggregateFunction, InsertSource, Node, OutputColumn, Plan, QueryPlan, SetOperator, SortKey,
+    ValueRange,
 };
 
 use crate::sql::error::{Result, SqlError};
@@ -29,7 +30,12 @@ pub fn plan(statement: &Statement, txn: &Transaction) -> Result<Plan> {
     match statement {
         Statement::Select(s) => Ok(Plan::Query(select::plan_select(s, txn)?)),
         Statement::Explain(inner) => Ok(Plan::Explain(Box::new(plan(inner, txn)?))),
-        Statement::Insert { table, columns, rows } => {
+        Statement::Insert {
+            table,
+            columns,
+            rows,
+            query,
+        } => {
             let table = table_of(txn, table)?;
             let targets: Vec<usize> = match columns {
                 None => (0..table.columns.len()).collect(),
@@ -45,6 +51,21 @@ pub fn plan(statement: &Statement, txn: &Transaction) -> Result<Plan> {
                     targets
                 }
             };
+            if let Some(query) = query {
+                let query = select::plan_select(query, txn)?;
+                if query.columns.len() != targets.len() {
+                    return Err(SqlError::Invalid(format!(
+                        "INSERT ... SELECT gives {} values per row but {} columns are being set",
+                        query.columns.len(),
+                        targets.len()
+                    )));
+                }
+                return Ok(Plan::Insert {
+                    table,
+                    columns: targets,
+                    source: InsertSource::Query(Box::new(query)),
+                });
+            }
             let empty = Scope::default().in_context(txn, None);
             let mut bound = Vec::with_capacity(rows.len());
             for (n, row) in rows.iter().enumerate() {
@@ -65,7 +86,7 @@ pub fn plan(statement: &Statement, txn: &Transaction) -> Result<Plan> {
             Ok(Plan::Insert {
                 table,
                 columns: targets,
-                rows: bound,
+                source: InsertSource::Values(bound),
             })
         }
         Statement::Update { table, set, filter } => {

@@ -8,15 +8,25 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 /// A planned statement.
+/// Where an INSERT's rows come from.
+#[derive(Clone, Debug)]
+pub enum InsertSource {
+    Values(Vec<Vec<Expr>>),
+    /// Run to the end before the first row is written, so the rows a query
+    /// reads are those from before the INSERT (`INSERT INTO t SELECT * FROM
+    /// t` doubles t once).
+    Query(Box<QueryPlan>),
+}
+
 #[derive(Clone, Debug)]
 pub enum Plan {
     Query(QueryPlan),
     Explain(Box<Plan>),
     Insert {
         table: Table,
-        /// For each value of a VALUES row, the table column it goes to.
+        /// For each value of a row, the table column it goes to.
         columns: Vec<usize>,
-        rows: Vec<Vec<Expr>>,
+        source: InsertSource,
     },
     Update {
         table: Table,
@@ -227,8 +237,20 @@ impl Plan {
         match self {
             Plan::Query(q) => q.root.explain(&mut out, 0),
             Plan::Explain(p) => return p.explain(),
-            Plan::Insert { table, rows, .. } => {
+            Plan::Insert {
+                table,
+                source: InsertSource::Values(rows),
+                ..
+            } => {
                 let _ = writeln!(out, "Insert {} ({} rows)", table.name, rows.len());
+            }
+            Plan::Insert {
+                table,
+                source: InsertSource::Query(query),
+                ..
+            } => {
+                let _ = writeln!(out, "Insert {}", table.name);
+                query.root.explain(&mut out, 1);
             }
             Plan::Update {
                 table, access, filter, ..
