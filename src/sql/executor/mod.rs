@@ -49,16 +49,24 @@ pub fn execute(plan: Plan, txn: &mut Transaction, ctx: &EvalContext) -> Result<O
             })
         }
         Plan::Insert { table, columns, source } => {
-            let empty: Row = Vec::new();
-            let rows: Vec<Row> = match source {
-                InsertSource::Values(rows) => rows
-                    .iter()
-                    .map(|exprs| exprs.iter().map(|e| e.evaluate(&empty, ctx)).collect())
-                    .collect::<Result<_>>()?,
+            let inserted = match source {
+                // Evaluated row by row as they are prepared: a bulk INSERT
+                // holds its values once.
+                InsertSource::Values(rows) => {
+                    let empty: Row = Vec::new();
+                    let count = rows.len();
+                    let values = rows
+                        .into_iter()
+                        .map(|exprs| exprs.iter().map(|e| e.evaluate(&empty, ctx)).collect());
+                    write::insert(txn, &table, &columns, count, values, ctx)?
+                }
                 // Every row is read before the first is written.
-                InsertSource::Query(query) => execute_node(query.root, txn, *ctx)?.collect::<Result<_>>()?,
+                InsertSource::Query(query) => {
+                    let rows: Vec<Row> = execute_node(query.root, txn, *ctx)?.collect::<Result<_>>()?;
+                    write::insert(txn, &table, &columns, rows.len(), rows.into_iter().map(Ok), ctx)?
+                }
             };
-            Outcome::Affected(write::insert(txn, &table, &columns, rows, ctx)?)
+            Outcome::Affected(inserted)
         }
         Plan::Update {
             table,

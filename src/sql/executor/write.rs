@@ -15,11 +15,13 @@ pub fn insert(
     txn: &mut Transaction,
     table: &Table,
     targets: &[usize],
-    rows: Vec<Row>,
+    count: usize,
+    rows: impl Iterator<Item = Result<Row>>,
     ctx: &EvalContext,
 ) -> Result<u64> {
-    let mut prepared = Vec::with_capacity(rows.len());
+    let mut prepared = Vec::with_capacity(count);
     for values in rows {
+        let values = values?;
         let mut given: Vec<Option<Value>> = vec![None; table.columns.len()];
         for (&i, v) in targets.iter().zip(values) {
             given[i] = Some(v);
