@@ -243,12 +243,14 @@ impl Session {
         out: &mut dyn Write,
         elapsed: std::time::Duration,
     ) -> std::io::Result<()> {
+        // A query, or a write with RETURNING, answers with rows.
         let text = match result.kind.as_str() {
-            "SELECT" | "EXPLAIN" => {
+            _ if !result.columns.is_empty() => {
                 let columns: Vec<String> = result.columns.into_iter().map(|c| c.name).collect();
                 let rows: Vec<_> = result.rows.into_iter().map(row_from_proto).collect();
                 format::rows(self.format, &columns, &rows, elapsed)
             }
+            "SELECT" | "EXPLAIN" => format::rows(self.format, &[], &[], elapsed),
             kind => format::affected(self.format, kind, result.rows_affected, elapsed),
         };
         out.write_all(text.as_bytes())

@@ -147,15 +147,17 @@ fn visit_statement(statement: &mut Statement, run: &mut Runner) -> Result<()> {
     match statement {
         Statement::Select(s) => visit_select(s, run, &[]),
         Statement::Explain(inner) => visit_statement(inner, run),
-        Statement::Insert { rows, query, .. } => {
-            rows.iter_mut().flatten().try_for_each(|e| visit_expr(e, run, &[]))?;
-            query.iter_mut().try_for_each(|q| visit_select(q, run, &[]))
+        Statement::Insert { query, .. } => {
+            query.iter_mut().try_for_each(|q| visit_select(q, run, &[]))?;
+            statement
+                .write_exprs_mut()
+                .into_iter()
+                .try_for_each(|e| visit_expr(e, run, &[]))
         }
-        Statement::Update { set, filter, .. } => {
-            set.iter_mut().try_for_each(|(_, e)| visit_expr(e, run, &[]))?;
-            filter.iter_mut().try_for_each(|e| visit_expr(e, run, &[]))
-        }
-        Statement::Delete { filter, .. } => filter.iter_mut().try_for_each(|e| visit_expr(e, run, &[])),
+        Statement::Update { .. } | Statement::Delete { .. } => statement
+            .write_exprs_mut()
+            .into_iter()
+            .try_for_each(|e| visit_expr(e, run, &[])),
         _ => Ok(()),
     }
 }

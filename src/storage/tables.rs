@@ -116,6 +116,12 @@ impl Transaction {
     /// True when some row other than `except` has these values in a unique
     /// index.
     pub fn index_contains(&self, index: &Index, values: &[Value], except: Option<&[u8]>) -> Result<bool> {
+        Ok(self.index_holder(index, values, except)?.is_some())
+    }
+
+    /// The key of a row other than `except` that has these values in a
+    /// unique index.
+    pub fn index_holder(&self, index: &Index, values: &[Value], except: Option<&[u8]>) -> Result<Option<Vec<u8>>> {
         let prefix = keycode::encode_values(values);
         let end = keycode::prefix_end(&prefix);
         let range = (
@@ -124,11 +130,12 @@ impl Transaction {
         );
         for entry in self.scan(&index.space(), range)? {
             let (k, _) = entry?;
-            if except != Some(&k[prefix.len()..]) {
-                return Ok(true);
+            let key = &k[prefix.len()..];
+            if except != Some(key) {
+                return Ok(Some(key.to_vec()));
             }
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Stores a row written by this transaction (with its version).

@@ -483,7 +483,7 @@ async fn a_retried_write_applies_once_body() {
 /// order, `now()` from the entry), a table read by its own INSERT, and a
 /// statement that fails part-way leaves nothing on any member.
 #[test]
-fn insert_select_applies_alike_on_every_member() {
+fn insert_select_upsert_and_returning_apply_alike_on_every_member() {
     run(insert_select_applies_alike_on_every_member_body());
 }
 
@@ -516,4 +516,34 @@ async fn insert_select_applies_alike_on_every_member_body() {
         rows[1].contains("\"north2\"") && rows[1].contains("Int(160)"),
         "{rows:?}"
     );
+
+    // UPSERT and RETURNING: the reply carries the rows, and every member
+    // stores the same result (rows handled in statement order).
+    for sql in [
+        "CREATE TABLE latest (sensor STRING PRIMARY KEY, v INT, n INT DEFAULT 1, at TIMESTAMP DEFAULT now())",
+        "INSERT INTO latest (sensor, v) SELECT sensor, v FROM r WHERE v IS NOT NULL ON CONFLICT (sensor) DO UPDATE SET v = excluded.v, n = n + 1",
+        "INSERT OR REPLACE INTO latest (sensor, v) VALUES ('c', 41)",
+        "INSERT OR IGNORE INTO latest (sensor, v) VALUES ('c', 0), ('d', 1)",
+    ] {
+        let r = client.execute(sql).await.expect(sql);
+        assert!(r.error.is_none(), "{sql}: {:?}", r.error);
+    }
+    let r = client
+        .execute("UPDATE latest SET v = v + 1 WHERE sensor <> 'd' RETURNING sensor, v")
+        .await
+        .expect("send");
+    assert!(r.error.is_none(), "{:?}", r.error);
+    let returned = &r.results[0];
+    assert_eq!(returned.columns.len(), 2, "{returned:?}");
+    assert_eq!(returned.rows.len(), 3, "{returned:?}");
+    let r = client
+        .execute("INSERT INTO latest (sensor, v) VALUES ('e', 1), ('a', 0) ON CONFLICT (sensor) DO UPDATE SET v = 'not a number'")
+        .await
+        .expect("send");
+    assert!(r.error.is_some(), "a failing UPSERT is refused");
+    let rows = converged(&c, &[0, 1, 2], "SELECT sensor, v, n, at FROM latest ORDER BY sensor").await;
+    let shown = format!("{rows:?}");
+    assert_eq!(rows.len(), 4, "nothing of the failed UPSERT stays: {shown}");
+    assert!(rows[0].contains("Int(31)") && rows[0].contains("Int(2)"), "{shown}");
+    assert!(rows[2].contains("Int(42)"), "{shown}");
 }

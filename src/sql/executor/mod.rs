@@ -5,10 +5,11 @@
 mod aggregate;
 mod ddl;
 mod query;
+mod upsert;
 mod write;
 
 use crate::sql::error::Result;
-use crate::sql::planner::{InsertSource, OutputColumn, Plan};
+use crate::sql::planner::{InsertSource, OutputColumn, Plan, Returning};
 use crate::sql::types::{DataType, EvalContext, Row, Value};
 use crate::storage::Transaction;
 
@@ -48,34 +49,54 @@ pub fn execute(plan: Plan, txn: &mut Transaction, ctx: &EvalContext) -> Result<O
                 rows: Box::new(rows.into_iter()),
             })
         }
-        Plan::Insert { table, columns, source } => {
-            let inserted = match source {
-                // Evaluated row by row as they are prepared: a bulk INSERT
-                // holds its values once.
-                InsertSource::Values(rows) => {
-                    let empty: Row = Vec::new();
-                    let count = rows.len();
-                    let values = rows
-                        .into_iter()
-                        .map(|exprs| exprs.iter().map(|e| e.evaluate(&empty, ctx)).collect());
-                    write::insert(txn, &table, &columns, count, values, ctx)?
-                }
-                // Every row is read before the first is written.
+        Plan::Insert {
+            table,
+            columns,
+            source,
+            conflict,
+            returning,
+        } => {
+            let keep = returning.is_some();
+            // VALUES are evaluated row by row as they are prepared, so a
+            // bulk INSERT holds its values once; a query runs to the end
+            // before the first row is written.
+            let (count, values): (usize, Box<dyn Iterator<Item = Result<Row>> + '_>) = match source {
+                InsertSource::Values(rows) => (
+                    rows.len(),
+                    Box::new(rows.into_iter().map(move |exprs| {
+                        let empty: Row = Vec::new();
+                        exprs.iter().map(|e| e.evaluate(&empty, ctx)).collect()
+                    })),
+                ),
                 InsertSource::Query(query) => {
                     let rows: Vec<Row> = execute_node(query.root, txn, *ctx)?.collect::<Result<_>>()?;
-                    write::insert(txn, &table, &columns, rows.len(), rows.into_iter().map(Ok), ctx)?
+                    (rows.len(), Box::new(rows.into_iter().map(Ok)))
                 }
             };
-            Outcome::Affected(inserted)
+            let written = match &conflict {
+                None => write::insert(txn, &table, &columns, count, values, ctx, keep)?,
+                Some(c) => upsert::upsert(txn, &table, &columns, values, c, ctx, keep)?,
+            };
+            finish(written, returning, ctx)?
         }
         Plan::Update {
             table,
             access,
             filter,
             set,
-        } => Outcome::Affected(write::update(txn, &table, &access, filter.as_ref(), &set, ctx)?),
-        Plan::Delete { table, access, filter } => {
-            Outcome::Affected(write::delete(txn, &table, &access, filter.as_ref(), ctx)?)
+            returning,
+        } => {
+            let written = write::update(txn, &table, &access, filter.as_ref(), &set, ctx, returning.is_some())?;
+            finish(written, returning, ctx)?
+        }
+        Plan::Delete {
+            table,
+            access,
+            filter,
+            returning,
+        } => {
+            let written = write::delete(txn, &table, &access, filter.as_ref(), ctx, returning.is_some())?;
+            finish(written, returning, ctx)?
         }
         Plan::CreateTable { table, if_not_exists } => {
             ddl::create_table(txn, table, if_not_exists)?;
@@ -110,4 +131,26 @@ pub fn execute(plan: Plan, txn: &mut Transaction, ctx: &EvalContext) -> Result<O
             Outcome::Affected(0)
         }
     })
+}
+
+/// A write's outcome: the count, or the RETURNING rows.
+fn finish(written: write::Written, returning: Option<Returning>, ctx: &EvalContext) -> Result<Outcome> {
+    let Some(returning) = returning else {
+        return Ok(Outcome::Affected(written.count));
+    };
+    let rows = written
+        .rows
+        .iter()
+        .map(|row| {
+            returning
+                .exprs
+                .iter()
+                .map(|e| e.evaluate(row, ctx))
+                .collect::<Result<Row>>()
+        })
+        .collect::<Result<Vec<Row>>>()?;
+    Ok(Outcome::Rows(QueryResult {
+        columns: returning.columns,
+        rows: Box::new(rows.into_iter().map(Ok)),
+    }))
 }

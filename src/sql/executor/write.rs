@@ -11,6 +11,14 @@ use crate::storage::{DefaultValue, Table, Transaction};
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
+/// What a write did: how many rows it changed and, when RETURNING asked
+/// for them, those rows (new rows for INSERT and UPDATE, old for DELETE).
+#[derive(Default)]
+pub struct Written {
+    pub count: u64,
+    pub rows: Vec<Row>,
+}
+
 pub fn insert(
     txn: &mut Transaction,
     table: &Table,
@@ -18,34 +26,16 @@ pub fn insert(
     count: usize,
     rows: impl Iterator<Item = Result<Row>>,
     ctx: &EvalContext,
-) -> Result<u64> {
+    keep: bool,
+) -> Result<Written> {
     let mut prepared = Vec::with_capacity(count);
     for values in rows {
-        let values = values?;
-        let mut given: Vec<Option<Value>> = vec![None; table.columns.len()];
-        for (&i, v) in targets.iter().zip(values) {
-            given[i] = Some(v);
-        }
-        let mut row = Vec::with_capacity(table.columns.len());
-        for (column, value) in table.columns.iter().zip(given) {
-            let value = match value {
-                Some(v) => v,
-                None => default_of(column.default.as_ref(), column.data_type, ctx),
-            };
-            row.push(coerce(value, column.data_type, &column.name)?);
-        }
-        check_not_null(table, &row)?;
-        prepared.push(row);
+        prepared.push(prepare_row(table, targets, values?, ctx)?);
     }
     let keys: Vec<Vec<u8>> = match table.has_rowid() {
         true => {
-            // A row id is the table's counter plus the writing site, so
-            // rows appended at different sites never share a key.
             let first = txn.next_rowids(table, prepared.len() as u64)?;
-            let site = Value::Int(txn.version().site as i64);
-            (0..prepared.len() as i64)
-                .map(|i| encode_values([&Value::Int(first + i), &site]))
-                .collect()
+            (0..prepared.len() as i64).map(|i| rowid_key(txn, first + i)).collect()
         }
         false => {
             let keys: Vec<Vec<u8>> = prepared.iter().map(|row| primary_key(table, row)).collect();
@@ -55,12 +45,45 @@ pub fn insert(
             keys
         }
     };
-    let count = prepared.len() as u64;
+    let mut written = Written {
+        count: prepared.len() as u64,
+        rows: Vec::new(),
+    };
     for (key, row) in keys.into_iter().zip(prepared) {
         check_unique(txn, table, &row, None)?;
         txn.insert_row(table, key, &row)?;
+        if keep {
+            written.rows.push(row);
+        }
     }
-    Ok(count)
+    Ok(written)
+}
+
+/// A full row of `table` from the values given for `targets`: defaults
+/// fill the rest, every value is converted to its column's type, and NOT
+/// NULL is checked.
+pub(super) fn prepare_row(table: &Table, targets: &[usize], values: Row, ctx: &EvalContext) -> Result<Row> {
+    let mut given: Vec<Option<Value>> = vec![None; table.columns.len()];
+    for (&i, v) in targets.iter().zip(values) {
+        given[i] = Some(v);
+    }
+    let mut row = Vec::with_capacity(table.columns.len());
+    for (column, value) in table.columns.iter().zip(given) {
+        let value = match value {
+            Some(v) => v,
+            None => default_of(column.default.as_ref(), column.data_type, ctx),
+        };
+        row.push(coerce(value, column.data_type, &column.name)?);
+    }
+    check_not_null(table, &row)?;
+    Ok(row)
+}
+
+/// The key of a table without a primary key: the table's row counter plus
+/// the writing site, so rows appended at different sites never share a key.
+pub(super) fn rowid_key(txn: &Transaction, rowid: i64) -> Vec<u8> {
+    let site = Value::Int(txn.version().site as i64);
+    encode_values([&Value::Int(rowid), &site])
 }
 
 /// The position of the first new primary key that is already taken, by an
@@ -108,39 +131,67 @@ pub fn update(
     filter: Option<&Expr>,
     set: &[(usize, Expr)],
     ctx: &EvalContext,
-) -> Result<u64> {
+    keep: bool,
+) -> Result<Written> {
     let targets = matching_rows(txn, table, access, filter, ctx)?;
     // Every new row is computed from the old one before anything changes, so
     // an UPDATE never sees its own writes.
     let mut changes = Vec::with_capacity(targets.len());
     for (key, old) in targets {
-        let mut new = old.clone();
-        for (i, e) in set {
-            let column = &table.columns[*i];
-            new[*i] = coerce(e.evaluate(&old, ctx)?, column.data_type, &column.name)?;
-        }
-        check_not_null(table, &new)?;
+        let new = assign(table, &old, &old, set, ctx)?;
         changes.push((key, old, new));
     }
     for (key, old, _) in &changes {
         txn.delete_row(table, key, old)?;
     }
-    let count = changes.len() as u64;
+    let mut written = Written {
+        count: changes.len() as u64,
+        rows: Vec::new(),
+    };
     for (old_key, _, new) in changes {
-        let key = match table.has_rowid() {
-            true => old_key,
-            false => {
-                let key = primary_key(table, &new);
-                if txn.get_row(table, &key)?.is_some() {
-                    return Err(duplicate_key(table, &new));
-                }
-                key
-            }
-        };
-        check_unique(txn, table, &new, None)?;
-        txn.insert_row(table, key, &new)?;
+        store_changed(txn, table, old_key, &new)?;
+        if keep {
+            written.rows.push(new);
+        }
     }
-    Ok(count)
+    Ok(written)
+}
+
+/// `old` with the assignments of `set` applied; their expressions read
+/// `input` (the old row, or the old row followed by an UPSERT's proposed
+/// row).
+pub(super) fn assign(
+    table: &Table,
+    old: &[Value],
+    input: &Row,
+    set: &[(usize, Expr)],
+    ctx: &EvalContext,
+) -> Result<Row> {
+    let mut new = old.to_vec();
+    for (i, e) in set {
+        let column = &table.columns[*i];
+        new[*i] = coerce(e.evaluate(input, ctx)?, column.data_type, &column.name)?;
+    }
+    check_not_null(table, &new)?;
+    Ok(new)
+}
+
+/// Stores the new version of a row whose old version was deleted: under
+/// its old key, or under its new primary key when that is free.
+pub(super) fn store_changed(txn: &mut Transaction, table: &Table, old_key: Vec<u8>, new: &[Value]) -> Result<()> {
+    let key = match table.has_rowid() {
+        true => old_key,
+        false => {
+            let key = primary_key(table, new);
+            if txn.get_row(table, &key)?.is_some() {
+                return Err(duplicate_key(table, new));
+            }
+            key
+        }
+    };
+    check_unique(txn, table, new, None)?;
+    txn.insert_row(table, key, new)?;
+    Ok(())
 }
 
 pub fn delete(
@@ -149,12 +200,20 @@ pub fn delete(
     access: &Access,
     filter: Option<&Expr>,
     ctx: &EvalContext,
-) -> Result<u64> {
+    keep: bool,
+) -> Result<Written> {
     let targets = matching_rows(txn, table, access, filter, ctx)?;
-    for (key, row) in &targets {
-        txn.delete_row(table, key, row)?;
+    let mut written = Written {
+        count: targets.len() as u64,
+        rows: Vec::new(),
+    };
+    for (key, row) in targets {
+        txn.delete_row(table, &key, &row)?;
+        if keep {
+            written.rows.push(row);
+        }
     }
-    Ok(targets.len() as u64)
+    Ok(written)
 }
 
 /// The (key, row) pairs a WHERE clause selects, read completely before any
@@ -201,11 +260,11 @@ fn check_not_null(table: &Table, row: &[Value]) -> Result<()> {
     Ok(())
 }
 
-fn primary_key(table: &Table, row: &[Value]) -> Vec<u8> {
+pub(super) fn primary_key(table: &Table, row: &[Value]) -> Vec<u8> {
     encode_values(table.primary_key.iter().map(|&i| &row[i]))
 }
 
-fn duplicate_key(table: &Table, row: &[Value]) -> SqlError {
+pub(super) fn duplicate_key(table: &Table, row: &[Value]) -> SqlError {
     SqlError::DuplicateKey {
         target: format!("primary key of '{}'", table.name),
         key: show_values(table.primary_key.iter().map(|&i| &row[i])),
@@ -214,7 +273,7 @@ fn duplicate_key(table: &Table, row: &[Value]) -> SqlError {
 
 /// Fails when another row already has these values in a UNIQUE index. NULLs
 /// never collide (as in PostgreSQL and SQLite).
-fn check_unique(txn: &Transaction, table: &Table, row: &[Value], except: Option<&[u8]>) -> Result<()> {
+pub(super) fn check_unique(txn: &Transaction, table: &Table, row: &[Value], except: Option<&[u8]>) -> Result<()> {
     for index in table.indexes.iter().filter(|i| i.unique) {
         let values: Vec<Value> = index.columns.iter().map(|&i| row[i].clone()).collect();
         if values.iter().any(Value::is_null) {
@@ -230,7 +289,7 @@ fn check_unique(txn: &Transaction, table: &Table, row: &[Value], except: Option<
     Ok(())
 }
 
-fn show_values<'a>(values: impl Iterator<Item = &'a Value>) -> String {
+pub(super) fn show_values<'a>(values: impl Iterator<Item = &'a Value>) -> String {
     let shown: Vec<String> = values.map(|v| v.to_string()).collect();
     format!("({})", shown.join(", "))
 }

@@ -51,6 +51,8 @@ pub fn parse(sql: &str) -> Option<ParsedStatement> {
             columns,
             rows,
             query: None,
+            conflict: None,
+            returning: Vec::new(),
         },
         text,
         parameters: Vec::new(),

@@ -136,15 +136,13 @@ fn statement(s: &mut Statement, found: &Found) -> Result<(), SqlError> {
     match s {
         Statement::Explain(inner) => statement(inner, found),
         Statement::Select(q) => select(q, found),
-        Statement::Insert { rows, query, .. } => {
-            rows.iter_mut().flatten().try_for_each(|e| expr(e, found))?;
-            query.iter_mut().try_for_each(|q| select(q, found))
+        Statement::Insert { query, .. } => {
+            query.iter_mut().try_for_each(|q| select(q, found))?;
+            s.write_exprs_mut().into_iter().try_for_each(|e| expr(e, found))
         }
-        Statement::Update { set, filter, .. } => {
-            set.iter_mut().try_for_each(|(_, e)| expr(e, found))?;
-            filter.iter_mut().try_for_each(|e| expr(e, found))
+        Statement::Update { .. } | Statement::Delete { .. } => {
+            s.write_exprs_mut().into_iter().try_for_each(|e| expr(e, found))
         }
-        Statement::Delete { filter, .. } => filter.iter_mut().try_for_each(|e| expr(e, found)),
         _ => Ok(()),
     }
 }

@@ -18,6 +18,44 @@ pub enum InsertSource {
     Query(Box<QueryPlan>),
 }
 
+/// What an INSERT does with a row whose primary key or UNIQUE values are
+/// already taken.
+#[derive(Clone, Debug)]
+pub struct Conflict {
+    pub target: ConflictTarget,
+    pub action: ConflictAction,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConflictTarget {
+    /// A conflict on the primary key or any UNIQUE index.
+    Any,
+    PrimaryKey,
+    /// The UNIQUE index of this name.
+    Index(String),
+}
+
+#[derive(Clone, Debug)]
+pub enum ConflictAction {
+    Nothing,
+    /// Expressions over the stored row followed by the proposed row
+    /// (`excluded.*`): the columns to set, and a filter that, when false,
+    /// leaves the stored row as it is.
+    Update {
+        set: Vec<(usize, Expr)>,
+        filter: Option<Expr>,
+    },
+    Replace,
+}
+
+/// `RETURNING ...`: expressions over a written row (the new row of an
+/// INSERT or UPDATE, the old row of a DELETE), and their result columns.
+#[derive(Clone, Debug)]
+pub struct Returning {
+    pub exprs: Vec<Expr>,
+    pub columns: Vec<OutputColumn>,
+}
+
 #[derive(Clone, Debug)]
 pub enum Plan {
     Query(QueryPlan),
@@ -27,17 +65,21 @@ pub enum Plan {
         /// For each value of a row, the table column it goes to.
         columns: Vec<usize>,
         source: InsertSource,
+        conflict: Option<Conflict>,
+        returning: Option<Returning>,
     },
     Update {
         table: Table,
         access: Access,
         filter: Option<Expr>,
         set: Vec<(usize, Expr)>,
+        returning: Option<Returning>,
     },
     Delete {
         table: Table,
         access: Access,
         filter: Option<Expr>,
+        returning: Option<Returning>,
     },
     CreateTable {
         table: Table,
@@ -239,29 +281,51 @@ impl Plan {
             Plan::Explain(p) => return p.explain(),
             Plan::Insert {
                 table,
-                source: InsertSource::Values(rows),
+                source,
+                conflict,
+                returning,
                 ..
             } => {
-                let _ = writeln!(out, "Insert {} ({} rows)", table.name, rows.len());
-            }
-            Plan::Insert {
-                table,
-                source: InsertSource::Query(query),
-                ..
-            } => {
-                let _ = writeln!(out, "Insert {}", table.name);
-                query.root.explain(&mut out, 1);
+                match source {
+                    InsertSource::Values(rows) => {
+                        let _ = writeln!(out, "Insert {} ({} rows)", table.name, rows.len());
+                    }
+                    InsertSource::Query(_) => {
+                        let _ = writeln!(out, "Insert {}", table.name);
+                    }
+                }
+                if let Some(conflict) = conflict {
+                    let _ = writeln!(out, "  {}", describe_conflict(table, conflict));
+                }
+                if let Some(returning) = returning {
+                    let _ = writeln!(out, "  {}", describe_returning(table, returning));
+                }
+                if let InsertSource::Query(query) = source {
+                    query.root.explain(&mut out, 1);
+                }
             }
             Plan::Update {
-                table, access, filter, ..
+                table,
+                access,
+                filter,
+                returning,
+                ..
             }
-            | Plan::Delete { table, access, filter } => {
+            | Plan::Delete {
+                table,
+                access,
+                filter,
+                returning,
+            } => {
                 let verb = if matches!(self, Plan::Update { .. }) {
                     "Update"
                 } else {
                     "Delete"
                 };
                 let _ = writeln!(out, "{verb} {}", table.name);
+                if let Some(returning) = returning {
+                    let _ = writeln!(out, "  {}", describe_returning(table, returning));
+                }
                 let labels = column_labels(table, &table.name);
                 let mut depth = 1;
                 if let Some(f) = filter {
@@ -281,6 +345,37 @@ impl Plan {
         }
         out.trim_end().to_string()
     }
+}
+
+fn describe_conflict(table: &Table, conflict: &Conflict) -> String {
+    let target = match &conflict.target {
+        ConflictTarget::Any => "any key".to_string(),
+        ConflictTarget::PrimaryKey => "primary key".to_string(),
+        ConflictTarget::Index(name) => format!("index {name}"),
+    };
+    let action = match &conflict.action {
+        ConflictAction::Nothing => "DO NOTHING".to_string(),
+        ConflictAction::Replace => "REPLACE".to_string(),
+        ConflictAction::Update { set, filter } => {
+            let mut labels = column_labels(table, &table.name);
+            labels.extend(column_labels(table, "excluded"));
+            let set: Vec<String> = set
+                .iter()
+                .map(|(i, e)| format!("{} = {}", table.columns[*i].name, e.format(&labels)))
+                .collect();
+            let filter = filter
+                .as_ref()
+                .map_or(String::new(), |f| format!(" WHERE {}", f.format(&labels)));
+            format!("DO UPDATE SET {}{filter}", set.join(", "))
+        }
+    };
+    format!("OnConflict {target} {action}")
+}
+
+fn describe_returning(table: &Table, returning: &Returning) -> String {
+    let labels = column_labels(table, &table.name);
+    let items: Vec<String> = returning.exprs.iter().map(|e| e.format(&labels)).collect();
+    format!("Returning {}", items.join(", "))
 }
 
 fn column_labels(table: &Table, alias: &str) -> Vec<String> {

@@ -33,47 +33,7 @@ pub fn plan_select_within(
     }
     let (mut node, scope) = plan_from(select, txn, outer)?;
 
-    // SELECT items as AST expressions (wildcards expanded) and their names.
-    let mut items: Vec<(ast::Expr, String)> = Vec::new();
-    for item in &select.items {
-        match item {
-            ast::SelectItem::Wildcard | ast::SelectItem::QualifiedWildcard(_) => {
-                let only = match item {
-                    ast::SelectItem::QualifiedWildcard(t) => {
-                        if !scope.has_table(t) {
-                            return Err(SqlError::UnknownTable(format!("{t} (in {t}.*)")));
-                        }
-                        Some(t.as_str())
-                    }
-                    _ => None,
-                };
-                if scope.is_empty() {
-                    return Err(SqlError::Invalid("SELECT * needs a FROM clause".into()));
-                }
-                for c in &scope.columns {
-                    let shown = match only {
-                        None => !c.hidden,
-                        Some(t) => c.table.as_deref() == Some(t),
-                    };
-                    if shown {
-                        let e = ast::Expr::Column {
-                            table: c.table.clone(),
-                            name: c.name.clone(),
-                        };
-                        items.push((e, c.name.clone()));
-                    }
-                }
-            }
-            ast::SelectItem::Expr { expr, alias } => {
-                let name = match (alias, expr) {
-                    (Some(a), _) => a.clone(),
-                    (None, ast::Expr::Column { name, .. }) => name.clone(),
-                    (None, e) => e.to_string(),
-                };
-                items.push((expr.clone(), name));
-            }
-        }
-    }
+    let items = expand_items(&select.items, &scope, "SELECT")?;
 
     let aggregated = !select.group_by.is_empty()
         || select.having.is_some()
@@ -213,6 +173,56 @@ pub fn plan_select_within(
         root: limited(node, select)?,
         columns,
     })
+}
+
+/// Select items (or RETURNING items) as AST expressions, wildcards
+/// expanded over `scope`, each with its output column name.
+pub(super) fn expand_items(
+    select_items: &[ast::SelectItem],
+    scope: &Scope,
+    clause: &str,
+) -> Result<Vec<(ast::Expr, String)>> {
+    let mut items: Vec<(ast::Expr, String)> = Vec::new();
+    for item in select_items {
+        match item {
+            ast::SelectItem::Wildcard | ast::SelectItem::QualifiedWildcard(_) => {
+                let only = match item {
+                    ast::SelectItem::QualifiedWildcard(t) => {
+                        if !scope.has_table(t) {
+                            return Err(SqlError::UnknownTable(format!("{t} (in {t}.*)")));
+                        }
+                        Some(t.as_str())
+                    }
+                    _ => None,
+                };
+                if scope.is_empty() {
+                    return Err(SqlError::Invalid(format!("{clause} * needs a FROM clause")));
+                }
+                for c in &scope.columns {
+                    let shown = match only {
+                        None => !c.hidden,
+                        Some(t) => c.table.as_deref() == Some(t),
+                    };
+                    if shown {
+                        let e = ast::Expr::Column {
+                            table: c.table.clone(),
+                            name: c.name.clone(),
+                        };
+                        items.push((e, c.name.clone()));
+                    }
+                }
+            }
+            ast::SelectItem::Expr { expr, alias } => {
+                let name = match (alias, expr) {
+                    (Some(a), _) => a.clone(),
+                    (None, ast::Expr::Column { name, .. }) => name.clone(),
+                    (None, e) => e.to_string(),
+                };
+                items.push((expr.clone(), name));
+            }
+        }
+    }
+    Ok(items)
 }
 
 /// Applies OFFSET and LIMIT.
