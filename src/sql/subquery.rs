@@ -262,6 +262,7 @@ fn has_rows(q: &Select, run: &mut Runner) -> Result<Option<bool>> {
         offset: None,
         compound: Vec::new(),
         with: Vec::new(),
+        windows: Vec::new(),
     };
     Ok(run(&wrapper)?.map(|rows| !rows.is_empty()))
 }

@@ -546,4 +546,16 @@ async fn insert_select_applies_alike_on_every_member_body() {
     assert_eq!(rows.len(), 4, "nothing of the failed UPSERT stays: {shown}");
     assert!(rows[0].contains("Int(31)") && rows[0].contains("Int(2)"), "{shown}");
     assert!(rows[2].contains("Int(42)"), "{shown}");
+
+    // A window function in a write: every member ranks alike (ties keep
+    // the input's key order).
+    for sql in [
+        "CREATE TABLE ranks (sensor STRING, id INT, pos INT, moving DOUBLE)",
+        "INSERT INTO ranks SELECT sensor, id, rank() OVER (PARTITION BY sensor ORDER BY v DESC), avg(v) OVER (ORDER BY id ROWS 1 PRECEDING) FROM r",
+    ] {
+        let r = client.execute(sql).await.expect(sql);
+        assert!(r.error.is_none(), "{sql}: {:?}", r.error);
+    }
+    let rows = converged(&c, &[0, 1, 2], "SELECT * FROM ranks ORDER BY id").await;
+    assert_eq!(rows.len(), 5, "{rows:?}");
 }

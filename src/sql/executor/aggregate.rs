@@ -43,7 +43,7 @@ pub fn aggregate(source: Rows, group_by: &[Expr], aggregates: &[Aggregate], ctx:
         .collect()
 }
 
-struct Accumulator {
+pub(super) struct Accumulator {
     function: AggregateFunction,
     /// Values seen so far, for DISTINCT.
     seen: Option<BTreeSet<Value>>,
@@ -56,8 +56,16 @@ struct Accumulator {
 impl Accumulator {
     fn new(a: &Aggregate) -> Accumulator {
         Accumulator {
-            function: a.function,
             seen: a.distinct.then(BTreeSet::new),
+            ..Accumulator::for_window(a.function)
+        }
+    }
+
+    /// One for a window function's frame (no DISTINCT there).
+    pub(super) fn for_window(function: AggregateFunction) -> Accumulator {
+        Accumulator {
+            function,
+            seen: None,
             count: 0,
             int_sum: None,
             float_sum: None,
@@ -65,7 +73,43 @@ impl Accumulator {
         }
     }
 
-    fn add(&mut self, v: Value) -> Result<()> {
+    /// Whether [`Accumulator::remove`] works for it: not for MIN and MAX,
+    /// whose frames are computed again when their start moves.
+    pub(super) fn can_remove(&self) -> bool {
+        !matches!(self.function, AggregateFunction::Min | AggregateFunction::Max) && self.seen.is_none()
+    }
+
+    /// Takes back a value added before, when a window frame's start moves
+    /// past it. Once a sum has gone to floating point it stays there (as
+    /// SQLite's does).
+    pub(super) fn remove(&mut self, v: &Value) -> Result<()> {
+        if self.function == AggregateFunction::CountStar {
+            self.count -= 1;
+            return Ok(());
+        }
+        if v.is_null() {
+            return Ok(());
+        }
+        self.count -= 1;
+        match (v, self.float_sum.as_mut()) {
+            (Value::Int(i), Some(f)) => *f -= *i as f64,
+            (Value::Float(x), Some(f)) => *f -= x,
+            (Value::Int(i), None) => {
+                let sum = self.int_sum.unwrap_or(0);
+                match sum.checked_sub(*i) {
+                    Some(s) => self.int_sum = Some(s),
+                    None => {
+                        self.float_sum = Some(sum as f64 - *i as f64);
+                        self.int_sum = None;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub(super) fn add(&mut self, v: Value) -> Result<()> {
         if self.function == AggregateFunction::CountStar {
             self.count += 1;
             return Ok(());
@@ -132,8 +176,14 @@ impl Accumulator {
     }
 
     fn finish(self) -> Result<Value> {
+        self.value()
+    }
+
+    /// The aggregate of the values added so far.
+    pub(super) fn value(&self) -> Result<Value> {
         Ok(match self.function {
             AggregateFunction::CountStar | AggregateFunction::Count => Value::Int(self.count),
+            AggregateFunction::Sum if self.count == 0 => Value::Null,
             AggregateFunction::Sum => match (self.int_sum, self.float_sum) {
                 (_, Some(f)) => Value::Float(f),
                 (Some(i), None) => Value::Int(i),
@@ -147,7 +197,7 @@ impl Accumulator {
                     Value::Float(total / self.count as f64)
                 }
             }
-            AggregateFunction::Min | AggregateFunction::Max => self.best.unwrap_or(Value::Null),
+            AggregateFunction::Min | AggregateFunction::Max => self.best.clone().unwrap_or(Value::Null),
         })
     }
 }

@@ -6,6 +6,7 @@ mod aggregate;
 mod ddl;
 mod query;
 mod upsert;
+mod window;
 mod write;
 
 use crate::sql::error::Result;

@@ -2,6 +2,7 @@
 
 use super::Rows;
 use super::aggregate;
+use super::window;
 use crate::sql::error::{Result, SqlError};
 use crate::sql::planner::{Access, Node, SetOperator, SortKey, ValueRange};
 use crate::sql::types::{EvalContext, Expr, Row, Value};
@@ -90,6 +91,10 @@ pub fn execute_node(node: Node, txn: &Transaction, ctx: EvalContext) -> Result<R
             let source = execute_node(*source, txn, ctx)?;
             let rows = aggregate::aggregate(source, &group_by, &aggregates, &ctx)?;
             Box::new(rows.into_iter().map(Ok))
+        }
+        Node::Window { source, calls } => {
+            let source = execute_node(*source, txn, ctx)?;
+            Box::new(window::window(source, &calls, &ctx)?.into_iter().map(Ok))
         }
         Node::Project { source, exprs } => {
             let source = execute_node(*source, txn, ctx)?;
@@ -214,6 +219,28 @@ fn flat_map_results(
     })
 }
 
+/// The order of two rows' sort-key values under `keys` (NULLs placed as
+/// each key says).
+pub(super) fn compare_keys(a: &[Value], b: &[Value], keys: &[SortKey]) -> Ordering {
+    for ((x, y), key) in a.iter().zip(b).zip(keys) {
+        let o = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) if key.nulls_first => Ordering::Less,
+            (true, false) => Ordering::Greater,
+            (false, true) if key.nulls_first => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            (false, false) => {
+                let o = x.sort_cmp(y);
+                if key.descending { o.reverse() } else { o }
+            }
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
 fn sort(source: Rows, keys: &[SortKey], ctx: &EvalContext) -> Result<Vec<Row>> {
     let mut keyed: Vec<(Vec<Value>, Row)> = Vec::new();
     for r in source {
@@ -224,35 +251,7 @@ fn sort(source: Rows, keys: &[SortKey], ctx: &EvalContext) -> Result<Vec<Row>> {
             .collect::<Result<Vec<_>>>()?;
         keyed.push((k, row));
     }
-    keyed.sort_by(|(a, _), (b, _)| {
-        for ((x, y), key) in a.iter().zip(b).zip(keys) {
-            let o = match (x.is_null(), y.is_null()) {
-                (true, true) => Ordering::Equal,
-                (true, false) => {
-                    if key.nulls_first {
-                        Ordering::Less
-                    } else {
-                        Ordering::Greater
-                    }
-                }
-                (false, true) => {
-                    if key.nulls_first {
-                        Ordering::Greater
-                    } else {
-                        Ordering::Less
-                    }
-                }
-                (false, false) => {
-                    let o = x.sort_cmp(y);
-                    if key.descending { o.reverse() } else { o }
-                }
-            };
-            if o != Ordering::Equal {
-                return o;
-            }
-        }
-        Ordering::Equal
-    });
+    keyed.sort_by(|(a, _), (b, _)| compare_keys(a, b, keys));
     Ok(keyed.into_iter().map(|(_, row)| row).collect())
 }
 

@@ -1,6 +1,7 @@
 //! The abstract syntax tree: what the parser produces and the planner
 //! consumes. Names are already case-folded (bare identifiers to lower case).
 
+pub use super::ast_window::{Frame, FrameBound, FrameUnits, WindowSpec};
 use std::fmt;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -221,6 +222,8 @@ pub struct Select {
     /// `WITH name AS (SELECT ...)`, visible to the FROM clauses of this
     /// statement (and to later WITH entries).
     pub with: Vec<(String, Select)>,
+    /// `WINDOW name AS (...)`: windows that OVER clauses name.
+    pub windows: Vec<(String, WindowSpec)>,
 }
 
 impl Select {
@@ -375,6 +378,8 @@ pub enum Expr {
         /// `count(*)`
         star: bool,
         distinct: bool,
+        /// `OVER (...)`: a window function.
+        over: Option<Box<WindowSpec>>,
     },
     /// `CASE [operand] WHEN a THEN b ... [ELSE c] END`
     Case {
@@ -447,7 +452,7 @@ impl Expr {
             Expr::InList { expr, list, .. } => std::iter::once(&**expr).chain(list).collect(),
             Expr::Between { expr, low, high, .. } => vec![expr, low, high],
             Expr::Like { expr, pattern, .. } => vec![expr, pattern],
-            Expr::Function { args, .. } => args.iter().collect(),
+            Expr::Function { args, over, .. } => args.iter().chain(over.iter().flat_map(|w| w.exprs())).collect(),
             Expr::Case {
                 operand,
                 whens,
@@ -472,7 +477,10 @@ impl Expr {
             Expr::InList { expr, list, .. } => std::iter::once(&mut **expr).chain(list).collect(),
             Expr::Between { expr, low, high, .. } => vec![expr, low, high],
             Expr::Like { expr, pattern, .. } => vec![expr, pattern],
-            Expr::Function { args, .. } => args.iter_mut().collect(),
+            Expr::Function { args, over, .. } => args
+                .iter_mut()
+                .chain(over.iter_mut().flat_map(|w| w.exprs_mut()))
+                .collect(),
             Expr::Case {
                 operand,
                 whens,
@@ -599,10 +607,15 @@ impl fmt::Display for Expr {
                 args,
                 star,
                 distinct,
+                over,
             } => {
                 let args: Vec<String> = args.iter().map(|e| e.to_string()).collect();
                 let inner = if *star { "*".to_string() } else { args.join(", ") };
-                write!(f, "{name}({}{inner})", if *distinct { "DISTINCT " } else { "" })
+                write!(f, "{name}({}{inner})", if *distinct { "DISTINCT " } else { "" })?;
+                match over {
+                    Some(w) => write!(f, " OVER ({w})"),
+                    None => Ok(()),
+                }
             }
             Expr::Case {
                 operand,

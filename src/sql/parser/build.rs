@@ -2,6 +2,7 @@
 
 use super::Rule;
 use super::ast::*;
+use super::build_window;
 use crate::sql::error::{Result, SqlError};
 use pest::iterators::Pair;
 
@@ -37,7 +38,7 @@ fn deeper(child: usize, at: &P) -> Result<usize> {
 }
 
 /// The next child, which the grammar guarantees is there.
-fn next<'a>(pairs: &mut impl Iterator<Item = P<'a>>, parent: &str) -> Result<P<'a>> {
+pub(super) fn next<'a>(pairs: &mut impl Iterator<Item = P<'a>>, parent: &str) -> Result<P<'a>> {
     pairs
         .next()
         .ok_or_else(|| SqlError::Invalid(format!("malformed {parent}")))
@@ -118,7 +119,7 @@ fn statement_of(pair: P) -> Result<Statement> {
 }
 
 /// An identifier: bare ones fold to lower case, quoted ones keep their case.
-fn ident(pair: P) -> String {
+pub(super) fn ident(pair: P) -> String {
     let s = pair.as_str();
     if let Some(q) = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
         q.replace("\"\"", "\"")
@@ -412,6 +413,7 @@ fn empty_select() -> Select {
         offset: None,
         compound: Vec::new(),
         with: Vec::new(),
+        windows: Vec::new(),
     }
 }
 
@@ -431,6 +433,7 @@ fn select_core(pair: P, s: &mut Select) -> Result<()> {
                     .collect::<Result<_>>()?
             }
             Rule::having => s.having = Some(expr(next(&mut p.into_inner().skip(1), "HAVING")?)?),
+            Rule::window_clause => s.windows = build_window::window_clause(p)?,
             _ => {}
         }
     }
@@ -528,7 +531,7 @@ fn from_clause(pair: P) -> Result<From> {
     Ok(From { table, joins })
 }
 
-fn order_item(pair: P) -> Result<OrderItem> {
+pub(super) fn order_item(pair: P) -> Result<OrderItem> {
     let mut item = OrderItem {
         expr: Expr::Literal(Literal::Null),
         descending: false,
@@ -703,10 +706,12 @@ fn build_expr(pair: P) -> Result<Expr> {
             let mut args = Vec::new();
             let mut star = false;
             let mut distinct = false;
+            let mut over = None;
             for p in inner {
                 match p.as_rule() {
                     Rule::star => star = true,
                     Rule::distinct => distinct = true,
+                    Rule::over_clause => over = Some(Box::new(build_window::over_clause(p)?)),
                     _ => args.push(expr(p)?),
                 }
             }
@@ -715,6 +720,7 @@ fn build_expr(pair: P) -> Result<Expr> {
                 args,
                 star,
                 distinct,
+                over,
             })
         }
         Rule::case_expr => {

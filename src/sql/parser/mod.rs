@@ -3,7 +3,9 @@
 //! names and meaning.
 
 pub mod ast;
+mod ast_window;
 mod build;
+mod build_window;
 mod fast_insert;
 pub mod params;
 

@@ -7,9 +7,10 @@
 //! column reference is an error.
 
 use super::correlate::Correlation;
-use super::plan::{Aggregate, AggregateFunction, Node};
+use super::plan::{Aggregate, AggregateFunction, Node, SortKey};
 use super::scope::Scope;
 use super::select::plan_select_within;
+use super::window::{Frame, FrameBound, WINDOW_SLOT, WindowCall, plan_call};
 use crate::sql::error::{Result, SqlError};
 use crate::sql::parser::ast;
 use crate::sql::subquery::PlannedSubquery;
@@ -33,6 +34,7 @@ pub fn bind(e: &ast::Expr, scope: &Scope, clause: &str) -> Result<Expr> {
         scope,
         aggregation: None,
         clause,
+        windows: None,
     }
     .bind(e)
 }
@@ -43,6 +45,27 @@ pub fn bind_aggregated(e: &ast::Expr, aggregation: Aggregation, clause: &str) ->
         scope: aggregation.source,
         aggregation: Some(aggregation),
         clause,
+        windows: None,
+    }
+    .bind(e)
+}
+
+/// Binds a select-list or ORDER BY expression (above an aggregation when
+/// `aggregation` is set), where window functions may be called: each call
+/// is added to `windows` and bound as the column [`WINDOW_SLOT`] + its
+/// number ([`super::window::place_calls`] moves it later).
+pub fn bind_windowed(
+    e: &ast::Expr,
+    scope: &Scope,
+    aggregation: Option<Aggregation>,
+    windows: &mut Vec<WindowCall>,
+    clause: &str,
+) -> Result<Expr> {
+    Binder {
+        scope: aggregation.as_ref().map_or(scope, |a| a.source),
+        aggregation,
+        clause,
+        windows: Some(windows),
     }
     .bind(e)
 }
@@ -53,8 +76,9 @@ pub fn evaluate_constant(e: &ast::Expr, clause: &str) -> Result<Value> {
     bound.evaluate(&Vec::new(), &EvalContext::at(0))
 }
 
+/// An aggregate call (not one used as a window function with OVER).
 pub fn is_aggregate_call(e: &ast::Expr) -> bool {
-    matches!(e, ast::Expr::Function { name, .. } if AggregateFunction::lookup(name).is_some())
+    matches!(e, ast::Expr::Function { name, over: None, .. } if AggregateFunction::lookup(name).is_some())
 }
 
 pub fn contains_aggregate(e: &ast::Expr) -> bool {
@@ -78,10 +102,22 @@ struct Binder<'a> {
     scope: &'a Scope,
     aggregation: Option<Aggregation<'a>>,
     clause: &'a str,
+    /// Where window calls go; None where they are not allowed.
+    windows: Option<&'a mut Vec<WindowCall>>,
 }
 
 impl Binder<'_> {
     fn bind(&mut self, e: &ast::Expr) -> Result<Expr> {
+        if let ast::Expr::Function {
+            name,
+            args,
+            star,
+            distinct,
+            over: Some(spec),
+        } = e
+        {
+            return self.bind_window(name, args, *star, *distinct, spec);
+        }
         if self.aggregation.is_some()
             && let Some(bound) = self.bind_group_or_aggregate(e)?
         {
@@ -151,6 +187,7 @@ impl Binder<'_> {
                 args,
                 star,
                 distinct,
+                ..
             } => {
                 if AggregateFunction::lookup(name).is_some() {
                     return Err(SqlError::Invalid(format!(
@@ -239,6 +276,71 @@ impl Binder<'_> {
         })))
     }
 
+    /// A window function call: its arguments, PARTITION BY and ORDER BY are
+    /// bound here (they may use aggregates, not other window calls), the
+    /// call is recorded, and its value is a column behind the input row.
+    fn bind_window(
+        &mut self,
+        name: &str,
+        args: &[ast::Expr],
+        star: bool,
+        distinct: bool,
+        spec: &ast::WindowSpec,
+    ) -> Result<Expr> {
+        let Some(windows) = self.windows.take() else {
+            return Err(SqlError::Invalid(format!(
+                "window function {name}() is not allowed in {}",
+                self.clause
+            )));
+        };
+        let clause = std::mem::replace(&mut self.clause, "another window function");
+        let call = self.bind_window_parts(name, args, star, distinct, spec);
+        self.clause = clause;
+        windows.push(call?);
+        let slot = WINDOW_SLOT + windows.len() - 1;
+        self.windows = Some(windows);
+        Ok(Expr::Column(slot))
+    }
+
+    fn bind_window_parts(
+        &mut self,
+        name: &str,
+        args: &[ast::Expr],
+        star: bool,
+        distinct: bool,
+        spec: &ast::WindowSpec,
+    ) -> Result<WindowCall> {
+        if let Some(base) = &spec.base {
+            return Err(SqlError::Invalid(format!("window '{base}' is not defined")));
+        }
+        let args = args.iter().map(|a| self.bind(a)).collect::<Result<Vec<_>>>()?;
+        let partition_by = spec
+            .partition_by
+            .iter()
+            .map(|e| self.bind(e))
+            .collect::<Result<Vec<_>>>()?;
+        let order_by = spec
+            .order_by
+            .iter()
+            .map(|o| {
+                Ok(SortKey {
+                    expr: self.bind(&o.expr)?,
+                    descending: o.descending,
+                    nulls_first: o.nulls_first.unwrap_or(!o.descending),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let frame = match &spec.frame {
+            None => None,
+            Some(f) => Some(Frame {
+                units: f.units,
+                start: frame_bound(&f.start)?,
+                end: frame_bound(&f.end)?,
+            }),
+        };
+        plan_call(name, args, star, distinct, partition_by, order_by, frame)
+    }
+
     /// Above an aggregation: an aggregate call binds to its slot, and an
     /// expression equal to a GROUP BY expression to the group's slot.
     fn bind_group_or_aggregate(&mut self, e: &ast::Expr) -> Result<Option<Expr>> {
@@ -251,6 +353,7 @@ impl Binder<'_> {
             args,
             star,
             distinct,
+            over: None,
         } = e
             && let Some(function) = AggregateFunction::lookup(name)
         {
@@ -273,6 +376,17 @@ impl Binder<'_> {
         }
         Ok(None)
     }
+}
+
+fn frame_bound(b: &ast::FrameBound) -> Result<FrameBound> {
+    let offset = |e: &ast::Expr| evaluate_constant(e, "a window frame offset");
+    Ok(match b {
+        ast::FrameBound::UnboundedPreceding => FrameBound::UnboundedPreceding,
+        ast::FrameBound::Preceding(e) => FrameBound::Preceding(offset(e)?),
+        ast::FrameBound::CurrentRow => FrameBound::CurrentRow,
+        ast::FrameBound::Following(e) => FrameBound::Following(offset(e)?),
+        ast::FrameBound::UnboundedFollowing => FrameBound::UnboundedFollowing,
+    })
 }
 
 fn bind_aggregate_call(

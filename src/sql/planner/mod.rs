@@ -9,6 +9,7 @@ mod ddl;
 pub mod plan;
 mod scope;
 mod select;
+mod window;
 mod write;
 
 pub use correlate::{fill_params, per_run_access};
@@ -18,6 +19,7 @@ pub use plan::{
     Access, Aggregate, AggregateFunction, Conflict, ConflictAction, ConflictTarget, InsertSource, Node, OutputColumn,
     Plan, QueryPlan, Returning, SetOperator, SortKey, ValueRange,
 };
+pub use window::{Frame, FrameBound, FrameUnits, WindowCall, WindowFunction};
 
 use crate::sql::error::{Result, SqlError};
 use crate::sql::parser::ast::Statement;

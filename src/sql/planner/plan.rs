@@ -1,5 +1,6 @@
 //! Plan nodes: what the planner produces and the executor runs.
 
+pub use super::window::WindowCall;
 pub use crate::sql::parser::ast::SetOperator;
 use crate::sql::types::{DataType, Expr, Value};
 use crate::storage::{Column, Index, Table, View};
@@ -169,6 +170,11 @@ pub enum Node {
         source: Box<Node>,
         group_by: Vec<Expr>,
         aggregates: Vec<Aggregate>,
+    },
+    /// Window functions: each input row followed by one value per call.
+    Window {
+        source: Box<Node>,
+        calls: Vec<WindowCall>,
     },
     Project {
         source: Box<Node>,
@@ -454,6 +460,7 @@ impl Node {
             Node::Filter { source, .. }
             | Node::Aggregate { source, .. }
             | Node::Project { source, .. }
+            | Node::Window { source, .. }
             | Node::Sort { source, .. }
             | Node::Distinct { source }
             | Node::Offset { source, .. }
@@ -495,6 +502,13 @@ impl Node {
                 aggregates.iter_mut().filter_map(|a| a.arg.as_mut()).for_each(f);
             }
             Node::Project { exprs, .. } => exprs.iter_mut().for_each(f),
+            Node::Window { calls, .. } => {
+                for call in calls {
+                    call.args.iter_mut().for_each(&mut *f);
+                    call.partition_by.iter_mut().for_each(&mut *f);
+                    call.order_by.iter_mut().for_each(|k| f(&mut k.expr));
+                }
+            }
             Node::Sort { keys, .. } => keys.iter_mut().for_each(|k| f(&mut k.expr)),
         }
     }
@@ -535,6 +549,12 @@ impl Node {
             Node::Project { source, exprs } => {
                 let input = source.labels();
                 exprs.iter().map(|e| e.format(&input)).collect()
+            }
+            Node::Window { source, calls } => {
+                let mut l = source.labels();
+                let described: Vec<String> = calls.iter().map(|c| c.describe(&l)).collect();
+                l.extend(described);
+                l
             }
         }
     }
@@ -619,6 +639,12 @@ impl Node {
                 let input = source.labels();
                 let items: Vec<String> = exprs.iter().map(|e| e.format(&input)).collect();
                 let _ = writeln!(out, "{pad}Project {}", items.join(", "));
+                child(out, source);
+            }
+            Node::Window { source, calls } => {
+                let input = source.labels();
+                let items: Vec<String> = calls.iter().map(|c| c.describe(&input)).collect();
+                let _ = writeln!(out, "{pad}Window {}", items.join(", "));
                 child(out, source);
             }
             Node::Sort { source, keys } => {

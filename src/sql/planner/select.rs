@@ -3,11 +3,13 @@
 
 use super::access;
 use super::bind::{
-    Aggregation, aggregate_type, bind, bind_aggregated, contains_aggregate, evaluate_constant, infer_type,
+    Aggregation, aggregate_type, bind, bind_aggregated, bind_windowed, contains_aggregate, evaluate_constant,
+    infer_type,
 };
 use super::correlate::Correlation;
 use super::plan::{Access, Node, OutputColumn, QueryPlan, SortKey};
 use super::scope::{Scope, ScopeColumn};
+use super::window;
 use crate::sql::error::{Result, SqlError};
 use crate::sql::parser::ast;
 use crate::sql::types::{BinaryOp, DataType, Expr, Value};
@@ -31,6 +33,9 @@ pub fn plan_select_within(
     if !select.compound.is_empty() {
         return plan_compound(select, txn, outer);
     }
+    if let Some(resolved) = window::with_named_windows(select)? {
+        return plan_select_within(&resolved, txn, outer);
+    }
     let (mut node, scope) = plan_from(select, txn, outer)?;
 
     let items = expand_items(&select.items, &scope, "SELECT")?;
@@ -43,6 +48,7 @@ pub fn plan_select_within(
     let input_types: Vec<Option<DataType>> = scope.columns.iter().map(|c| c.data_type).collect();
     let mut exprs: Vec<Expr> = Vec::new();
     let mut hidden_order: Vec<(usize, &ast::OrderItem)> = Vec::new();
+    let mut windows = Vec::new();
     let mut row_types: Vec<Option<DataType>>;
 
     // For each ORDER BY item, the output column it names, if any.
@@ -68,26 +74,30 @@ pub fn plan_select_within(
             None => None,
         };
         for (e, _) in &items {
-            exprs.push(bind_aggregated(
+            exprs.push(bind_windowed(
                 e,
-                Aggregation {
+                &scope,
+                Some(Aggregation {
                     source: &scope,
                     groups: &groups,
                     aggregates: &mut aggregates,
-                },
+                }),
+                &mut windows,
                 "SELECT",
             )?);
         }
         for (i, o) in select.order_by.iter().enumerate() {
             if targets[i].is_none() {
                 hidden_order.push((exprs.len(), o));
-                exprs.push(bind_aggregated(
+                exprs.push(bind_windowed(
                     &with_aliases(&o.expr, &items, &scope),
-                    Aggregation {
+                    &scope,
+                    Some(Aggregation {
                         source: &scope,
                         groups: &groups,
                         aggregates: &mut aggregates,
-                    },
+                    }),
+                    &mut windows,
                     "ORDER BY",
                 )?);
             }
@@ -107,15 +117,26 @@ pub fn plan_select_within(
         }
     } else {
         for (e, _) in &items {
-            exprs.push(bind(e, &scope, "SELECT")?);
+            exprs.push(bind_windowed(e, &scope, None, &mut windows, "SELECT")?);
         }
         for (i, o) in select.order_by.iter().enumerate() {
             if targets[i].is_none() {
                 hidden_order.push((exprs.len(), o));
-                exprs.push(bind(&with_aliases(&o.expr, &items, &scope), &scope, "ORDER BY")?);
+                let e = with_aliases(&o.expr, &items, &scope);
+                exprs.push(bind_windowed(&e, &scope, None, &mut windows, "ORDER BY")?);
             }
         }
         row_types = input_types;
+    }
+    if !windows.is_empty() {
+        let width = row_types.len();
+        exprs.iter_mut().for_each(|e| window::place_calls(e, width));
+        let types: Vec<Option<DataType>> = windows.iter().map(|w| w.data_type(&row_types)).collect();
+        row_types.extend(types);
+        node = Node::Window {
+            source: Box::new(node),
+            calls: windows,
+        };
     }
 
     let columns: Vec<OutputColumn> = items
