@@ -3,12 +3,13 @@
 use super::Rule;
 use super::ast::*;
 use super::build_window;
+use super::build_write;
 use crate::sql::error::{Result, SqlError};
 use pest::iterators::Pair;
 
 type P<'a> = Pair<'a, Rule>;
 
-fn invalid(pair: &P, message: String) -> SqlError {
+pub(super) fn invalid(pair: &P, message: String) -> SqlError {
     let (line, column) = pair.line_col();
     SqlError::Syntax { line, column, message }
 }
@@ -58,9 +59,9 @@ pub fn statement(pair: P) -> Result<Statement> {
 fn statement_of(pair: P) -> Result<Statement> {
     match pair.as_rule() {
         Rule::select => Ok(Statement::Select(Box::new(select(pair)?))),
-        Rule::insert => insert(pair),
-        Rule::update => update(pair),
-        Rule::delete => delete(pair),
+        Rule::insert => build_write::insert(pair),
+        Rule::update => build_write::update(pair),
+        Rule::delete => build_write::delete(pair),
         Rule::create_table => create_table(pair),
         Rule::create_index => create_index(pair),
         Rule::alter_table => {
@@ -128,7 +129,7 @@ pub(super) fn ident(pair: P) -> String {
     }
 }
 
-fn ident_list(pair: P) -> Vec<String> {
+pub(super) fn ident_list(pair: P) -> Vec<String> {
     pair.into_inner().map(ident).collect()
 }
 
@@ -225,126 +226,11 @@ fn create_index(pair: P) -> Result<Statement> {
     })
 }
 
-fn insert(pair: P) -> Result<Statement> {
-    let mut table = String::new();
-    let mut columns = None;
-    let mut rows = Vec::new();
-    let mut query = None;
-    let mut conflict = None;
-    let mut returning = Vec::new();
-    let any = |action| Some(OnConflict { target: None, action });
-    for p in pair.into_inner() {
-        match p.as_rule() {
-            Rule::ident => table = ident(p),
-            Rule::ident_list => columns = Some(ident_list(p)),
-            Rule::values_row => rows.push(p.into_inner().map(expr).collect::<Result<Vec<_>>>()?),
-            Rule::select => query = Some(Box::new(select(p)?)),
-            Rule::or_replace => conflict = any(ConflictAction::Replace),
-            Rule::or_ignore => conflict = any(ConflictAction::Nothing),
-            Rule::on_conflict if conflict.is_some() => {
-                return Err(invalid(
-                    &p,
-                    "INSERT OR REPLACE / OR IGNORE cannot be combined with ON CONFLICT; use one of them".into(),
-                ));
-            }
-            Rule::on_conflict => conflict = Some(on_conflict(p)?),
-            Rule::returning => returning = returning_items(p)?,
-            _ => {}
-        }
-    }
-    Ok(Statement::Insert {
-        table,
-        columns,
-        rows,
-        query,
-        conflict,
-        returning,
-    })
-}
-
-fn on_conflict(pair: P) -> Result<OnConflict> {
-    let mut target = None;
-    let mut action = ConflictAction::Nothing;
-    for p in pair.into_inner() {
-        match p.as_rule() {
-            Rule::ident_list => target = Some(ident_list(p)),
-            Rule::do_update => {
-                let mut set = Vec::new();
-                let mut filter = None;
-                for q in p.into_inner() {
-                    match q.as_rule() {
-                        Rule::assignment => set.push(assignment(q)?),
-                        Rule::where_clause => filter = Some(where_clause(q)?),
-                        _ => {}
-                    }
-                }
-                action = ConflictAction::Update { set, filter };
-            }
-            _ => {}
-        }
-    }
-    Ok(OnConflict { target, action })
-}
-
-fn returning_items(pair: P) -> Result<Vec<SelectItem>> {
-    pair.into_inner()
-        .filter(|p| p.as_rule() == Rule::select_item)
-        .map(select_item)
-        .collect()
-}
-
-fn assignment(pair: P) -> Result<(String, Expr)> {
-    let mut inner = pair.into_inner();
-    let column = ident(next(&mut inner, "SET")?);
-    Ok((column, expr(next(&mut inner, "SET")?)?))
-}
-
-fn where_clause(pair: P) -> Result<Expr> {
+pub(super) fn where_clause(pair: P) -> Result<Expr> {
     expr(next(&mut pair.into_inner().skip(1), "WHERE")?)
 }
 
-fn update(pair: P) -> Result<Statement> {
-    let mut table = String::new();
-    let mut set = Vec::new();
-    let mut filter = None;
-    let mut returning = Vec::new();
-    for p in pair.into_inner() {
-        match p.as_rule() {
-            Rule::ident => table = ident(p),
-            Rule::assignment => set.push(assignment(p)?),
-            Rule::where_clause => filter = Some(where_clause(p)?),
-            Rule::returning => returning = returning_items(p)?,
-            _ => {}
-        }
-    }
-    Ok(Statement::Update {
-        table,
-        set,
-        filter,
-        returning,
-    })
-}
-
-fn delete(pair: P) -> Result<Statement> {
-    let mut table = String::new();
-    let mut filter = None;
-    let mut returning = Vec::new();
-    for p in pair.into_inner() {
-        match p.as_rule() {
-            Rule::ident => table = ident(p),
-            Rule::where_clause => filter = Some(where_clause(p)?),
-            Rule::returning => returning = returning_items(p)?,
-            _ => {}
-        }
-    }
-    Ok(Statement::Delete {
-        table,
-        filter,
-        returning,
-    })
-}
-
-fn select(pair: P) -> Result<Select> {
+pub(super) fn select(pair: P) -> Result<Select> {
     let mut s = empty_select();
     let mut op = None;
     for p in pair.into_inner() {
@@ -440,7 +326,7 @@ fn select_core(pair: P, s: &mut Select) -> Result<()> {
     Ok(())
 }
 
-fn select_item(pair: P) -> Result<SelectItem> {
+pub(super) fn select_item(pair: P) -> Result<SelectItem> {
     let mut inner = pair.into_inner();
     let first = next(&mut inner, "select item")?;
     Ok(match first.as_rule() {

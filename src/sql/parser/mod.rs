@@ -4,8 +4,10 @@
 
 pub mod ast;
 mod ast_window;
+mod ast_write;
 mod build;
 mod build_window;
+mod build_write;
 mod fast_insert;
 pub mod params;
 

@@ -6,6 +6,7 @@ mod access;
 mod bind;
 mod correlate;
 mod ddl;
+mod explain;
 pub mod plan;
 mod scope;
 mod select;
