@@ -142,11 +142,40 @@ fn assignments(table: &Table, scope: &Scope, set: &[(String, ast::Expr)], clause
 /// the action, bound over the stored row followed by `excluded`.
 fn plan_conflict(table: &Table, txn: &Transaction, conflict: &OnConflict) -> Result<Conflict> {
     let target = match &conflict.target {
+        // Which row DO UPDATE changes must be clear: SQLite picks the first
+        // constraint it happens to check; PostgreSQL requires a target.
+        // Without one, it is allowed when the table has one constraint.
+        None if matches!(conflict.action, ast::ConflictAction::Update { .. }) => {
+            let mut only = table
+                .indexes
+                .iter()
+                .filter(|i| i.unique)
+                .map(|i| ConflictTarget::Index(i.name.clone()));
+            let first = match table.has_rowid() {
+                true => only.next(),
+                false => Some(ConflictTarget::PrimaryKey),
+            };
+            match (first, only.next()) {
+                (Some(target), None) => target,
+                (None, _) => {
+                    return Err(SqlError::Invalid(format!(
+                        "ON CONFLICT DO UPDATE: table '{}' has no PRIMARY KEY or UNIQUE constraint to conflict on",
+                        table.name
+                    )));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(SqlError::Invalid(format!(
+                        "ON CONFLICT DO UPDATE needs a conflict target, e.g. ON CONFLICT (column): table '{}' has more than one PRIMARY KEY or UNIQUE constraint",
+                        table.name
+                    )));
+                }
+            }
+        }
         None => ConflictTarget::Any,
         Some(names) => {
             let mut wanted = names.iter().map(|n| column_of(table, n)).collect::<Result<Vec<_>>>()?;
+            // Sorted, not deduplicated: (u, u) names no constraint (SQLite).
             wanted.sort_unstable();
-            wanted.dedup();
             let same = |columns: &[usize]| {
                 let mut columns = columns.to_vec();
                 columns.sort_unstable();

@@ -7,6 +7,13 @@
 //! answers NULL for a zero divisor, ChronosDB an error), comparisons across
 //! types, `||` on numbers, LIKE (case-insensitive in SQLite), and ORDER BY
 //! over NULLs without NULLS FIRST/LAST (results are compared unordered).
+//!
+//! Besides queries (window functions in windows.rs), writes into t3
+//! (writes.rs: UPSERT, RETURNING, INSERT ... SELECT) run on both engines;
+//! their answers and then t3's rows must agree.
+
+mod windows;
+mod writes;
 
 use chronos::client::bench::Rng;
 use chronos::sql::types::Value;
@@ -28,6 +35,12 @@ impl Pick for Rng {
 const SCHEMA: &str = "CREATE TABLE t1 (a INT, b INT, c TEXT, d DOUBLE); CREATE TABLE t2 (a INT, e INT, f TEXT);";
 
 fn data(rng: &mut Rng) -> Vec<String> {
+    let mut out = tables_1_and_2(rng);
+    out.extend(writes::data(rng));
+    out
+}
+
+fn tables_1_and_2(rng: &mut Rng) -> Vec<String> {
     let int = |rng: &mut Rng, span: i64| match rng.chance(12) {
         true => "NULL".to_string(),
         false => (rng.below(span as usize) as i64 - span / 3).to_string(),
@@ -431,6 +444,30 @@ fn chronos_rows(db: &Database, sql: &str) -> Result<Vec<Vec<Cell>>, String> {
     }
 }
 
+/// A write's answer: its RETURNING rows, or one row holding the count of
+/// rows it changed.
+fn chronos_write(db: &Database, sql: &str) -> Result<Vec<Vec<Cell>>, String> {
+    let outcome = db.execute_script(sql, ApplyContext::default());
+    if let Some((_, e)) = outcome.error {
+        return Err(e.to_string());
+    }
+    match outcome.outputs.into_iter().last() {
+        Some(StatementOutput::Rows { rows, .. }) => {
+            Ok(rows.iter().map(|r| r.iter().map(from_chronos).collect()).collect())
+        }
+        Some(StatementOutput::Affected { count, .. }) => Ok(vec![vec![Cell::Num(count as f64)]]),
+        None => Err("no result".into()),
+    }
+}
+
+fn sqlite_write(conn: &rusqlite::Connection, sql: &str) -> Result<Vec<Vec<Cell>>, String> {
+    if sql.contains("RETURNING") {
+        return sqlite_rows(conn, sql);
+    }
+    let changed = conn.execute(sql, []).map_err(|e| e.to_string())?;
+    Ok(vec![vec![Cell::Num(changed as f64)]])
+}
+
 fn sqlite_rows(conn: &rusqlite::Connection, sql: &str) -> Result<Vec<Vec<Cell>>, String> {
     let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
     let width = stmt.column_count();
@@ -465,7 +502,7 @@ fn agrees_with_sqlite() {
         let setup = data(&mut rng);
         let db = Database::open(Arc::new(MemoryEngine::new())).expect("open");
         let conn = rusqlite::Connection::open_in_memory().expect("sqlite");
-        let script = format!("{SCHEMA}{};", setup.join("; "));
+        let script = format!("{SCHEMA}{}{};", writes::SCHEMA, setup.join("; "));
         let outcome = db.execute_script(
             &script,
             ApplyContext {
@@ -481,11 +518,19 @@ fn agrees_with_sqlite() {
             if compared >= queries {
                 break;
             }
-            let sql = query(&mut rng);
+            let kind = rng.below(100);
+            let write = kind < 15;
+            let sql = match kind {
+                0..=14 => writes::statement(&mut rng),
+                15..=29 => windows::query(&mut rng),
+                _ => query(&mut rng),
+            };
             compared += 1;
-            let ours = chronos_rows(&db, &sql);
-            let theirs = sqlite_rows(&conn, &sql);
-            let ordered = sql.contains("ORDER BY");
+            let (ours, theirs) = match write {
+                true => (chronos_write(&db, &sql), sqlite_write(&conn, &sql)),
+                false => (chronos_rows(&db, &sql), sqlite_rows(&conn, &sql)),
+            };
+            let ordered = sql.contains("ORDER BY") && !sql.contains(" OVER ") && !write;
             match (&ours, &theirs) {
                 (Ok(a), Ok(_)) => {
                     both_ok += 1;
@@ -494,12 +539,24 @@ fn agrees_with_sqlite() {
                 (Err(_), Err(_)) => both_err += 1,
                 _ => {}
             }
-            let agree = match (&ours, &theirs) {
+            let mut agree = match (&ours, &theirs) {
                 (Ok(a), Ok(b)) if ordered => same(a, b),
                 (Ok(a), Ok(b)) => same(&sorted(a.clone()), &sorted(b.clone())),
                 (Err(_), Err(_)) => true,
                 _ => false,
             };
+            // After a write, the table it wrote must match too.
+            if write && agree {
+                let state = "SELECT * FROM t3";
+                let (a, b) = (chronos_rows(&db, state), sqlite_rows(&conn, state));
+                agree = matches!((&a, &b), (Ok(a), Ok(b)) if same(&sorted(a.clone()), &sorted(b.clone())));
+                if !agree {
+                    failures.push(format!(
+                        "-- reproduce (seed {seed}):\n{script}\n{sql};\n{state};\n-- chronos: {a:?}\n-- sqlite:  {b:?}"
+                    ));
+                    break;
+                }
+            }
             if !agree {
                 failures.push(format!(
                     "-- reproduce (seed {seed}):\n{script}\n{sql};\n-- chronos: {ours:?}\n-- sqlite:  {theirs:?}"
