@@ -107,6 +107,23 @@ fn health_metrics_and_json_api() {
         http(http_port, "POST", "/v1/query", ids).1,
         r#"{"columns":["id"],"types":["INT"],"rows":[[1],[2],[4]]}"#
     );
+    // UPSERT with RETURNING: the rows come back as a result set, with
+    // parameters, and a window function over the result.
+    let upsert = r#"{"sql": "INSERT INTO t (id, name) VALUES (?, ?), (5, 'e') ON CONFLICT (id) DO UPDATE SET name = excluded.name || '!' RETURNING id, name", "params": [4, "d"]}"#;
+    assert_eq!(
+        http(http_port, "POST", "/v1/execute", upsert).1,
+        r#"{"columns":["id","name"],"rows":[[4,"d!"],[5,"e"]]}"#
+    );
+    let ranked = r#"{"sql": "SELECT id, row_number() OVER (ORDER BY id DESC) AS r, lag(id) OVER (ORDER BY id) AS prev FROM t ORDER BY id"}"#;
+    assert_eq!(
+        http(http_port, "POST", "/v1/query", ranked).1,
+        r#"{"columns":["id","r","prev"],"types":["INT","INT","INT"],"rows":[[1,4,null],[2,3,1],[4,2,2],[5,1,4]]}"#
+    );
+    let deleted = r#"{"sql": "DELETE FROM t WHERE id = 5 RETURNING *"}"#;
+    assert_eq!(
+        http(http_port, "POST", "/v1/execute", deleted).1,
+        r#"{"columns":["id","name","at"],"rows":[[5,"e",null]]}"#
+    );
 
     // SHOW SYNC STATUS answers from the node (no sync configured here).
     let (status, body) = http(http_port, "POST", "/v1/query", r#"{"sql": "SHOW SYNC STATUS"}"#);
@@ -188,7 +205,7 @@ fn health_metrics_and_json_api() {
         "chronos_raft_role{role=\"leader\"} 1",
         "chronos_raft_has_leader 1",
         "chronos_raft_commit_index ",
-        "chronos_requests_total{kind=\"execute\",outcome=\"ok\"} 4",
+        "chronos_requests_total{kind=\"execute\",outcome=\"ok\"} 6",
         "chronos_requests_total{kind=\"execute\",outcome=\"error\"} 4",
         "chronos_request_seconds_count{kind=\"query\"}",
     ] {

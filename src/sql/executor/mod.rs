@@ -134,11 +134,23 @@ pub fn execute(plan: Plan, txn: &mut Transaction, ctx: &EvalContext) -> Result<O
     })
 }
 
+/// The most rows a RETURNING may answer with. They travel in the write's
+/// one reply (through Raft, not streamed), so a statement that would
+/// return more fails whole, on every member alike, instead of filling a
+/// gateway's memory.
+pub const MAX_RETURNING_ROWS: usize = 100_000;
+
 /// A write's outcome: the count, or the RETURNING rows.
 fn finish(written: write::Written, returning: Option<Returning>, ctx: &EvalContext) -> Result<Outcome> {
     let Some(returning) = returning else {
         return Ok(Outcome::Affected(written.count));
     };
+    if written.rows.len() > MAX_RETURNING_ROWS {
+        return Err(crate::sql::error::SqlError::Invalid(format!(
+            "RETURNING would answer with {} rows, more than {MAX_RETURNING_ROWS}; narrow the statement or drop RETURNING",
+            written.rows.len()
+        )));
+    }
     let rows = written
         .rows
         .iter()
