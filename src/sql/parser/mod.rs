@@ -6,6 +6,7 @@ pub mod ast;
 mod ast_window;
 mod ast_write;
 mod build;
+mod build_expr;
 mod build_window;
 mod build_write;
 mod fast_insert;
@@ -80,7 +81,7 @@ fn grammar(sql: &str) -> Result<Vec<ParsedStatement>> {
                 .into_inner()
                 .flatten()
                 .filter(|q| q.as_rule() == Rule::parameter)
-                .map(|q| build::placeholder(&q))
+                .map(|q| build_expr::placeholder(&q))
                 .collect::<Result<Vec<_>>>()?;
             Ok(ParsedStatement {
                 statement: build::statement(p)?,
@@ -148,7 +149,7 @@ fn check_nesting(sql: &str) -> Result<usize> {
             _ => {}
         }
         deepest = deepest.max(depth);
-        if depth > build::MAX_EXPR_DEPTH {
+        if depth > build_expr::MAX_EXPR_DEPTH {
             let line = sql[..i].matches('\n').count() + 1;
             let column = sql[..i].rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
             return Err(SqlError::Syntax {
@@ -156,7 +157,7 @@ fn check_nesting(sql: &str) -> Result<usize> {
                 column,
                 message: format!(
                     "nesting is too deep (more than {} levels of parentheses or CASE)",
-                    build::MAX_EXPR_DEPTH
+                    build_expr::MAX_EXPR_DEPTH
                 ),
             });
         }

@@ -7,6 +7,7 @@ mod bind;
 mod correlate;
 mod ddl;
 mod explain;
+mod from;
 pub mod plan;
 mod scope;
 mod select;
