@@ -119,10 +119,16 @@ fn health_metrics_and_json_api() {
         http(http_port, "POST", "/v1/query", ranked).1,
         r#"{"columns":["id","r","prev"],"types":["INT","INT","INT"],"rows":[[1,4,null],[2,3,1],[4,2,2],[5,1,4]]}"#
     );
-    let deleted = r#"{"sql": "DELETE FROM t WHERE id = 5 RETURNING *"}"#;
+    let copied =
+        r#"{"sql": "INSERT INTO t (id, name) SELECT id + 10, upper(name) FROM t WHERE id >= 4 RETURNING id, name"}"#;
+    assert_eq!(
+        http(http_port, "POST", "/v1/execute", copied).1,
+        r#"{"columns":["id","name"],"rows":[[14,"D!"],[15,"E"]]}"#
+    );
+    let deleted = r#"{"sql": "DELETE FROM t WHERE id >= 10; DELETE FROM t WHERE id = 5 RETURNING *"}"#;
     assert_eq!(
         http(http_port, "POST", "/v1/execute", deleted).1,
-        r#"{"columns":["id","name","at"],"rows":[[5,"e",null]]}"#
+        r#"{"results":[{"rows_affected":2},{"columns":["id","name","at"],"rows":[[5,"e",null]]}]}"#
     );
 
     // SHOW SYNC STATUS answers from the node (no sync configured here).
@@ -205,7 +211,7 @@ fn health_metrics_and_json_api() {
         "chronos_raft_role{role=\"leader\"} 1",
         "chronos_raft_has_leader 1",
         "chronos_raft_commit_index ",
-        "chronos_requests_total{kind=\"execute\",outcome=\"ok\"} 6",
+        "chronos_requests_total{kind=\"execute\",outcome=\"ok\"} 7",
         "chronos_requests_total{kind=\"execute\",outcome=\"error\"} 4",
         "chronos_request_seconds_count{kind=\"query\"}",
     ] {
