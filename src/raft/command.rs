@@ -27,7 +27,7 @@ pub struct Command {
     /// is empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group: Vec<GroupedWrite>,
-    /// The entry's HLC stamp (packed [`crate::sync::Timestamp`]).
+    /// The entry's HLC stamp (packed [`super::hlc::Timestamp`]).
     pub hlc: u64,
     /// The member that stamped it (the row versions' `site`).
     pub site: u64,

@@ -211,7 +211,7 @@ pub struct ClockMark {
     meta: sled::Tree,
 }
 
-impl crate::sync::HighWater for ClockMark {
+impl super::hlc::HighWater for ClockMark {
     fn persist(&self, mark_ms: i64) -> std::io::Result<()> {
         self.meta
             .insert(CLOCK_MARK, &mark_ms.to_be_bytes())

@@ -1,6 +1,7 @@
 //! Replication: ChronosDB's use of openraft.
 //!
-//! The Raft log carries SQL scripts stamped by the leader ([`Command`]); every
+//! The Raft log carries SQL scripts stamped by the leader ([`Command`],
+//! with the hybrid logical clock of [`hlc`]); every
 //! member applies them in log order through the SQL engine
 //! ([`StateMachine`]). The log and vote live in sled next to the data
 //! ([`LogStore`]); peers talk over tonic ([`network`], [`service`]).
@@ -14,6 +15,7 @@
 mod command;
 pub mod discovery;
 mod group_commit;
+pub mod hlc;
 mod log_store;
 pub mod network;
 mod node;
@@ -23,6 +25,7 @@ mod state_machine;
 mod witness;
 
 pub use command::{Command, IdempotencyKey, QueuedWrite, Reply, units_of};
+pub use hlc::{Clock, ClockError, HighWater, Timestamp};
 pub use log_store::{LogStore, Recovered};
 pub use node::{ClusterError, MemberStatus, RaftNode, RaftSettings, role_name};
 pub use state_machine::StateMachine;

@@ -5,6 +5,7 @@
 
 use super::discovery::AutoCluster;
 use super::group_commit::{GroupCommit, WriteError};
+use super::hlc::Clock;
 use super::network::{self, Network};
 use super::{Command, IdempotencyKey, LogStore, Member, NodeId, Raft, StateMachine, node_id};
 use crate::proto::raft::{NodeStatusRequest, NodeStatusResponse, ReadIndexRequest};
@@ -17,7 +18,6 @@ use crate::queue::{QueueSettings, WriteQueue};
 use crate::sql::Database;
 use crate::storage::space::{DiskSpace, SpaceSettings};
 use crate::storage::watermark;
-use crate::sync::Clock;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
 use prost::Message as _;

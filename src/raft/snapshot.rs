@@ -199,7 +199,7 @@ pub fn load_from<R: Read>(engine: &dyn Engine, open: impl Fn() -> io::Result<R>)
 /// own around the data.
 pub fn restore(engine: &dyn Engine, path: &Path) -> io::Result<u64> {
     let count = load(engine, path)?;
-    let mut last_change = crate::sync::ops::feed_base(engine).map_err(storage_io)?;
+    let mut last_change = crate::storage::positions::feed_base(engine).map_err(storage_io)?;
     for space in engine.spaces().map_err(storage_io)? {
         if space.starts_with("sm.") {
             engine.drop_space(&space).map_err(storage_io)?;
@@ -212,13 +212,13 @@ pub fn restore(engine: &dyn Engine, path: &Path) -> io::Result<u64> {
                 .transpose()
                 .map_err(storage_io)?;
             if let Some((key, _)) = newest {
-                last_change = last_change.max(crate::sync::status::cursor_position(&key));
+                last_change = last_change.max(crate::storage::positions::cursor_position(&key));
             }
         }
     }
     // The new cluster's log starts again at 1: its change positions start
     // after every position in the restored feeds, so cursors stay valid.
-    crate::sync::ops::set_feed_base(engine, last_change).map_err(storage_io)?;
+    crate::storage::positions::set_feed_base(engine, last_change).map_err(storage_io)?;
     engine.flush().map_err(storage_io)?;
     Ok(count)
 }
@@ -311,7 +311,7 @@ mod tests {
         write(&a, &path).unwrap();
         let b = MemoryEngine::default();
         restore(&b, &path).unwrap();
-        assert_eq!(crate::sync::ops::feed_base(&b).unwrap(), 258);
+        assert_eq!(crate::storage::positions::feed_base(&b).unwrap(), 258);
         assert_eq!(b.get("sync.cursors", b"pull/t").unwrap(), Some(b"cursor".to_vec()));
         assert_eq!(b.get("sm.sessions", b"client").unwrap(), None);
     }

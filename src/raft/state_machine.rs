@@ -8,6 +8,7 @@
 //! version) is the value of `now()` and the version of every row it
 //! writes; the entry's log index is the change position of those rows.
 
+use super::hlc::{Clock, Timestamp};
 use super::snapshot;
 use super::{Command, Entry, LogId, Member, NodeId, Reply, StorageError, TypeConfig};
 use crate::changes::ChangeLog;
@@ -16,7 +17,7 @@ use crate::proto::v1::{ExecuteResponse, StatementError};
 use crate::sql::{ApplyContext, Database};
 use crate::storage::{Engine, RowVersion, Transaction, WriteBatch};
 use crate::sync::ops::{self, OpFailure, OpReply};
-use crate::sync::{Clock, Op, SyncError, Timestamp};
+use crate::sync::{Op, SyncError};
 use openraft::storage::RaftStateMachine;
 use openraft::{
     EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageIOError,
@@ -64,7 +65,7 @@ pub struct StateMachine {
     sled: crate::storage::SyncedDb,
     clock: Arc<Clock>,
     dir: PathBuf,
-    /// See [`ops::feed_base`]; part of the state, read when it may change.
+    /// See [`crate::storage::positions::feed_base`]; part of the state, read when it may change.
     feed_base: Arc<std::sync::atomic::AtomicU64>,
     /// The change feed, when this node keeps one.
     changes: Option<ChangeLog>,
@@ -102,7 +103,7 @@ impl StateMachine {
         witness: bool,
     ) -> std::io::Result<StateMachine> {
         std::fs::create_dir_all(dir)?;
-        let base = ops::feed_base(db.engine().as_ref()).map_err(std::io::Error::other)?;
+        let base = crate::storage::positions::feed_base(db.engine().as_ref()).map_err(std::io::Error::other)?;
         let sm = StateMachine {
             db,
             sled,
@@ -229,7 +230,8 @@ impl StateMachine {
             state.insert(MEMBERSHIP.to_vec(), Some(membership));
             self.engine().commit(batch).map_err(|e| sm_err(ErrorVerb::Write, e))
         })?;
-        let base = ops::feed_base(self.engine().as_ref()).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        let base =
+            crate::storage::positions::feed_base(self.engine().as_ref()).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         self.feed_base.store(base, std::sync::atomic::Ordering::Relaxed);
         self.open_changes()?;
         tree.remove(INSTALLING).map_err(|e| snap_err(ErrorVerb::Write, e))?;

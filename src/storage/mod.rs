@@ -15,6 +15,7 @@ mod error;
 pub mod io_stats;
 pub mod keycode;
 mod memory;
+pub mod positions;
 pub mod rowcodec;
 pub mod running;
 mod sled_engine;

@@ -6,13 +6,13 @@ pub mod agent;
 pub mod batch;
 mod error;
 pub mod feed;
-pub mod hlc;
 pub mod ops;
 pub mod service;
 mod settings;
 pub mod status;
 
+/// The hybrid logical clock lives with Raft, which stamps every entry.
+pub use crate::raft::hlc::{Clock, ClockError, HighWater, Timestamp};
 pub use error::SyncError;
-pub use hlc::{Clock, ClockError, HighWater, Timestamp};
 pub use ops::{MergeOp, MergeReport, Op};
 pub use settings::SyncSettings;

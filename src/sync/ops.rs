@@ -235,27 +235,7 @@ pub fn purge_tombstones(txn: &mut Transaction, before_hlc: u64) -> Result<u64, S
     Ok(purged)
 }
 
-const META: &str = "meta";
-const FEED_BASE: &[u8] = b"feed_base";
-
-/// Added to Raft log indexes to give change positions: zero, except in a
-/// cluster restored from a backup, whose log starts again at 1.
-pub fn feed_base(engine: &dyn crate::storage::Engine) -> Result<u64, StorageError> {
-    Ok(engine
-        .get(META, FEED_BASE)?
-        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-        .map_or(0, u64::from_be_bytes))
-}
-
-pub fn set_feed_base(engine: &dyn crate::storage::Engine, base: u64) -> Result<(), StorageError> {
-    let mut batch = crate::storage::WriteBatch::default();
-    batch
-        .writes
-        .entry(META.to_string())
-        .or_default()
-        .insert(FEED_BASE.to_vec(), Some(base.to_be_bytes().to_vec()));
-    engine.commit(batch)
-}
+pub use crate::storage::positions::{feed_base, set_feed_base};
 
 /// A cursor as stored (empty when never set).
 pub fn cursor(db: &Database, name: &str) -> Result<Vec<u8>, StorageError> {

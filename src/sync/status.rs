@@ -45,10 +45,4 @@ impl StatusBoard {
     }
 }
 
-/// The feed position (Raft log index) a cursor points at.
-pub fn cursor_position(cursor: &[u8]) -> u64 {
-    cursor
-        .get(..8)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map_or(0, u64::from_be_bytes)
-}
+pub use crate::storage::positions::cursor_position;
