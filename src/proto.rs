@@ -18,7 +18,6 @@ pub mod sync {
     tonic::include_proto!("chronos.sync.v1");
 }
 
-use crate::raft::QueuedWrite;
 use crate::sql::parser::params::Params;
 use crate::sql::script::Parameterized;
 use crate::sql::types::Value;
@@ -77,42 +76,6 @@ pub fn request_script(request: &v1::ExecuteRequest) -> (Params, Vec<Parameterize
     (params, batch_from_proto(&request.batch))
 }
 
-/// The queued writes of a request forwarded between members.
-pub fn queued_from_proto(writes: &[v1::QueuedWrite]) -> Vec<QueuedWrite> {
-    writes
-        .iter()
-        .map(|w| QueuedWrite {
-            sequence: w.sequence,
-            sql: w.sql.clone(),
-            params: params_from_proto(w.params.clone(), w.named_params.clone()),
-            batch: batch_from_proto(&w.batch),
-        })
-        .collect()
-}
-
-/// A queued write as sent between members.
-pub fn queued_to_proto(w: &QueuedWrite) -> v1::QueuedWrite {
-    let (params, named_params) = params_to_proto(&w.params);
-    v1::QueuedWrite {
-        sequence: w.sequence,
-        sql: w.sql.clone(),
-        params,
-        named_params,
-        batch: w
-            .batch
-            .iter()
-            .map(|s| {
-                let (params, named_params) = params_to_proto(&s.params);
-                v1::Statement {
-                    sql: s.sql.clone(),
-                    params,
-                    named_params,
-                }
-            })
-            .collect(),
-    }
-}
-
 /// Parameter values as protobuf values (positional, named).
 pub fn params_to_proto(params: &Params) -> (Vec<v1::Value>, std::collections::HashMap<String, v1::Value>) {
     let positional = params.positional.iter().map(v1::Value::from).collect();
@@ -124,7 +87,7 @@ pub fn params_to_proto(params: &Params) -> (Vec<v1::Value>, std::collections::Ha
     (positional, named)
 }
 
-fn batch_from_proto(batch: &[v1::Statement]) -> Vec<Parameterized> {
+pub fn batch_from_proto(batch: &[v1::Statement]) -> Vec<Parameterized> {
     batch
         .iter()
         .map(|s| Parameterized {

@@ -47,7 +47,7 @@ impl Batcher {
             let request = ExecuteRequest {
                 client_id: self.queue.client_id().to_string(),
                 sequence: last,
-                queued_batch: head.iter().map(crate::proto::queued_to_proto).collect(),
+                queued_batch: head.iter().map(crate::raft::wire::queued_to_proto).collect(),
                 ..ExecuteRequest::default()
             };
             let response = match self.node.write(request).await {

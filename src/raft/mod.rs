@@ -22,6 +22,7 @@ mod node;
 pub mod service;
 pub mod snapshot;
 mod state_machine;
+pub mod wire;
 mod witness;
 
 pub use command::{Command, IdempotencyKey, QueuedWrite, Reply, units_of};

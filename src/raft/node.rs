@@ -574,7 +574,7 @@ impl RaftNode {
             sequence: request.sequence,
         });
         let (params, batch) = crate::proto::request_script(&request);
-        let queued = crate::proto::queued_from_proto(&request.queued_batch);
+        let queued = super::wire::queued_from_proto(&request.queued_batch);
         loop {
             if self.is_witness() {
                 // Its state machine answers nothing: pass the write on.
