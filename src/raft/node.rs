@@ -56,9 +56,8 @@ pub struct RaftSettings {
     /// The `site` of row versions written here (the hashed sync site id);
     /// None: this member's id.
     pub site: Option<u64>,
-    /// What applied entries record besides their effects: the change feed,
-    /// or its absence (which removes a feed left from before).
-    pub changes: Arc<dyn super::EntryRecorder>,
+    /// The change feed, when this node keeps one.
+    pub changes: Option<crate::changes::ChangeLog>,
     /// Automatic clustering.
     pub auto: AutoCluster,
     /// The disk reserve and the low-space mark.
@@ -147,7 +146,7 @@ impl RaftNode {
             sled.clone(),
             clock.clone(),
             &settings.dir.join("snapshots"),
-            settings.changes.clone(),
+            settings.changes,
             settings.witness,
         )
         .map_err(|e| ClusterError::Storage(e.to_string()))?;
@@ -685,7 +684,7 @@ impl RaftNode {
 
     /// True when this node records the change feed.
     pub fn keeps_changes(&self) -> bool {
-        self.settings.changes.keeps()
+        self.settings.changes.is_some()
     }
 
     /// True while this node is the leader.
