@@ -698,13 +698,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.set_current_record(&record)?;
         let sm = self.clone();
         blocking(move || sm.load_snapshot(&record)).await?;
-        tracing::info!(last_log_id = ?meta.last_log_id, "installed snapshot from the leader");
         if self.witness {
             // Keep the position, not the data: a snapshot of this (empty)
             // state replaces the file received.
             let sm = self.clone();
             blocking(move || sm.build().map(|_| ())).await?;
         }
+        // Logged once the install is complete (on a witness, once the file
+        // received is gone): tests/faults/witness.rs waits for this line.
+        tracing::info!(last_log_id = ?meta.last_log_id, "installed snapshot from the leader");
         Ok(())
     }
 
