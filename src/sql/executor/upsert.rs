@@ -58,8 +58,12 @@ pub fn upsert(
                 written.add(row, keep);
             }
             ConflictAction::Update { set, filter } => {
-                let Some(old) = txn.get_row(table, &handled.key)? else {
-                    return Err(handled.error(table, &row));
+                let old = match &handled.stored {
+                    Some(stored) => stored.clone(),
+                    None => match txn.get_row(table, &handled.key)? {
+                        Some(old) => old,
+                        None => return Err(handled.error(table, &row)),
+                    },
                 };
                 let mut input = old.clone();
                 input.extend(row.iter().cloned());
@@ -108,6 +112,9 @@ struct Clash<'a> {
     on: On<'a>,
     key: Vec<u8>,
     values: Vec<Value>,
+    /// The stored row, when finding the clash read it (a primary key), so
+    /// DO UPDATE does not read it again.
+    stored: Option<Row>,
 }
 
 impl Clash<'_> {
@@ -128,11 +135,12 @@ fn clashes<'a>(txn: &Transaction, table: &'a Table, row: &[Value]) -> Result<Vec
     let mut out = Vec::new();
     if !table.has_rowid() {
         let key = primary_key(table, row);
-        if txn.get_row(table, &key)?.is_some() {
+        if let Some(stored) = txn.get_row(table, &key)? {
             out.push(Clash {
                 on: On::PrimaryKey,
                 key,
                 values: Vec::new(),
+                stored: Some(stored),
             });
         }
     }
@@ -146,6 +154,7 @@ fn clashes<'a>(txn: &Transaction, table: &'a Table, row: &[Value]) -> Result<Vec
                 on: On::Index(&index.name),
                 key,
                 values,
+                stored: None,
             });
         }
     }

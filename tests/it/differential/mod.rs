@@ -432,30 +432,37 @@ fn same(a: &[Vec<Cell>], b: &[Vec<Cell>]) -> bool {
 }
 
 fn chronos_rows(db: &Database, sql: &str) -> Result<Vec<Vec<Cell>>, String> {
-    let outcome = db.execute_script(sql, ApplyContext::default());
-    if let Some((_, e)) = outcome.error {
-        return Err(e.to_string());
-    }
-    match outcome.outputs.into_iter().last() {
-        Some(StatementOutput::Rows { rows, .. }) => {
-            Ok(rows.iter().map(|r| r.iter().map(from_chronos).collect()).collect())
-        }
-        other => Err(format!("not a query result: {other:?}")),
+    match chronos_answer(db, sql)? {
+        Answer::Rows(rows) => Ok(rows),
+        Answer::Count(_) => Err("not a query result".into()),
     }
 }
 
 /// A write's answer: its RETURNING rows, or one row holding the count of
 /// rows it changed.
 fn chronos_write(db: &Database, sql: &str) -> Result<Vec<Vec<Cell>>, String> {
+    Ok(match chronos_answer(db, sql)? {
+        Answer::Rows(rows) => rows,
+        Answer::Count(count) => vec![vec![Cell::Num(count as f64)]],
+    })
+}
+
+enum Answer {
+    Rows(Vec<Vec<Cell>>),
+    Count(u64),
+}
+
+/// The last statement's answer.
+fn chronos_answer(db: &Database, sql: &str) -> Result<Answer, String> {
     let outcome = db.execute_script(sql, ApplyContext::default());
     if let Some((_, e)) = outcome.error {
         return Err(e.to_string());
     }
     match outcome.outputs.into_iter().last() {
-        Some(StatementOutput::Rows { rows, .. }) => {
-            Ok(rows.iter().map(|r| r.iter().map(from_chronos).collect()).collect())
-        }
-        Some(StatementOutput::Affected { count, .. }) => Ok(vec![vec![Cell::Num(count as f64)]]),
+        Some(StatementOutput::Rows { rows, .. }) => Ok(Answer::Rows(
+            rows.iter().map(|r| r.iter().map(from_chronos).collect()).collect(),
+        )),
+        Some(StatementOutput::Affected { count, .. }) => Ok(Answer::Count(count)),
         None => Err("no result".into()),
     }
 }
