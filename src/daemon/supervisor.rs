@@ -7,7 +7,7 @@ use crate::changes::ChangeLog;
 use crate::changes::service::ChangesService;
 use crate::changes::webhook::{Target, Webhook};
 use crate::config::{Config, ConfigError};
-use crate::queue::{Batcher, QueueSettings};
+use crate::queue::{Batcher, QueueSettings, WriteQueue};
 use crate::raft::discovery::AutoCluster;
 use crate::raft::service::RaftService;
 use crate::raft::{ClusterError, LogStore, RaftNode, RaftSettings, role_name};
@@ -87,7 +87,7 @@ async fn run_node(config: Config, options: StartOptions) -> Result<(), DaemonErr
     let gate = Arc::new(Gate::new(tls.is_some(), config.users.clone()));
     let reap_after = (config.cluster.reap_after_s > 0).then(|| Duration::from_secs(config.cluster.reap_after_s));
     let dir = config.node_dir();
-    let (engine, db, node) = match open_node(&config, &dir).await {
+    let (engine, db, node, queue) = match open_node(&config, &dir).await {
         Err(e) if options.rebuild_from_peers && e.is_damage() => {
             let aside = set_aside(&config, &dir, &e)?;
             tracing::warn!(damaged = %aside.display(), "starting empty: the leader will send this node a snapshot");
@@ -101,8 +101,8 @@ async fn run_node(config: Config, options: StartOptions) -> Result<(), DaemonErr
     let sync_status = Arc::new(StatusBoard::default());
     let sync_service = SyncService::new(node.clone(), sync_settings.clone(), sync_status.clone(), gate.clone());
     let limits = Limits::from(&config.limits);
-    let service =
-        ChronosService::new(node.clone(), metrics.clone(), limits, gate.clone()).with_sync(sync_service.clone());
+    let service = ChronosService::new(node.clone(), queue.clone(), metrics.clone(), limits, gate.clone())
+        .with_sync(sync_service.clone());
     tokio::spawn(Agent::new(node.clone(), sync_settings, sync_status).run());
     let mut requests = signals::listen().map_err(DaemonError::Runtime)?;
     // Long-lived streams (change feed subscribers) end when a stop begins.
@@ -115,7 +115,7 @@ async fn run_node(config: Config, options: StartOptions) -> Result<(), DaemonErr
     let changes = ChangesService::new(node.clone(), stopping.clone(), gate.clone());
     let batcher = Batcher {
         node: node.clone(),
-        queue: node.queue().clone(),
+        queue: queue.clone(),
         window: Duration::from_millis(config.queue.window_ms),
         stopping: stopping.clone(),
     };
@@ -149,6 +149,7 @@ async fn run_node(config: Config, options: StartOptions) -> Result<(), DaemonErr
         let stop = wait_for(requests.clone(), Request::Stop);
         let parts = server::http::HttpParts {
             node: node.clone(),
+            queue: queue.clone(),
             metrics,
             sync: Some(sync_service.clone()),
             stopping: stopping.clone(),
@@ -330,7 +331,7 @@ fn tls_files(config: &Config) -> Result<Option<TlsFiles>, DaemonError> {
 async fn open_node(
     config: &Config,
     dir: &std::path::Path,
-) -> Result<(Arc<dyn Engine>, Arc<Database>, Arc<RaftNode>), DaemonError> {
+) -> Result<(Arc<dyn Engine>, Arc<Database>, Arc<RaftNode>, Arc<WriteQueue>), DaemonError> {
     std::fs::create_dir_all(dir).map_err(|source| DaemonError::DataDir {
         path: dir.display().to_string(),
         source,
@@ -358,7 +359,6 @@ async fn open_node(
             retain_entries: config.changes.retain_entries,
         }),
         auto: AutoCluster::from(&config.cluster),
-        queue: QueueSettings::from(&config.queue),
         space: SpaceSettings::from(&config.storage),
         learner: config.role == "learner",
         witness: config.is_witness(),
@@ -366,6 +366,10 @@ async fn open_node(
     // The clock resumes past every stamp issued before a restart.
     let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;
     let clock = Clock::persistent(log.clock_mark(), Box::new(log.clock_high_water()));
+    // Writes acknowledged before they commit: the server pushes them, the
+    // batcher proposes them through Raft, which records their outcomes.
+    let queue = WriteQueue::open(&sled, &config.id, QueueSettings::from(&config.queue))
+        .map_err(|e| ClusterError::Storage(e.to_string()))?;
     let node = RaftNode::start(settings, db.clone(), sled, Arc::new(clock)).await?;
     let unclean = running::mark(dir).map_err(|source| DaemonError::DataDir {
         path: dir.display().to_string(),
@@ -377,7 +381,7 @@ async fn open_node(
             "the last run did not stop cleanly (power cut, kill or crash): a record written after the last flush that did not reach the disk whole was dropped at its checksum; the log holds every entry known committed, up to this index, and Raft applies again what the data lost"
         );
     }
-    Ok((engine, db, node))
+    Ok((engine, db, node, Arc::new(queue)))
 }
 
 /// `--rebuild-from-peers` after a damaged start: moves the node's

@@ -14,7 +14,6 @@ use crate::proto::v1::{
     AddMemberRequest, ClusterStatusRequest, ClusterStatusResponse, ExecuteRequest, ExecuteResponse,
     Member as MemberStatusProto,
 };
-use crate::queue::{QueueSettings, WriteQueue};
 use crate::sql::Database;
 use crate::storage::space::{DiskSpace, SpaceSettings};
 use crate::storage::watermark;
@@ -59,8 +58,6 @@ pub struct RaftSettings {
     pub site: Option<u64>,
     /// The change feed, when this node keeps one.
     pub changes: Option<crate::changes::ChangeLog>,
-    /// This node's queue of writes acknowledged before they commit.
-    pub queue: QueueSettings,
     /// Automatic clustering.
     pub auto: AutoCluster,
     /// The disk reserve and the low-space mark.
@@ -102,7 +99,6 @@ pub struct RaftNode {
     log: LogStore,
     db: Arc<Database>,
     sled: crate::storage::SyncedDb,
-    queue: Arc<WriteQueue>,
     space: Arc<DiskSpace>,
     /// What this node proposes to form the cluster with (automatic
     /// clustering), published in its status.
@@ -145,8 +141,6 @@ impl RaftNode {
         let log = LogStore::open(&sled).map_err(|e| ClusterError::Storage(e.to_string()))?;
         log.claim_identity(&settings.name).map_err(ClusterError::Refused)?;
         let auto_off = settings.auto.join.is_empty();
-        let queue = WriteQueue::open(&sled, &settings.name, settings.queue)
-            .map_err(|e| ClusterError::Storage(e.to_string()))?;
         let sm = StateMachine::open(
             db.clone(),
             sled.clone(),
@@ -192,7 +186,6 @@ impl RaftNode {
             log,
             db,
             sled,
-            queue: Arc::new(queue),
             space,
             candidates: Default::default(),
             may_adopt_cluster: AtomicBool::new(auto_off),
@@ -225,14 +218,9 @@ impl RaftNode {
         Duration::from_millis(self.settings.election_timeout_ms)
     }
 
-    /// This node's queue of writes acknowledged before they commit.
     /// Free disk space, and whether writes are refused for lack of it.
     pub fn space(&self) -> &Arc<DiskSpace> {
         &self.space
-    }
-
-    pub fn queue(&self) -> &Arc<WriteQueue> {
-        &self.queue
     }
 
     /// A (shared, lazily connecting) channel to another member.

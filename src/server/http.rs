@@ -15,6 +15,7 @@ use crate::changes;
 use crate::changes::service::{Cursor, FeedError, next_events};
 use crate::proto::v1::{ExecuteRequest, ExecuteResponse, Statement as ProtoStatement, StatementResult};
 use crate::proto::{params_to_proto, row_from_proto};
+use crate::queue::WriteQueue;
 use crate::raft::RaftNode;
 use crate::security::{Caller, Gate, Need, Role};
 use crate::sql::SqlError;
@@ -43,6 +44,7 @@ use tokio_stream::wrappers::ReceiverStream;
 #[derive(Clone)]
 struct Http {
     node: Arc<RaftNode>,
+    queue: Arc<WriteQueue>,
     metrics: Arc<Metrics>,
     sync: Option<SyncService>,
     /// Turns true when the node stops: change feed streams end.
@@ -84,6 +86,7 @@ impl Http {
 /// The HTTP listener's shared parts.
 pub struct HttpParts {
     pub node: Arc<RaftNode>,
+    pub queue: Arc<WriteQueue>,
     pub metrics: Arc<Metrics>,
     pub sync: Option<SyncService>,
     pub stopping: watch::Receiver<bool>,
@@ -101,6 +104,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let HttpParts {
         node,
+        queue,
         metrics,
         sync,
         stopping,
@@ -119,6 +123,7 @@ pub async fn serve(
         .layer(DefaultBodyLimit::max(max_request_bytes))
         .with_state(Http {
             node,
+            queue,
             metrics,
             sync,
             stopping,
@@ -411,7 +416,7 @@ async fn execute_json(
     request.queued |= query
         .as_deref()
         .is_some_and(|q| q.split('&').any(|p| p == "queue" || p == "queue=true"));
-    let result = execute(&http.node, &http.limits, &caller, request).await;
+    let result = execute(&http.node, &http.queue, &http.limits, &caller, request).await;
     let ok = matches!(&result, Ok(r) if r.error.is_none());
     http.metrics.record(Kind::Execute, ok, began.elapsed());
     match result {
@@ -612,7 +617,7 @@ async fn changes_ndjson(
 }
 
 async fn metrics_text(State(http): State<Http>) -> Response {
-    let text = http.metrics.render(&http.node);
+    let text = http.metrics.render(&http.node, http.queue.len());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -54,7 +54,7 @@ impl Metrics {
     }
 
     /// Everything in Prometheus' text exposition format.
-    pub fn render(&self, node: &RaftNode) -> String {
+    pub fn render(&self, node: &RaftNode, queued_writes: u64) -> String {
         let mut out = String::new();
         let m = node.raft().metrics().borrow().clone();
         let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
@@ -145,7 +145,7 @@ impl Metrics {
             &mut out,
             "chronos_queued_writes",
             "Queued writes waiting on this node to be committed.",
-            node.queue().len(),
+            queued_writes,
         );
         let _ = writeln!(
             out,

@@ -12,7 +12,7 @@ use crate::proto::v1::{
     ExecuteRequest, ExecuteResponse, QueryRequest, QueryResponse, RemoveMemberRequest,
 };
 use crate::proto::{execute_response, params_from_proto, request_script, row_to_proto};
-use crate::queue::{QueueError, WriteState};
+use crate::queue::{QueueError, WriteQueue, WriteState};
 use crate::raft::{QueuedWrite, RaftNode};
 use crate::security::auth::role_for;
 use crate::security::{Caller, Gate, Need, Role};
@@ -40,6 +40,8 @@ const STALLED_CLIENT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct ChronosService {
     node: Arc<RaftNode>,
+    /// This node's queue of writes acknowledged before they commit.
+    queue: Arc<WriteQueue>,
     metrics: Arc<Metrics>,
     sync: Option<SyncService>,
     limits: Limits,
@@ -47,9 +49,16 @@ pub struct ChronosService {
 }
 
 impl ChronosService {
-    pub fn new(node: Arc<RaftNode>, metrics: Arc<Metrics>, limits: Limits, gate: Arc<Gate>) -> ChronosService {
+    pub fn new(
+        node: Arc<RaftNode>,
+        queue: Arc<WriteQueue>,
+        metrics: Arc<Metrics>,
+        limits: Limits,
+        gate: Arc<Gate>,
+    ) -> ChronosService {
         ChronosService {
             node,
+            queue,
             metrics,
             sync: None,
             limits,
@@ -82,6 +91,7 @@ impl ChronosService {
 /// the HTTP API. `caller` must hold the role every statement needs.
 pub async fn execute(
     node: &RaftNode,
+    queue: &Arc<WriteQueue>,
     limits: &Limits,
     caller: &Caller,
     request: ExecuteRequest,
@@ -89,7 +99,7 @@ pub async fn execute(
     if request.wait_for > 0 {
         caller.may(Need::Role(Role::Write), "waiting for a queued write")?;
         node.holds_data()?;
-        return wait_for(node, request.wait_for).await;
+        return wait_for(queue, request.wait_for).await;
     }
     if !request.queued_batch.is_empty() {
         // Queued writes forwarded by a member: each was checked when queued.
@@ -132,7 +142,7 @@ pub async fn execute(
     if request.queued {
         // A witness's queue would be answered by its own (empty) apply.
         node.holds_data()?;
-        return enqueue(node, request).await;
+        return enqueue(queue, request).await;
     }
     let response = node.write(request).await?;
     if let Some(e) = &response.error
@@ -153,7 +163,7 @@ fn check_roles(caller: &Caller, units: &[Unit]) -> Result<(), Status> {
 }
 
 /// Queues a (checked) write on this node and answers with its sequence.
-async fn enqueue(node: &RaftNode, request: ExecuteRequest) -> Result<ExecuteResponse, Status> {
+async fn enqueue(queue: &Arc<WriteQueue>, request: ExecuteRequest) -> Result<ExecuteResponse, Status> {
     let (params, batch) = request_script(&request);
     let write = QueuedWrite {
         sequence: 0,
@@ -161,7 +171,7 @@ async fn enqueue(node: &RaftNode, request: ExecuteRequest) -> Result<ExecuteResp
         params,
         batch,
     };
-    let queue = node.queue().clone();
+    let queue = queue.clone();
     let client = request.client_id;
     let sequence = request.sequence;
     let pushed = tokio::task::spawn_blocking(move || {
@@ -186,8 +196,8 @@ const WAIT_FOR_LIMIT: Duration = Duration::from_secs(20);
 
 /// Answers with the outcome of this node's queued write `sequence` once
 /// it is committed.
-async fn wait_for(node: &RaftNode, sequence: u64) -> Result<ExecuteResponse, Status> {
-    match node.queue().wait(sequence, WAIT_FOR_LIMIT).await {
+async fn wait_for(queue: &WriteQueue, sequence: u64) -> Result<ExecuteResponse, Status> {
+    match queue.wait(sequence, WAIT_FOR_LIMIT).await {
         Ok(WriteState::Done(outcome)) => Ok(ExecuteResponse {
             queued_sequence: sequence,
             // Committed, but its outcome is no longer kept: no results.
@@ -195,7 +205,7 @@ async fn wait_for(node: &RaftNode, sequence: u64) -> Result<ExecuteResponse, Sta
         }),
         Ok(WriteState::Waiting) => Err(Status::deadline_exceeded(format!(
             "queued write {sequence} is not committed yet ({} writes wait in the queue); wait again",
-            node.queue().len()
+            queue.len()
         ))),
         Err(e @ QueueError::Unknown(..)) => Err(Status::not_found(e.to_string())),
         Err(e) => Err(Status::internal(e.to_string())),
@@ -207,7 +217,7 @@ impl Chronos for ChronosService {
     async fn execute(&self, request: Request<ExecuteRequest>) -> Result<Response<ExecuteResponse>, Status> {
         let began = Instant::now();
         let caller = self.gate.identify(&request).await?;
-        let result = execute(&self.node, &self.limits, &caller, request.into_inner()).await;
+        let result = execute(&self.node, &self.queue, &self.limits, &caller, request.into_inner()).await;
         let ok = matches!(&result, Ok(r) if r.error.is_none());
         self.metrics.record(Kind::Execute, ok, began.elapsed());
         result.map(Response::new)
