@@ -15,4 +15,4 @@ mod store;
 pub mod webhook;
 
 pub use capture::{ChangeOp, RowChange, TableChanges, capture};
-pub use store::{ChangeEvent, ChangeLog, TooOld};
+pub use store::{ChangeEvent, ChangeLog, NoChangeLog, TooOld};

@@ -4,6 +4,7 @@
 
 use super::capture::{ChangeOp, capture};
 use super::record;
+use crate::raft::EntryRecorder;
 use crate::sql::types::Row;
 use crate::storage::{Engine, StorageError, Transaction, WriteBatch};
 use std::ops::Bound;
@@ -51,6 +52,39 @@ fn corrupt(detail: impl ToString) -> StorageError {
     StorageError::Corrupt {
         space: LOG.into(),
         detail: detail.to_string(),
+    }
+}
+
+/// A node that keeps no feed: it removes one left from when it did, so
+/// that turning the feed on again never presents one with a hole in it.
+#[derive(Clone, Copy, Debug)]
+pub struct NoChangeLog;
+
+impl EntryRecorder for NoChangeLog {
+    fn keeps(&self) -> bool {
+        false
+    }
+
+    fn prepare(&self, engine: &dyn Engine, _applied: u64) -> Result<(), StorageError> {
+        ChangeLog::remove(engine)
+    }
+
+    fn record_entry(&self, _txn: &mut Transaction, _index: u64, _hlc: u64) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+impl EntryRecorder for ChangeLog {
+    fn keeps(&self) -> bool {
+        true
+    }
+
+    fn prepare(&self, engine: &dyn Engine, applied: u64) -> Result<(), StorageError> {
+        self.open(engine, applied)
+    }
+
+    fn record_entry(&self, txn: &mut Transaction, index: u64, hlc: u64) -> Result<(), StorageError> {
+        self.record(txn, index, hlc)
     }
 }
 

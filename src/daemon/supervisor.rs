@@ -3,9 +3,9 @@
 
 use super::readiness;
 use super::signals::{self, Request};
-use crate::changes::ChangeLog;
 use crate::changes::service::ChangesService;
 use crate::changes::webhook::{Target, Webhook};
+use crate::changes::{ChangeLog, NoChangeLog};
 use crate::config::{Config, ConfigError};
 use crate::queue::{Batcher, QueueSettings, WriteQueue};
 use crate::raft::discovery::AutoCluster;
@@ -355,9 +355,12 @@ async fn open_node(
         dir: dir.to_path_buf(),
         site: config.sync.site_id.as_deref().map(SyncSettings::site_hash),
         // A witness applies no rows, so it has no changes to record.
-        changes: (config.changes.enabled && !config.is_witness()).then_some(ChangeLog {
-            retain_entries: config.changes.retain_entries,
-        }),
+        changes: match config.changes.enabled && !config.is_witness() {
+            true => Arc::new(ChangeLog {
+                retain_entries: config.changes.retain_entries,
+            }),
+            false => Arc::new(NoChangeLog),
+        },
         auto: AutoCluster::from(&config.cluster),
         space: SpaceSettings::from(&config.storage),
         learner: config.role == "learner",

@@ -19,6 +19,7 @@ pub mod hlc;
 mod log_store;
 pub mod network;
 mod node;
+mod recorder;
 pub mod service;
 pub mod snapshot;
 mod state_machine;
@@ -29,6 +30,7 @@ pub use command::{Command, IdempotencyKey, QueuedWrite, Reply, units_of};
 pub use hlc::{Clock, ClockError, HighWater, Timestamp};
 pub use log_store::{LogStore, Recovered};
 pub use node::{ClusterError, MemberStatus, RaftNode, RaftSettings, role_name};
+pub use recorder::EntryRecorder;
 pub use state_machine::StateMachine;
 
 use serde::{Deserialize, Serialize};

@@ -56,8 +56,9 @@ pub struct RaftSettings {
     /// The `site` of row versions written here (the hashed sync site id);
     /// None: this member's id.
     pub site: Option<u64>,
-    /// The change feed, when this node keeps one.
-    pub changes: Option<crate::changes::ChangeLog>,
+    /// What applied entries record besides their effects: the change feed,
+    /// or its absence (which removes a feed left from before).
+    pub changes: Arc<dyn super::EntryRecorder>,
     /// Automatic clustering.
     pub auto: AutoCluster,
     /// The disk reserve and the low-space mark.
@@ -146,7 +147,7 @@ impl RaftNode {
             sled.clone(),
             clock.clone(),
             &settings.dir.join("snapshots"),
-            settings.changes,
+            settings.changes.clone(),
             settings.witness,
         )
         .map_err(|e| ClusterError::Storage(e.to_string()))?;
@@ -684,7 +685,7 @@ impl RaftNode {
 
     /// True when this node records the change feed.
     pub fn keeps_changes(&self) -> bool {
-        self.settings.changes.is_some()
+        self.settings.changes.keeps()
     }
 
     /// True while this node is the leader.

@@ -8,10 +8,10 @@
 //! version) is the value of `now()` and the version of every row it
 //! writes; the entry's log index is the change position of those rows.
 
+use super::EntryRecorder;
 use super::hlc::{Clock, Timestamp};
 use super::snapshot;
 use super::{Command, Entry, LogId, Member, NodeId, Reply, StorageError, TypeConfig};
-use crate::changes::ChangeLog;
 use crate::proto::execute_response;
 use crate::proto::v1::{ExecuteResponse, StatementError};
 use crate::sql::{ApplyContext, Database};
@@ -68,7 +68,7 @@ pub struct StateMachine {
     /// See [`crate::storage::positions::feed_base`]; part of the state, read when it may change.
     feed_base: Arc<std::sync::atomic::AtomicU64>,
     /// The change feed, when this node keeps one.
-    changes: Option<ChangeLog>,
+    changes: Arc<dyn EntryRecorder>,
     /// A witness (witness.rs) records positions and membership, no data.
     witness: bool,
 }
@@ -99,7 +99,7 @@ impl StateMachine {
         sled: crate::storage::SyncedDb,
         clock: Arc<Clock>,
         dir: &Path,
-        changes: Option<ChangeLog>,
+        changes: Arc<dyn EntryRecorder>,
         witness: bool,
     ) -> std::io::Result<StateMachine> {
         std::fs::create_dir_all(dir)?;
@@ -130,18 +130,13 @@ impl StateMachine {
     /// Readies the change feed for the applied state, or removes a feed
     /// this node no longer keeps.
     fn open_changes(&self) -> Result<(), StorageError> {
-        let engine = self.engine().as_ref();
-        let done = match &self.changes {
-            Some(log) => {
-                let applied = self
-                    .read_state::<Option<LogId>>(APPLIED)?
-                    .flatten()
-                    .map_or(0, |l| l.index);
-                log.open(engine, applied)
-            }
-            None => ChangeLog::remove(engine),
-        };
-        done.map_err(|e| sm_err(ErrorVerb::Write, e))
+        let applied = self
+            .read_state::<Option<LogId>>(APPLIED)?
+            .flatten()
+            .map_or(0, |l| l.index);
+        self.changes
+            .prepare(self.engine().as_ref(), applied)
+            .map_err(|e| sm_err(ErrorVerb::Write, e))
     }
 
     fn engine(&self) -> &Arc<dyn Engine> {
@@ -293,9 +288,7 @@ impl StateMachine {
             change: self.feed_base.load(std::sync::atomic::Ordering::Relaxed) + log_id.index,
         };
         let finish = |response: &[u8], txn: &mut Transaction| -> Result<(), crate::storage::StorageError> {
-            if let Some(log) = &self.changes {
-                log.record(txn, log_id.index, hlc)?;
-            }
+            self.changes.record_entry(txn, log_id.index, hlc)?;
             txn.set(STATE, APPLIED.to_vec(), applied.clone());
             txn.set(STATE, LAST_HLC.to_vec(), hlc_bytes.clone());
             if let Some(key) = &command.key {
@@ -749,7 +742,7 @@ mod tests {
             sled,
             Arc::new(Clock::default()),
             &dir.join("snapshots"),
-            None,
+            Arc::new(crate::changes::NoChangeLog),
             false,
         )
         .unwrap()
