@@ -10,7 +10,7 @@ use crate::config::{Config, ConfigError};
 use crate::queue::{Batcher, QueueSettings, WriteQueue};
 use crate::raft::discovery::AutoCluster;
 use crate::raft::service::RaftService;
-use crate::raft::{ClusterError, LogStore, RaftNode, RaftSettings, role_name};
+use crate::raft::{ClusterError, LogFeatures, LogStore, RaftNode, RaftSettings, role_name};
 use crate::security::certs::CertKind;
 use crate::security::{Gate, TlsFiles};
 use crate::server::{self, ChronosService, Limits, Metrics};
@@ -18,6 +18,7 @@ use crate::sql::{Database, SqlError};
 use crate::storage::space::SpaceSettings;
 use crate::storage::{Engine, SledEngine, StorageError, running};
 use crate::sync::agent::Agent;
+use crate::sync::ops::SyncOps;
 use crate::sync::service::SyncService;
 use crate::sync::status::StatusBoard;
 use crate::sync::{Clock, SyncSettings};
@@ -354,12 +355,15 @@ async fn open_node(
         election_timeout_ms: config.election_timeout_ms,
         dir: dir.to_path_buf(),
         site: config.sync.site_id.as_deref().map(SyncSettings::site_hash),
-        // A witness applies no rows, so it has no changes to record.
-        changes: match config.changes.enabled && !config.is_witness() {
-            true => Arc::new(ChangeLog {
-                retain_entries: config.changes.retain_entries,
-            }),
-            false => Arc::new(NoChangeLog),
+        features: LogFeatures {
+            // A witness applies no rows, so it has no changes to record.
+            recorder: match config.changes.enabled && !config.is_witness() {
+                true => Arc::new(ChangeLog {
+                    retain_entries: config.changes.retain_entries,
+                }),
+                false => Arc::new(NoChangeLog),
+            },
+            ops: Arc::new(SyncOps),
         },
         auto: AutoCluster::from(&config.cluster),
         space: SpaceSettings::from(&config.storage),

@@ -32,9 +32,10 @@ pub struct Command {
     /// The member that stamped it (the row versions' `site`).
     pub site: u64,
     pub key: Option<IdempotencyKey>,
-    /// A sync operation to apply instead of `sql` (which is then empty).
+    /// A feature's operation (sync's) to apply instead of `sql` (which is
+    /// then empty); see operation.rs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub op: Option<crate::sync::Op>,
+    pub op: Option<super::FeatureOp>,
 }
 
 /// A write taken into a member's queue, with its sequence there.

@@ -207,6 +207,14 @@ impl Clock {
     }
 }
 
+/// The stamp an entry is applied with: the leader's stamp, raised when
+/// needed so stamps increase in log order and are at least the greatest
+/// version the entry merges. Every later local write then outranks every
+/// row it could overwrite, which keeps last-writer-wins causal.
+pub fn entry_stamp(leader_hlc: u64, last_applied_hlc: u64, merged_max_hlc: u64) -> u64 {
+    leader_hlc.max(last_applied_hlc.saturating_add(1)).max(merged_max_hlc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,9 @@
 //! ([`LogStore`]); peers talk over tonic ([`network`], [`service`]).
 //! [`RaftNode`] ties it together for the server: writes, reads at a chosen
 //! consistency, membership and status.
+//!
+//! Must not import the features that ride on the log (sync, changes,
+//! queue): they reach the state machine through [`LogFeatures`].
 
 // openraft's storage and RPC error types are large by design; they are
 // what its traits return, so boxing them here would buy nothing.
@@ -19,6 +22,7 @@ pub mod hlc;
 mod log_store;
 pub mod network;
 mod node;
+mod operation;
 mod recorder;
 pub mod service;
 pub mod snapshot;
@@ -30,10 +34,21 @@ pub use command::{Command, IdempotencyKey, QueuedWrite, Reply, units_of};
 pub use hlc::{Clock, ClockError, HighWater, Timestamp};
 pub use log_store::{LogStore, Recovered};
 pub use node::{ClusterError, MemberStatus, RaftNode, RaftSettings, role_name};
+pub use operation::{FeatureOp, NoOps, OpError, OpHandler};
 pub use recorder::EntryRecorder;
-pub use state_machine::StateMachine;
+pub use state_machine::{StateMachine, purge_sessions};
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The features that ride on the log, as raft sees them (the daemon picks
+/// them): what an applied entry records besides its effects, and who
+/// applies the operations entries carry. Raft imports none of them.
+#[derive(Clone, Debug)]
+pub struct LogFeatures {
+    pub recorder: Arc<dyn EntryRecorder>,
+    pub ops: Arc<dyn OpHandler>,
+}
 
 /// The numeric Raft id of a member: a stable hash of its name.
 pub type NodeId = u64;

@@ -56,9 +56,9 @@ pub struct RaftSettings {
     /// The `site` of row versions written here (the hashed sync site id);
     /// None: this member's id.
     pub site: Option<u64>,
-    /// What applied entries record besides their effects: the change feed,
-    /// or its absence (which removes a feed left from before).
-    pub changes: Arc<dyn super::EntryRecorder>,
+    /// The features that ride on the log: the change feed (or its absence,
+    /// which removes a feed left from before) and sync's operations.
+    pub features: super::LogFeatures,
     /// Automatic clustering.
     pub auto: AutoCluster,
     /// The disk reserve and the low-space mark.
@@ -147,7 +147,7 @@ impl RaftNode {
             sled.clone(),
             clock.clone(),
             &settings.dir.join("snapshots"),
-            settings.changes.clone(),
+            settings.features.clone(),
             settings.witness,
         )
         .map_err(|e| ClusterError::Storage(e.to_string()))?;
@@ -685,7 +685,7 @@ impl RaftNode {
 
     /// True when this node records the change feed.
     pub fn keeps_changes(&self) -> bool {
-        self.settings.changes.keeps()
+        self.settings.features.recorder.keeps()
     }
 
     /// True while this node is the leader.
@@ -699,9 +699,9 @@ impl RaftNode {
         Some(self.network.address_of(leader, &node))
     }
 
-    /// Replicates a sync operation through this node, which must be the
-    /// leader, and returns its outcome once applied here.
-    pub async fn propose(&self, op: crate::sync::Op) -> Result<crate::sync::ops::OpResult, Status> {
+    /// Replicates a feature's operation through this node, which must be
+    /// the leader, and returns its reply once applied here.
+    pub async fn propose(&self, op: super::FeatureOp) -> Result<Vec<u8>, Status> {
         if self.is_witness() {
             return Err(Status::failed_precondition(super::witness::HOLDS_NO_DATA));
         }
@@ -718,14 +718,13 @@ impl RaftNode {
         };
         let written = tokio::time::timeout(REQUEST_TIMEOUT, self.raft.client_write(command))
             .await
-            .map_err(|_| unavailable("the sync batch was not committed in time: no majority answers"))?;
+            .map_err(|_| unavailable("the operation was not committed in time: no majority answers"))?;
         match written {
-            Ok(response) => serde_json::from_slice(&response.data.response)
-                .map_err(|e| Status::internal(format!("bad apply result: {e}"))),
+            Ok(response) => Ok(response.data.response),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
                 Err(Status::failed_precondition("this node is not the leader"))
             }
-            Err(e) => Err(unavailable(format!("cannot replicate the sync batch: {e}"))),
+            Err(e) => Err(unavailable(format!("cannot replicate the operation: {e}"))),
         }
     }
 

@@ -8,16 +8,14 @@
 //! version) is the value of `now()` and the version of every row it
 //! writes; the entry's log index is the change position of those rows.
 
-use super::EntryRecorder;
-use super::hlc::{Clock, Timestamp};
+use super::hlc::{Clock, Timestamp, entry_stamp};
 use super::snapshot;
 use super::{Command, Entry, LogId, Member, NodeId, Reply, StorageError, TypeConfig};
+use super::{FeatureOp, LogFeatures, OpError};
 use crate::proto::execute_response;
 use crate::proto::v1::{ExecuteResponse, StatementError};
 use crate::sql::{ApplyContext, Database};
 use crate::storage::{Engine, RowVersion, Transaction, WriteBatch};
-use crate::sync::ops::{self, OpFailure, OpReply};
-use crate::sync::{Op, SyncError};
 use openraft::storage::RaftStateMachine;
 use openraft::{
     EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageIOError,
@@ -67,8 +65,8 @@ pub struct StateMachine {
     dir: PathBuf,
     /// See [`crate::storage::positions::feed_base`]; part of the state, read when it may change.
     feed_base: Arc<std::sync::atomic::AtomicU64>,
-    /// The change feed, when this node keeps one.
-    changes: Arc<dyn EntryRecorder>,
+    /// The change feed (when this node keeps one) and sync's operations.
+    features: LogFeatures,
     /// A witness (witness.rs) records positions and membership, no data.
     witness: bool,
 }
@@ -99,7 +97,7 @@ impl StateMachine {
         sled: crate::storage::SyncedDb,
         clock: Arc<Clock>,
         dir: &Path,
-        changes: Arc<dyn EntryRecorder>,
+        features: LogFeatures,
         witness: bool,
     ) -> std::io::Result<StateMachine> {
         std::fs::create_dir_all(dir)?;
@@ -110,7 +108,7 @@ impl StateMachine {
             clock,
             dir: dir.to_path_buf(),
             feed_base: Arc::new(std::sync::atomic::AtomicU64::new(base)),
-            changes,
+            features,
             witness,
         };
         let installing = sm.install_tree().map_err(std::io::Error::other)?.get(INSTALLING);
@@ -134,7 +132,8 @@ impl StateMachine {
             .read_state::<Option<LogId>>(APPLIED)?
             .flatten()
             .map_or(0, |l| l.index);
-        self.changes
+        self.features
+            .recorder
             .prepare(self.engine().as_ref(), applied)
             .map_err(|e| sm_err(ErrorVerb::Write, e))
     }
@@ -271,11 +270,8 @@ impl StateMachine {
         // Stamps increase in log order and stay above every version merged
         // so far, so a later local write always outranks what it overwrites.
         let last: u64 = self.read_state(LAST_HLC)?.unwrap_or(0);
-        let merged = match &command.op {
-            Some(Op::Merge(m)) => m.max_hlc(),
-            _ => 0,
-        };
-        let hlc = ops::entry_stamp(command.hlc, last, merged);
+        let merged = command.op.as_ref().map_or(0, |op| self.features.ops.least_stamp(op));
+        let hlc = entry_stamp(command.hlc, last, merged);
         let stamp = Timestamp::from_u64(hlc);
         self.clock.observe(stamp);
         let hlc_bytes = serde_json::to_vec(&hlc).map_err(|e| sm_err(ErrorVerb::Write, e))?;
@@ -288,7 +284,7 @@ impl StateMachine {
             change: self.feed_base.load(std::sync::atomic::Ordering::Relaxed) + log_id.index,
         };
         let finish = |response: &[u8], txn: &mut Transaction| -> Result<(), crate::storage::StorageError> {
-            self.changes.record_entry(txn, log_id.index, hlc)?;
+            self.features.recorder.record_entry(txn, log_id.index, hlc)?;
             txn.set(STATE, APPLIED.to_vec(), applied.clone());
             txn.set(STATE, LAST_HLC.to_vec(), hlc_bytes.clone());
             if let Some(key) = &command.key {
@@ -315,51 +311,33 @@ impl StateMachine {
         Ok(Reply { response })
     }
 
-    /// Applies a sync operation. When it fails (a batch that does not fit,
-    /// say) nothing of it is written but the entry still counts as applied,
-    /// and the reply carries the error.
+    /// Applies a feature's operation (raft/operation.rs). When it is
+    /// refused (a batch that does not fit, say) nothing of it is written
+    /// but the entry still counts as applied, and the reply says why.
     fn apply_op(
         &self,
-        op: &Op,
+        op: &FeatureOp,
         ctx: ApplyContext,
         batch: WriteBatch,
         finish: impl Fn(&[u8], &mut Transaction) -> Result<(), crate::storage::StorageError>,
     ) -> Result<Reply, StorageError> {
         let began = std::time::Instant::now();
-        let result = self.db.apply_with(ctx, |txn| -> Result<Vec<u8>, SyncError> {
-            let reply = match op {
-                Op::Merge(m) => OpReply::Merged(m.apply(txn)?),
-                Op::EnableSync { tables, feed } => OpReply::Enabled(ops::enable_sync(txn, tables, *feed)?),
-                Op::Purge {
-                    before_hlc,
-                    sessions_before_hlc,
-                } => {
-                    let tombstones = ops::purge_tombstones(txn, *before_hlc)?;
-                    let sessions = purge_sessions(txn, *sessions_before_hlc)?;
-                    OpReply::Purged { tombstones, sessions }
-                }
-            };
-            let response =
-                serde_json::to_vec(&Ok::<_, OpFailure>(reply)).map_err(|e| SyncError::Unavailable(e.to_string()))?;
+        let result = self.db.apply_with(ctx, |txn| -> Result<Vec<u8>, OpError> {
+            let response = self.features.ops.apply(txn, op)?;
             finish(&response, txn)?;
             Ok(response)
         });
         tracing::debug!(
             applied_ms = began.elapsed().as_millis() as u64,
-            "applied a sync operation"
+            "applied a feature operation"
         );
         match result {
             Ok(response) => Ok(Reply { response }),
-            Err(SyncError::Storage(e)) => Err(sm_err(ErrorVerb::Write, e)),
-            Err(e) => {
-                tracing::warn!(error = %e, "sync operation refused");
+            Err(OpError::Storage(e)) => Err(sm_err(ErrorVerb::Write, e)),
+            Err(OpError::Refused { reason, reply }) => {
+                tracing::warn!(error = %reason, "operation refused");
                 self.engine().apply(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
-                let failure = OpFailure {
-                    code: e.code().to_string(),
-                    message: e.to_string(),
-                };
-                let response = serde_json::to_vec(&Err::<OpReply, _>(failure)).unwrap_or_default();
-                Ok(Reply { response })
+                Ok(Reply { response: reply })
             }
         }
     }
@@ -605,8 +583,9 @@ fn already_applied(sequence: &str, of: &str) -> ExecuteResponse {
     }
 }
 
-/// Forgets idempotency records stored before `before_hlc`.
-fn purge_sessions(txn: &mut Transaction, before_hlc: u64) -> Result<u64, crate::storage::StorageError> {
+/// Forgets idempotency records stored before `before_hlc` (sync's purge
+/// does this in the same step as its tombstones).
+pub fn purge_sessions(txn: &mut Transaction, before_hlc: u64) -> Result<u64, crate::storage::StorageError> {
     let mut old = Vec::new();
     let all = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
     for item in txn.scan(SESSIONS, all)? {
@@ -742,7 +721,10 @@ mod tests {
             sled,
             Arc::new(Clock::default()),
             &dir.join("snapshots"),
-            Arc::new(crate::changes::NoChangeLog),
+            LogFeatures {
+                recorder: Arc::new(crate::changes::NoChangeLog),
+                ops: Arc::new(super::super::NoOps),
+            },
             false,
         )
         .unwrap()

@@ -138,7 +138,7 @@ impl Agent {
             if tables.is_empty() {
                 continue;
             }
-            match self.node.propose(Op::EnableSync { tables, feed }).await {
+            match ops::propose(&self.node, Op::EnableSync { tables, feed }).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(f)) => tracing::warn!(error = %f.message, "cannot start change feeds"),
                 Err(s) => tracing::warn!(error = %s.message(), "cannot start change feeds"),
@@ -159,7 +159,7 @@ impl Agent {
             before_hlc: before(self.settings.tombstone_retention),
             sessions_before_hlc: before(self.settings.idempotency_retention),
         };
-        match self.node.propose(op).await {
+        match ops::propose(&self.node, op).await {
             Ok(Ok(OpReply::Purged { tombstones, sessions })) if tombstones + sessions > 0 => {
                 tracing::info!(
                     tombstones,
@@ -324,7 +324,7 @@ impl Agent {
                 name.clone(),
                 &batch.cursor,
             ));
-            match self.node.propose(op).await {
+            match ops::propose(&self.node, op).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(f)) => return Err(SyncError::Unavailable(format!("merge refused: {}", f.message))),
                 Err(s) => return Err(unavailable(s.message())),

@@ -4,12 +4,14 @@
 
 use super::SyncError;
 use super::batch::decode_changes;
+use crate::raft::{FeatureOp, OpError, OpHandler, RaftNode};
 use crate::sql::{ApplyContext, Database};
 use crate::storage::sync::{Merged, Origin, check_change};
 use crate::storage::{StorageError, Transaction};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
+use tonic::Status;
 
 /// Where cursors and counters live (part of the replicated state).
 pub const CURSORS: &str = "sync.cursors";
@@ -53,12 +55,65 @@ pub struct MergeOp {
     pub max_hlc: u64,
 }
 
-/// The stamp an entry is applied with: the leader's stamp, raised when
-/// needed so stamps increase in log order and are at least the greatest
-/// version the entry merges. Every later local write then outranks every
-/// row it could overwrite, which keeps last-writer-wins causal.
-pub fn entry_stamp(leader_hlc: u64, last_applied_hlc: u64, merged_max_hlc: u64) -> u64 {
-    leader_hlc.max(last_applied_hlc.saturating_add(1)).max(merged_max_hlc)
+/// Applies sync's operations for the state machine, which knows them only
+/// as [`FeatureOp`]s (raft/operation.rs).
+#[derive(Debug)]
+pub struct SyncOps;
+
+impl OpHandler for SyncOps {
+    /// A merge's entry is stamped at least as late as its newest change.
+    fn least_stamp(&self, op: &FeatureOp) -> u64 {
+        // Read in place: a merge's batch need not be copied for this.
+        op.0.get("Merge")
+            .and_then(|m| m.get("max_hlc"))
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    }
+
+    fn apply(&self, txn: &mut Transaction, op: &FeatureOp) -> Result<Vec<u8>, OpError> {
+        let applied = Op::deserialize(&op.0)
+            .map_err(|e| SyncError::Unavailable(format!("cannot read the operation: {e}")))
+            .and_then(|op| apply_op(txn, &op));
+        match applied {
+            Ok(reply) => Ok(encode(&Ok(reply))),
+            Err(SyncError::Storage(e)) => Err(OpError::Storage(e)),
+            Err(e) => Err(OpError::Refused {
+                reason: e.to_string(),
+                reply: encode(&Err(OpFailure {
+                    code: e.code().to_string(),
+                    message: e.to_string(),
+                })),
+            }),
+        }
+    }
+}
+
+fn apply_op(txn: &mut Transaction, op: &Op) -> Result<OpReply, SyncError> {
+    Ok(match op {
+        Op::Merge(m) => OpReply::Merged(m.apply(txn)?),
+        Op::EnableSync { tables, feed } => OpReply::Enabled(enable_sync(txn, tables, *feed)?),
+        Op::Purge {
+            before_hlc,
+            sessions_before_hlc,
+        } => {
+            let tombstones = purge_tombstones(txn, *before_hlc)?;
+            let sessions = crate::raft::purge_sessions(txn, *sessions_before_hlc)?;
+            OpReply::Purged { tombstones, sessions }
+        }
+    })
+}
+
+fn encode(result: &OpResult) -> Vec<u8> {
+    // Plain enums and strings always encode.
+    serde_json::to_vec(result).unwrap_or_default()
+}
+
+/// Replicates `op` through `node`, which must lead, and returns its
+/// outcome once applied there.
+pub async fn propose(node: &RaftNode, op: Op) -> Result<OpResult, Status> {
+    let op = serde_json::to_value(&op).map_err(|e| Status::internal(format!("cannot encode the operation: {e}")))?;
+    let reply = node.propose(FeatureOp(op)).await?;
+    serde_json::from_slice(&reply).map_err(|e| Status::internal(format!("bad apply result: {e}")))
 }
 
 /// The answer to an operation, as stored in its reply.
@@ -250,4 +305,26 @@ pub fn counters(db: &Database) -> Result<(u64, u64), StorageError> {
 /// Applies an operation outside Raft (tests, tools): one atomic batch.
 pub fn apply_locally(db: &Database, ctx: ApplyContext, op: &MergeOp) -> Result<MergeReport, SyncError> {
     db.apply_with(ctx, |txn| op.apply(txn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stamp is read from the operation's serde form in place, so that
+    /// form and the reading must agree.
+    #[test]
+    fn a_merge_raises_its_entry_stamp_to_its_newest_change() {
+        let merge = Op::Merge(MergeOp::new("t", "sig", (b"", 4242), false, "c".into(), b""));
+        let op = FeatureOp(serde_json::to_value(&merge).unwrap());
+        assert_eq!(SyncOps.least_stamp(&op), 4242);
+        let purge = Op::Purge {
+            before_hlc: 9999,
+            sessions_before_hlc: 9999,
+        };
+        assert_eq!(
+            SyncOps.least_stamp(&FeatureOp(serde_json::to_value(&purge).unwrap())),
+            0
+        );
+    }
 }

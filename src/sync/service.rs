@@ -159,7 +159,7 @@ impl SyncService {
                 tables: vec![table.to_string()],
                 feed,
             };
-            self.node.propose(op).await?.map_err(failure_status)?;
+            ops::propose(&self.node, op).await?.map_err(failure_status)?;
         }
         Ok(())
     }
@@ -207,7 +207,7 @@ impl Sync for SyncService {
             &batch.cursor,
         ));
         let checked_ms = began.elapsed().as_millis() as u64;
-        let report = match self.node.propose(op).await? {
+        let report = match ops::propose(&self.node, op).await? {
             Ok(OpReply::Merged(report)) => report,
             Ok(other) => return Err(Status::internal(format!("unexpected merge reply {other:?}"))),
             Err(failure) => {

@@ -11,10 +11,11 @@
 //! 40) starting at CHRONOS_SYNC_SEED (default 1).
 
 use chronos::client::bench::Rng;
+use chronos::raft::hlc::entry_stamp;
 use chronos::sql::{ApplyContext, Database, StatementOutput};
 use chronos::storage::sync::FeedFilter;
 use chronos::storage::{MemoryEngine, RowVersion};
-use chronos::sync::ops::{self, MergeOp, entry_stamp};
+use chronos::sync::ops::{self, MergeOp};
 use chronos::sync::service::{pull_cursor_name, push_cursor_name};
 use chronos::sync::{SyncSettings, Timestamp, feed};
 use std::collections::BTreeSet;
