@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the fuzz targets with cargo-fuzz (libFuzzer + AddressSanitizer).
 #   fuzz/run.sh [--dev] [SECONDS] [TARGET...]     default: 60 s each, every target
-# --dev builds without optimisations (CI's smoke run: it builds in half the
-# time and still runs the seeds and a few hundred thousand inputs).
+# --dev builds without optimisations (in half the time; for a quick look).
+# `cargo test` replays each target's check (fuzz/checks/) over seeds and
+# mutations without this build (tests/it/fuzz_replay.rs).
 # Works on a stable toolchain: RUSTC_BOOTSTRAP=1 lets stable rustc take the
 # sanitizer flags cargo-fuzz passes. Installs cargo-fuzz if it is missing.
 # Crashes land in fuzz/artifacts/<target>/; the corpus grows in

@@ -3,20 +3,7 @@
 //! the way the state machine prepares it.
 #![no_main]
 
-use chronos::raft::{Command, Entry, NodeId, TypeConfig};
-use libfuzzer_sys::fuzz_target;
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+#[path = "../checks/log_entries.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(entry) = serde_json::from_slice::<Entry>(data)
-        && let openraft::EntryPayload::Normal(command) = entry.payload
-    {
-        let _ = command.units();
-    }
-    if let Ok(command) = serde_json::from_slice::<Command>(data) {
-        let _ = command.units();
-    }
-    let _ = serde_json::from_slice::<AppendEntriesRequest<TypeConfig>>(data);
-    let _ = serde_json::from_slice::<VoteRequest<NodeId>>(data);
-    let _ = serde_json::from_slice::<InstallSnapshotRequest<TypeConfig>>(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

@@ -3,11 +3,7 @@
 //! a damaged valid file is refused.
 #![no_main]
 
-use chronos::raft::snapshot;
-use chronos::storage::MemoryEngine;
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/snapshot.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    let engine = MemoryEngine::default();
-    let _ = snapshot::load_from(&engine, || Ok(data));
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

@@ -3,13 +3,7 @@
 //! the node does before anything enters the log.
 #![no_main]
 
-use chronos::sql::parser::params::Params;
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/sql_parser.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(sql) = std::str::from_utf8(data) else {
-        return;
-    };
-    let _ = chronos::sql::parser::parse(sql);
-    let _ = chronos::sql::script::prepare(sql, &Params::default());
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

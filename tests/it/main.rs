@@ -13,6 +13,7 @@ mod changes;
 mod cluster;
 mod daemon;
 mod differential;
+mod fuzz_replay;
 mod http;
 mod learner;
 mod limits;
