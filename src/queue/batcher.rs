@@ -2,8 +2,9 @@
 //! per entry, and records their outcomes.
 
 use super::store::WriteQueue;
-use crate::proto::v1::{ExecuteRequest, ExecuteResponse};
-use crate::raft::RaftNode;
+use crate::proto::v1::ExecuteResponse;
+use crate::raft::{ClientWrite, IdempotencyKey, RaftNode, WriteFailure};
+use prost::Message as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -44,16 +45,22 @@ impl Batcher {
                 continue;
             }
             let last = head.last().map_or(0, |w| w.sequence);
-            let request = ExecuteRequest {
-                client_id: self.queue.client_id().to_string(),
-                sequence: last,
-                queued_batch: head.iter().map(crate::raft::wire::queued_to_proto).collect(),
-                ..ExecuteRequest::default()
+            let write = ClientWrite {
+                queued: head.clone(),
+                key: Some(IdempotencyKey {
+                    client_id: self.queue.client_id().to_string(),
+                    sequence: last,
+                }),
+                ..ClientWrite::default()
             };
-            let response = match self.node.write(request).await {
+            let decoded = self.node.write(write, false).await.and_then(|reply| {
+                ExecuteResponse::decode(reply.as_slice())
+                    .map_err(|e| WriteFailure::Internal(format!("bad apply result: {e}")))
+            });
+            let response = match decoded {
                 Ok(r) => r,
-                Err(status) => {
-                    tracing::warn!(error = %status.message(), waiting = self.queue.len(), "queued writes not committed yet; retrying");
+                Err(e) => {
+                    tracing::warn!(error = %e, waiting = self.queue.len(), "queued writes not committed yet; retrying");
                     self.pause(&mut backoff).await;
                     continue;
                 }

@@ -38,6 +38,41 @@ pub struct Command {
     pub op: Option<super::FeatureOp>,
 }
 
+/// A client's write as raft takes it (`RaftNode::write`): the server
+/// converts the client's request into this, and a member that does not
+/// lead sends it on to the leader in this form (`raft::service` Forward).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ClientWrite {
+    pub sql: String,
+    #[serde(default, skip_serializing_if = "Params::is_empty")]
+    pub params: Params,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch: Vec<Parameterized>,
+    /// A member's queued writes, committed as one entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queued: Vec<QueuedWrite>,
+    pub key: Option<IdempotencyKey>,
+}
+
+/// Why a write did not commit. Each says what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WriteFailure {
+    /// No leader or majority answered in time, or the leader went away:
+    /// the write may still take effect; retry with the same key.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The leader's disk is nearly full.
+    #[error("{0}")]
+    NoSpace(String),
+    /// This node cannot take it (a witness holds no data; an operation
+    /// must be proposed on the leader).
+    #[error("{0}")]
+    Refused(String),
+    /// A reply or peer message that could not be read (a bug).
+    #[error("{0}")]
+    Internal(String),
+}
+
 /// A write taken into a member's queue, with its sequence there.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct QueuedWrite {

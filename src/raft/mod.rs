@@ -27,10 +27,9 @@ mod recorder;
 pub mod service;
 pub mod snapshot;
 mod state_machine;
-pub mod wire;
 mod witness;
 
-pub use command::{Command, IdempotencyKey, QueuedWrite, Reply, units_of};
+pub use command::{ClientWrite, Command, IdempotencyKey, QueuedWrite, Reply, WriteFailure, units_of};
 pub use hlc::{Clock, ClockError, HighWater, Timestamp};
 pub use log_store::{LogStore, Recovered};
 pub use node::{ClusterError, MemberStatus, RaftNode, RaftSettings, role_name};

@@ -2,10 +2,11 @@
 //! to the local Raft node.
 
 use super::node::RaftNode;
-use super::{NodeId, TypeConfig};
+use super::{ClientWrite, NodeId, TypeConfig, WriteFailure};
 use crate::proto::raft::raft_server::Raft as RaftRpc;
 use crate::proto::raft::{
-    NodeStatusRequest, NodeStatusResponse, RaftMessage, ReadIndexRequest, ReadIndexResponse, SnapshotChunk,
+    ForwardRequest, ForwardResponse, NodeStatusRequest, NodeStatusResponse, RaftMessage, ReadIndexRequest,
+    ReadIndexResponse, SnapshotChunk,
 };
 use crate::security::{Gate, Need, Role};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
@@ -23,6 +24,16 @@ pub struct RaftService {
 impl RaftService {
     pub fn new(node: Arc<RaftNode>, gate: Arc<Gate>) -> RaftService {
         RaftService { node, gate }
+    }
+}
+
+/// A refused write as a gRPC status, on this service and the client's.
+pub fn status_of_failure(e: &WriteFailure) -> Status {
+    match e {
+        WriteFailure::Unavailable(m) => Status::unavailable(m),
+        WriteFailure::NoSpace(m) => Status::resource_exhausted(m),
+        WriteFailure::Internal(m) => Status::internal(m),
+        WriteFailure::Refused(m) => Status::failed_precondition(m),
     }
 }
 
@@ -74,5 +85,18 @@ impl RaftRpc for RaftService {
     async fn node_status(&self, request: Request<NodeStatusRequest>) -> Result<Response<NodeStatusResponse>, Status> {
         self.gate.admit(&request, Need::Role(Role::Read), "NodeStatus").await?;
         Ok(Response::new(self.node.local_status()))
+    }
+
+    async fn forward(&self, request: Request<ForwardRequest>) -> Result<Response<ForwardResponse>, Status> {
+        self.gate.admit(&request, Need::Member, "Forward").await?;
+        let message = request.into_inner();
+        self.node.check_cluster(&message.cluster)?;
+        let write: ClientWrite = decode(&message.write)?;
+        // The member that sent it checked its own disk; this one applies too.
+        self.node.space().check_write().map_err(Status::resource_exhausted)?;
+        match self.node.write(write, true).await {
+            Ok(reply) => Ok(Response::new(ForwardResponse { reply })),
+            Err(e) => Err(status_of_failure(&e)),
+        }
     }
 }

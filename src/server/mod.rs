@@ -8,6 +8,7 @@ pub mod http;
 pub mod limits;
 mod metrics;
 mod service;
+mod write;
 
 pub use errors::status_of;
 pub use limits::Limits;

@@ -1,4 +1,4 @@
-//! The Chronos gRPC service. Writes go through Raft (forwarded to the
+//! The Chronos gRPC service. Writes go through Raft (sent on to the
 //! leader by the node); queries run here after the read barrier the client
 //! asked for, on blocking threads (sled and the executor are synchronous),
 //! and stream back in batches.
@@ -6,6 +6,7 @@
 use super::errors::status_of;
 use super::limits::Limits;
 use super::metrics::{Kind, Metrics};
+use super::write::replicate;
 use crate::proto::v1::chronos_server::Chronos;
 use crate::proto::v1::{
     AddMemberRequest, BackupChunk, BackupRequest, ClusterStatusRequest, ClusterStatusResponse, Column, Consistency,
@@ -104,7 +105,7 @@ pub async fn execute(
     if !request.queued_batch.is_empty() {
         // Queued writes forwarded by a member: each was checked when queued.
         caller.may(Need::Member, "forwarding queued writes")?;
-        return node.write(request).await;
+        return replicate(node, &request).await;
     }
     if !request.sql.is_empty() && !request.batch.is_empty() {
         return Err(Status::invalid_argument("send either sql or batch, not both"));
@@ -144,7 +145,7 @@ pub async fn execute(
         node.holds_data()?;
         return enqueue(queue, request).await;
     }
-    let response = node.write(request).await?;
+    let response = replicate(node, &request).await?;
     if let Some(e) = &response.error
         && e.code == "storage_error"
     {

@@ -1,36 +1,36 @@
-//! Replicated writes: client writes (forwarded to the leader when this
-//! node is not it) and the features' operations.
+//! Replicated writes: client writes (sent on to the leader over the peer
+//! service when this node is not it) and the features' operations.
 
-use super::{NO_LEADER, REQUEST_TIMEOUT, RaftNode, unavailable};
-use crate::proto::v1::chronos_client::ChronosClient;
-use crate::proto::v1::{ExecuteRequest, ExecuteResponse};
+use super::{NO_LEADER, REQUEST_TIMEOUT, RaftNode};
+use crate::proto::raft::ForwardRequest;
 use crate::raft::group_commit::WriteError;
 use crate::raft::hlc::Clock;
-use crate::raft::{Command, IdempotencyKey, Member, NodeId};
+use crate::raft::network;
+use crate::raft::{ClientWrite, Command, Member, NodeId, WriteFailure};
 use openraft::error::{ClientWriteError, RaftError};
-use prost::Message as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::Status;
 
+fn unavailable(message: impl Into<String>) -> WriteFailure {
+    WriteFailure::Unavailable(message.into())
+}
+
 impl RaftNode {
-    /// Replicates a write and returns the answer of applying it, forwarding
-    /// to the leader when this node is not it.
-    pub async fn write(&self, request: ExecuteRequest) -> Result<ExecuteResponse, Status> {
+    /// Replicates a write and returns the reply of applying it (an encoded
+    /// `ExecuteResponse`), sending it on to the leader when this node is
+    /// not it. `forwarded`: it came from another member (no second hop).
+    pub async fn write(&self, write: ClientWrite, forwarded: bool) -> Result<Vec<u8>, WriteFailure> {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
-        let key = (!request.client_id.is_empty()).then(|| IdempotencyKey {
-            client_id: request.client_id.clone(),
-            sequence: request.sequence,
-        });
-        let (params, batch) = crate::proto::request_script(&request);
-        let queued = crate::raft::wire::queued_from_proto(&request.queued_batch);
         loop {
             if self.is_witness() {
                 // Its state machine answers nothing: pass the write on.
                 match self.leader_node() {
+                    Some((leader, _)) if leader != self.id && forwarded => {
+                        return Err(unavailable("this node is no longer the leader; retry"));
+                    }
                     Some((leader, node)) if leader != self.id => {
-                        let remaining = deadline.saturating_duration_since(Instant::now());
-                        return self.forward_write(&request, leader, &node, remaining).await;
+                        return self.forward_write(&write, leader, &node, deadline).await;
                     }
                     Some(_) => return Err(unavailable(crate::raft::witness::LEADS_BRIEFLY)),
                     None if Instant::now() >= deadline => return Err(unavailable(NO_LEADER)),
@@ -41,20 +41,20 @@ impl RaftNode {
                 }
             }
             let command = Command {
-                sql: request.sql.clone(),
-                params: params.clone(),
-                batch: batch.clone(),
-                queued: queued.clone(),
+                sql: write.sql.clone(),
+                params: write.params.clone(),
+                batch: write.batch.clone(),
+                queued: write.queued.clone(),
                 group: Vec::new(),
                 hlc: self.clock.now().to_u64(),
                 site: self.site(),
-                key: key.clone(),
+                key: write.key.clone(),
                 op: None,
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
             // Plain writes go through group commit; queued batches, which
             // are already one entry per queue, go alone.
-            let write = async {
+            let commit = async {
                 match command.queued.is_empty() {
                     true => self.commits.write(command).await,
                     false => self
@@ -65,27 +65,24 @@ impl RaftNode {
                         .map_err(WriteError::Raft),
                 }
             };
-            let written = tokio::time::timeout(remaining, write)
-                .await
-                .map_err(|_| {
-                    unavailable(format!(
-                        "the write was not committed within {}s: no majority of the cluster answers. It may still take effect; retry with the same idempotency key",
-                        REQUEST_TIMEOUT.as_secs()
-                    ))
-                })?;
+            let written = tokio::time::timeout(remaining, commit).await.map_err(|_| {
+                unavailable(format!(
+                    "the write was not committed within {}s: no majority of the cluster answers. It may still take effect; retry with the same idempotency key",
+                    REQUEST_TIMEOUT.as_secs()
+                ))
+            })?;
             let forward = match written {
-                Ok(response) => {
-                    return ExecuteResponse::decode(response.as_slice())
-                        .map_err(|e| Status::internal(format!("bad apply result: {e}")));
-                }
+                Ok(reply) => return Ok(reply),
                 Err(WriteError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => f,
                 Err(WriteError::Raft(e)) => return Err(unavailable(format!("cannot replicate the write: {e}"))),
-                Err(WriteError::BrokenReply(m)) => return Err(Status::internal(m)),
+                Err(WriteError::BrokenReply(m)) => return Err(WriteFailure::Internal(m)),
             };
             match (forward.leader_id, forward.leader_node) {
+                (Some(leader), Some(_)) if forwarded && leader != self.id => {
+                    return Err(unavailable("this node is no longer the leader; retry"));
+                }
                 (Some(leader), Some(node)) if leader != self.id => {
-                    let remaining = deadline.saturating_duration_since(Instant::now());
-                    return self.forward_write(&request, leader, &node, remaining).await;
+                    return self.forward_write(&write, leader, &node, deadline).await;
                 }
                 _ if Instant::now() >= deadline => return Err(unavailable(NO_LEADER)),
                 // No leader known yet (an election is under way).
@@ -102,37 +99,27 @@ impl RaftNode {
         Some((leader, node))
     }
 
-    /// Sends a client's write on to the leader and returns its answer.
+    /// Sends a client's write on to the leader (peer service `Forward`)
+    /// and returns its reply.
     async fn forward_write(
         &self,
-        request: &ExecuteRequest,
+        write: &ClientWrite,
         leader: NodeId,
         node: &Member,
-        remaining: Duration,
-    ) -> Result<ExecuteResponse, Status> {
-        if request.forwarded {
-            return Err(unavailable("this node is no longer the leader; retry"));
-        }
+        deadline: Instant,
+    ) -> Result<Vec<u8>, WriteFailure> {
         let address = self.network.address_of(leader, node);
-        let mut forwarded = request.clone();
-        forwarded.forwarded = true;
-        let channel = self.channel_to(&address)?;
-        let mut client = ChronosClient::new(channel)
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
-        match tokio::time::timeout(remaining, client.execute(forwarded)).await {
-            Ok(Ok(reply)) => Ok(reply.into_inner()),
-            Ok(Err(s)) => {
-                // A leader that died mid-call: the client may retry (with
-                // its key, the write applies once).
-                let code = match s.code() {
-                    tonic::Code::Cancelled | tonic::Code::Unknown | tonic::Code::Unavailable => {
-                        tonic::Code::Unavailable
-                    }
-                    code => code,
-                };
-                Err(Status::new(code, format!("leader {}: {}", node.name, s.message())))
-            }
+        let request = ForwardRequest {
+            write: serde_json::to_vec(write)
+                .map_err(|e| WriteFailure::Internal(format!("cannot encode the write: {e}")))?,
+            cluster: self.log.cluster_id().unwrap_or_default(),
+        };
+        let channel = self.channel_to(&address).map_err(|s| unavailable(s.message()))?;
+        let mut client = network::raft_client(channel);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, client.forward(request)).await {
+            Ok(Ok(reply)) => Ok(reply.into_inner().reply),
+            Ok(Err(s)) => Err(failure_of(&s, &node.name)),
             Err(_) => Err(unavailable(format!("leader {} at {address} did not answer", node.name))),
         }
     }
@@ -161,9 +148,9 @@ impl RaftNode {
 
     /// Replicates a feature's operation through this node, which must be
     /// the leader, and returns its reply once applied here.
-    pub async fn propose(&self, op: crate::raft::FeatureOp) -> Result<Vec<u8>, Status> {
+    pub async fn propose(&self, op: crate::raft::FeatureOp) -> Result<Vec<u8>, WriteFailure> {
         if self.is_witness() {
-            return Err(Status::failed_precondition(crate::raft::witness::HOLDS_NO_DATA));
+            return Err(WriteFailure::Refused(crate::raft::witness::HOLDS_NO_DATA.into()));
         }
         let command = Command {
             sql: String::new(),
@@ -182,7 +169,7 @@ impl RaftNode {
         match written {
             Ok(response) => Ok(response.data.response),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                Err(Status::failed_precondition("this node is not the leader"))
+                Err(WriteFailure::Refused("this node is not the leader".into()))
             }
             Err(e) => Err(unavailable(format!("cannot replicate the operation: {e}"))),
         }
@@ -191,5 +178,21 @@ impl RaftNode {
     /// This node's clock (sync checks remote stamps against it).
     pub fn clock(&self) -> &Arc<Clock> {
         &self.clock
+    }
+}
+
+/// The leader's refusal of a forwarded write, as this member reports it.
+fn failure_of(status: &Status, leader: &str) -> WriteFailure {
+    let message = format!("leader {leader}: {}", status.message());
+    match status.code() {
+        tonic::Code::ResourceExhausted => WriteFailure::NoSpace(message),
+        tonic::Code::FailedPrecondition => WriteFailure::Refused(message),
+        tonic::Code::Internal | tonic::Code::InvalidArgument | tonic::Code::DataLoss => WriteFailure::Internal(message),
+        tonic::Code::Unimplemented => unavailable(format!(
+            "leader {leader} does not take forwarded writes (an older version?): send writes to it, or upgrade it"
+        )),
+        // A leader that went away mid-call, or refused this member: the
+        // client may retry (with its key, the write applies once).
+        _ => unavailable(message),
     }
 }
