@@ -81,7 +81,9 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 [ "$(count 8003 --consistency local)" = 200 ] || fail "the re-imaged node3 did not catch up"
-compose logs node3 2>&1 | grep -q "removing it before joining again" || fail "node3 did not replace its old entry"
+# Read whole first: with pipefail, grep -q leaving early fails the pipe.
+node3_log=$(compose logs node3 2>&1)
+grep -q "removing it before joining again" <<<"$node3_log" || fail "node3 did not replace its old entry"
 "$CHRONOS" cluster status --leader 127.0.0.1:8001
 echo "node3 rejoined as a new member and reads 200 rows locally"
 echo "PASS"

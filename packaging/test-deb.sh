@@ -62,7 +62,8 @@ chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q /tmp/chr
 chroot "$ROOT" getent passwd chronos >/dev/null || fail "no chronos user"
 chroot "$ROOT" test -x /usr/bin/chronos || fail "no /usr/bin/chronos"
 chroot "$ROOT" /usr/bin/chronos version
-chroot "$ROOT" dpkg-query -W -f='${Conffiles}\n' chronos | grep -q /etc/chronos/chronos.toml || fail "conffile not registered"
+conffiles=$(chroot "$ROOT" dpkg-query -W -f='${Conffiles}\n' chronos)
+grep -q /etc/chronos/chronos.toml <<<"$conffiles" || fail "conffile not registered"
 ls "$ROOT"/etc/systemd/system/multi-user.target.wants/chronos.service >/dev/null || fail "unit not enabled"
 echo "user, binary, conffile and enabled unit are in place"
 

@@ -18,10 +18,11 @@ pub mod sync {
     tonic::include_proto!("chronos.sync.v1");
 }
 
+use crate::sql::ScriptOutcome;
+use crate::sql::answer::{Answer, Output};
 use crate::sql::parser::params::Params;
 use crate::sql::script::Parameterized;
 use crate::sql::types::Value;
-use crate::sql::{ScriptOutcome, StatementOutput};
 use v1::value::Kind;
 
 impl From<&Value> for v1::Value {
@@ -97,31 +98,35 @@ pub fn batch_from_proto(batch: &[v1::Statement]) -> Vec<Parameterized> {
         .collect()
 }
 
-/// The answer to Execute for a script's outcome.
-pub fn execute_response(outcome: &ScriptOutcome) -> v1::ExecuteResponse {
-    let results = outcome.outputs.iter().map(statement_result).collect();
-    let error = outcome.error.as_ref().map(|(index, e)| v1::StatementError {
-        statement_index: u32::try_from(*index).unwrap_or(u32::MAX),
-        code: e.code().to_string(),
-        message: e.to_string(),
-    });
+/// The answer to Execute for a write's answer (sql::Answer).
+pub fn execute_answer(answer: &Answer) -> v1::ExecuteResponse {
     v1::ExecuteResponse {
-        results,
-        error,
+        results: answer.outputs.iter().map(statement_result).collect(),
+        error: answer.error.as_ref().map(|e| v1::StatementError {
+            statement_index: e.statement_index,
+            code: e.code.clone(),
+            message: e.message.clone(),
+        }),
+        queued_outcomes: answer.each.iter().map(execute_answer).collect(),
         ..v1::ExecuteResponse::default()
     }
 }
 
-fn statement_result(output: &StatementOutput) -> v1::StatementResult {
+/// The answer to Execute for a script's outcome.
+pub fn execute_response(outcome: &ScriptOutcome) -> v1::ExecuteResponse {
+    execute_answer(&Answer::of(outcome))
+}
+
+fn statement_result(output: &Output) -> v1::StatementResult {
     match output {
-        StatementOutput::Affected { kind, count } => v1::StatementResult {
-            kind: kind.to_string(),
+        Output::Affected { kind, count } => v1::StatementResult {
+            kind: kind.clone(),
             rows_affected: *count,
             columns: Vec::new(),
             rows: Vec::new(),
         },
-        StatementOutput::Rows { kind, columns, rows } => v1::StatementResult {
-            kind: kind.to_string(),
+        Output::Rows { kind, columns, rows } => v1::StatementResult {
+            kind: kind.clone(),
             rows_affected: 0,
             columns: columns
                 .iter()

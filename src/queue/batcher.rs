@@ -2,9 +2,9 @@
 //! per entry, and records their outcomes.
 
 use super::store::WriteQueue;
+use crate::proto::execute_answer;
 use crate::proto::v1::ExecuteResponse;
-use crate::raft::{ClientWrite, IdempotencyKey, RaftNode, WriteFailure};
-use prost::Message as _;
+use crate::raft::{ClientWrite, IdempotencyKey, RaftNode};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -53,11 +53,7 @@ impl Batcher {
                 }),
                 ..ClientWrite::default()
             };
-            let decoded = self.node.write(write, false).await.and_then(|reply| {
-                ExecuteResponse::decode(reply.as_slice())
-                    .map_err(|e| WriteFailure::Internal(format!("bad apply result: {e}")))
-            });
-            let response = match decoded {
+            let response = match self.node.write(write, false).await.map(|a| execute_answer(&a)) {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(error = %e, waiting = self.queue.len(), "queued writes not committed yet; retrying");

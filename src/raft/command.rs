@@ -1,8 +1,8 @@
 //! What a Raft log entry carries, and what applying it returns.
 
-use crate::sql::SqlError;
 use crate::sql::parser::params::Params;
 use crate::sql::script::{Parameterized, Unit, prepare, prepare_batch};
+use crate::sql::{Answer, SqlError};
 use serde::{Deserialize, Serialize};
 
 /// A write, as replicated: the SQL text plus everything apply needs to be
@@ -132,10 +132,14 @@ pub struct IdempotencyKey {
     pub sequence: u64,
 }
 
-/// The outcome of applying an entry: a prost-encoded
-/// [`crate::proto::v1::ExecuteResponse`], ready to send to the client
-/// (and stored as such in the session table).
+/// What applying an entry answers: a client write's answer (kept in the
+/// session table for its key), a feature operation's reply in the
+/// feature's encoding, or nothing (blank and membership entries, and every
+/// entry on a witness).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Reply {
-    pub response: Vec<u8>,
+pub enum Reply {
+    #[default]
+    Nothing,
+    Write(Answer),
+    Op(Vec<u8>),
 }

@@ -11,11 +11,10 @@
 //! and acknowledged only once its entry is committed (durable on a
 //! majority) and applied.
 
-use super::command::{Command, GroupedWrite};
+use super::command::{Command, GroupedWrite, Reply};
 use super::{NodeId, Raft};
-use crate::proto::v1::ExecuteResponse;
+use crate::sql::Answer;
 use openraft::error::{ClientWriteError, RaftError};
-use prost::Message as _;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -42,8 +41,8 @@ pub enum WriteError {
     BrokenReply(String),
 }
 
-/// The encoded `ExecuteResponse` of one write, or why it was not committed.
-pub type WriteResult = Result<Vec<u8>, WriteError>;
+/// The answer of one write, or why it was not committed.
+pub type WriteResult = Result<Answer, WriteError>;
 
 struct Pending {
     command: Command,
@@ -69,12 +68,12 @@ impl GroupCommit {
         self.raft
             .client_write(command)
             .await
-            .map(|r| r.data.response)
             .map_err(WriteError::Raft)
+            .and_then(|r| written_answer(r.data))
     }
 
     /// Commits a plain SQL write (no queued writes, no sync operation) and
-    /// answers its encoded response.
+    /// answers its answer.
     pub async fn write(&self, command: Command) -> WriteResult {
         if sql_bytes(&command) >= LARGE_WRITE {
             return self.alone(command).await;
@@ -129,8 +128,8 @@ async fn commit(raft: &Raft, mut group: Vec<Pending>) {
         let result = raft
             .client_write(only.command)
             .await
-            .map(|r| r.data.response)
-            .map_err(WriteError::Raft);
+            .map_err(WriteError::Raft)
+            .and_then(|r| written_answer(r.data));
         let _ = only.reply.send(result);
         return;
     }
@@ -162,16 +161,20 @@ async fn commit(raft: &Raft, mut group: Vec<Pending>) {
     };
     match raft.client_write(command).await {
         Ok(written) => {
-            let outcomes = ExecuteResponse::decode(written.data.response.as_slice())
-                .map(|r| r.queued_outcomes)
-                .unwrap_or_default();
+            let each = match written.data {
+                Reply::Write(answer) => answer.each,
+                _ => Vec::new(),
+            };
             let count = replies.len();
-            for (i, reply) in replies.into_iter().enumerate() {
-                let answer = match outcomes.get(i) {
-                    Some(outcome) if outcomes.len() == count => Ok(outcome.encode_to_vec()),
-                    _ => Err(broken_reply(count, outcomes.len())),
-                };
-                let _ = reply.send(answer);
+            if each.len() != count {
+                let broken = broken_reply(count, each.len());
+                for reply in replies {
+                    let _ = reply.send(Err(broken.clone()));
+                }
+                return;
+            }
+            for (reply, answer) in replies.into_iter().zip(each) {
+                let _ = reply.send(Ok(answer));
             }
         }
         Err(e) => {
@@ -179,6 +182,14 @@ async fn commit(raft: &Raft, mut group: Vec<Pending>) {
                 let _ = reply.send(Err(WriteError::Raft(e.clone())));
             }
         }
+    }
+}
+
+/// A client write's answer from its entry's reply.
+pub fn written_answer(reply: Reply) -> Result<Answer, WriteError> {
+    match reply {
+        Reply::Write(answer) => Ok(answer),
+        other => Err(WriteError::BrokenReply(format!("a write was answered {other:?}"))),
     }
 }
 

@@ -95,7 +95,11 @@ impl RaftRpc for RaftService {
         // The member that sent it checked its own disk; this one applies too.
         self.node.space().check_write().map_err(Status::resource_exhausted)?;
         match self.node.write(write, true).await {
-            Ok(reply) => Ok(Response::new(ForwardResponse { reply })),
+            Ok(answer) => {
+                let reply = serde_json::to_vec(&answer)
+                    .map_err(|e| Status::internal(format!("cannot encode the answer: {e}")))?;
+                Ok(Response::new(ForwardResponse { reply }))
+            }
             Err(e) => Err(status_of_failure(&e)),
         }
     }

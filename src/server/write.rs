@@ -3,20 +3,19 @@
 //! gRPC status stay on this side of raft.
 
 use crate::proto::v1::{ExecuteRequest, ExecuteResponse};
-use crate::proto::{batch_from_proto, params_from_proto, request_script, v1};
+use crate::proto::{batch_from_proto, execute_answer, params_from_proto, request_script, v1};
 use crate::raft::service::status_of_failure;
 use crate::raft::{ClientWrite, IdempotencyKey, QueuedWrite, RaftNode};
-use prost::Message as _;
 use tonic::Status;
 
 /// Replicates the request's write through `node` (which sends it on to
 /// the leader when it does not lead) and answers with its outcome.
 pub async fn replicate(node: &RaftNode, request: &ExecuteRequest) -> Result<ExecuteResponse, Status> {
-    let reply = node
+    let answer = node
         .write(client_write(request), request.forwarded)
         .await
         .map_err(|e| status_of_failure(&e))?;
-    ExecuteResponse::decode(reply.as_slice()).map_err(|e| Status::internal(format!("bad apply result: {e}")))
+    Ok(execute_answer(&answer))
 }
 
 fn client_write(request: &ExecuteRequest) -> ClientWrite {

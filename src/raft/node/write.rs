@@ -3,10 +3,11 @@
 
 use super::{NO_LEADER, REQUEST_TIMEOUT, RaftNode};
 use crate::proto::raft::ForwardRequest;
-use crate::raft::group_commit::WriteError;
+use crate::raft::group_commit::{WriteError, written_answer};
 use crate::raft::hlc::Clock;
 use crate::raft::network;
-use crate::raft::{ClientWrite, Command, Member, NodeId, WriteFailure};
+use crate::raft::{ClientWrite, Command, Member, NodeId, Reply, WriteFailure};
+use crate::sql::Answer;
 use openraft::error::{ClientWriteError, RaftError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,10 +18,10 @@ fn unavailable(message: impl Into<String>) -> WriteFailure {
 }
 
 impl RaftNode {
-    /// Replicates a write and returns the reply of applying it (an encoded
-    /// `ExecuteResponse`), sending it on to the leader when this node is
-    /// not it. `forwarded`: it came from another member (no second hop).
-    pub async fn write(&self, write: ClientWrite, forwarded: bool) -> Result<Vec<u8>, WriteFailure> {
+    /// Replicates a write and returns its answer, sending it on to the
+    /// leader when this node is not it. `forwarded`: it came from another
+    /// member (no second hop).
+    pub async fn write(&self, write: ClientWrite, forwarded: bool) -> Result<Answer, WriteFailure> {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
             if self.is_witness() {
@@ -61,8 +62,8 @@ impl RaftNode {
                         .raft
                         .client_write(command)
                         .await
-                        .map(|r| r.data.response)
-                        .map_err(WriteError::Raft),
+                        .map_err(WriteError::Raft)
+                        .and_then(|r| written_answer(r.data)),
                 }
             };
             let written = tokio::time::timeout(remaining, commit).await.map_err(|_| {
@@ -107,7 +108,7 @@ impl RaftNode {
         leader: NodeId,
         node: &Member,
         deadline: Instant,
-    ) -> Result<Vec<u8>, WriteFailure> {
+    ) -> Result<Answer, WriteFailure> {
         let address = self.network.address_of(leader, node);
         let request = ForwardRequest {
             write: serde_json::to_vec(write)
@@ -118,7 +119,8 @@ impl RaftNode {
         let mut client = network::raft_client(channel);
         let remaining = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(remaining, client.forward(request)).await {
-            Ok(Ok(reply)) => Ok(reply.into_inner().reply),
+            Ok(Ok(reply)) => serde_json::from_slice(&reply.into_inner().reply)
+                .map_err(|e| WriteFailure::Internal(format!("leader {}: unreadable answer: {e}", node.name))),
             Ok(Err(s)) => Err(failure_of(&s, &node.name)),
             Err(_) => Err(unavailable(format!("leader {} at {address} did not answer", node.name))),
         }
@@ -167,7 +169,10 @@ impl RaftNode {
             .await
             .map_err(|_| unavailable("the operation was not committed in time: no majority answers"))?;
         match written {
-            Ok(response) => Ok(response.data.response),
+            Ok(response) => match response.data {
+                Reply::Op(reply) => Ok(reply),
+                other => Err(WriteFailure::Internal(format!("an operation was answered {other:?}"))),
+            },
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
                 Err(WriteFailure::Refused("this node is not the leader".into()))
             }

@@ -5,15 +5,12 @@
 use super::sessions::record_session;
 use super::{APPLIED, LAST_HLC, MEMBERSHIP, Membership, STATE, StateMachine, sm_err};
 
-use crate::proto::execute_response;
-use crate::proto::v1::{ExecuteResponse, StatementError};
 use crate::raft::hlc::{Timestamp, entry_stamp};
 use crate::raft::{Command, Entry, Reply, StorageError};
 use crate::raft::{FeatureOp, OpError};
-use crate::sql::ApplyContext;
+use crate::sql::{Answer, ApplyContext};
 use crate::storage::{RowVersion, Transaction, WriteBatch};
 use openraft::{EntryPayload, ErrorVerb};
-use prost::Message as _;
 
 impl StateMachine {
     /// Applies one entry (on a blocking thread: sled and SQL are synchronous).
@@ -66,12 +63,14 @@ impl StateMachine {
             },
             change: self.feed_base.load(std::sync::atomic::Ordering::Relaxed) + log_id.index,
         };
-        let finish = |response: &[u8], txn: &mut Transaction| -> Result<(), crate::storage::StorageError> {
+        // What every entry writes beside its effects; `answer` is kept for
+        // the command's key (a feature's operation has none).
+        let finish = |answer: Option<&Answer>, txn: &mut Transaction| -> Result<(), crate::storage::StorageError> {
             self.features.recorder.record_entry(txn, log_id.index, hlc)?;
             txn.set(STATE, APPLIED.to_vec(), applied.clone());
             txn.set(STATE, LAST_HLC.to_vec(), hlc_bytes.clone());
-            if let Some(key) = &command.key {
-                record_session(txn, key, response.to_vec(), hlc);
+            if let (Some(key), Some(answer)) = (&command.key, answer) {
+                record_session(txn, key, answer, hlc);
             }
             Ok(())
         };
@@ -84,14 +83,14 @@ impl StateMachine {
         if !command.group.is_empty() {
             return self.apply_group(&command, ctx, hlc, finish);
         }
-        let mut response = Vec::new();
+        let mut answer = Answer::default();
         self.db
             .apply_script(command.units(), ctx, |outcome, txn: &mut Transaction| {
-                response = execute_response(outcome).encode_to_vec();
-                finish(&response, txn)
+                answer = Answer::of(outcome);
+                finish(Some(&answer), txn)
             })
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
-        Ok(Reply { response })
+        Ok(Reply::Write(answer))
     }
 
     /// Applies a feature's operation (raft/operation.rs). When it is
@@ -102,12 +101,12 @@ impl StateMachine {
         op: &FeatureOp,
         ctx: ApplyContext,
         batch: WriteBatch,
-        finish: impl Fn(&[u8], &mut Transaction) -> Result<(), crate::storage::StorageError>,
+        finish: impl Fn(Option<&Answer>, &mut Transaction) -> Result<(), crate::storage::StorageError>,
     ) -> Result<Reply, StorageError> {
         let began = std::time::Instant::now();
         let result = self.db.apply_with(ctx, |txn| -> Result<Vec<u8>, OpError> {
             let response = self.features.ops.apply(txn, op)?;
-            finish(&response, txn)?;
+            finish(None, txn)?;
             Ok(response)
         });
         tracing::debug!(
@@ -115,12 +114,12 @@ impl StateMachine {
             "applied a feature operation"
         );
         match result {
-            Ok(response) => Ok(Reply { response }),
+            Ok(response) => Ok(Reply::Op(response)),
             Err(OpError::Storage(e)) => Err(sm_err(ErrorVerb::Write, e)),
             Err(OpError::Refused { reason, reply }) => {
                 tracing::warn!(error = %reason, "operation refused");
                 self.engine().apply(batch).map_err(|e| sm_err(ErrorVerb::Write, e))?;
-                Ok(Reply { response: reply })
+                Ok(Reply::Op(reply))
             }
         }
     }
@@ -133,7 +132,7 @@ impl StateMachine {
         &self,
         command: &Command,
         ctx: ApplyContext,
-        finish: impl FnOnce(&[u8], &mut Transaction) -> Result<(), crate::storage::StorageError>,
+        finish: impl FnOnce(Option<&Answer>, &mut Transaction) -> Result<(), crate::storage::StorageError>,
     ) -> Result<Reply, StorageError> {
         let last = match &command.key {
             Some(key) => self.session(&key.client_id)?.map_or(0, |s| s.sequence),
@@ -141,23 +140,23 @@ impl StateMachine {
         };
         let fresh: Vec<_> = command.queued.iter().filter(|w| w.sequence > last).collect();
         let scripts = fresh.iter().map(|w| w.units()).collect();
-        let mut response = Vec::new();
+        let mut answer = Answer::default();
         self.db
             .apply_each(scripts, ctx, |outcomes, txn| {
                 let mut applied = outcomes.iter();
-                let queued_outcomes = command
+                let each = command
                     .queued
                     .iter()
                     .map(|w| match w.sequence > last {
-                        true => applied.next().map(execute_response).unwrap_or_default(),
-                        false => already_applied(&w.sequence.to_string(), "the queue"),
+                        true => applied.next().map(Answer::of).unwrap_or_default(),
+                        false => Answer::already_applied(w.sequence, "the queue"),
                     })
                     .collect();
-                response = list_reply(queued_outcomes);
-                finish(&response, txn)
+                answer = Answer::list(each);
+                finish(Some(&answer), txn)
             })
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
-        Ok(Reply { response })
+        Ok(Reply::Write(answer))
     }
 
     /// Applies a group-commit entry: each client's write as if sent alone,
@@ -170,99 +169,81 @@ impl StateMachine {
         command: &Command,
         ctx: ApplyContext,
         hlc: u64,
-        finish: impl FnOnce(&[u8], &mut Transaction) -> Result<(), crate::storage::StorageError>,
+        finish: impl FnOnce(Option<&Answer>, &mut Transaction) -> Result<(), crate::storage::StorageError>,
     ) -> Result<Reply, StorageError> {
-        let mut answers: Vec<Answer> = Vec::with_capacity(command.group.len());
+        let mut picks: Vec<Pick> = Vec::with_capacity(command.group.len());
         for (i, write) in command.group.iter().enumerate() {
             let Some(key) = &write.key else {
-                answers.push(Answer::Fresh);
+                picks.push(Pick::Fresh);
                 continue;
             };
             // The latest earlier write of this client in the group, if any.
             let earlier = (0..i).rev().find(|&j| {
                 matches!(&command.group[j].key, Some(k) if k.client_id == key.client_id)
-                    && matches!(answers[j], Answer::Fresh)
+                    && matches!(picks[j], Pick::Fresh)
             });
             let answer = match earlier {
                 Some(j) => match command.group[j].key.as_ref().map_or(0, |k| k.sequence) {
-                    s if key.sequence > s => Answer::Fresh,
-                    s if key.sequence == s => Answer::SameAs(j),
-                    _ => Answer::Stored(
-                        already_applied(&key.sequence.to_string(), &format!("client {}", key.client_id))
-                            .encode_to_vec(),
-                    ),
+                    s if key.sequence > s => Pick::Fresh,
+                    s if key.sequence == s => Pick::SameAs(j),
+                    _ => Pick::Stored(Answer::already_applied(
+                        key.sequence,
+                        &format!("client {}", key.client_id),
+                    )),
                 },
                 None => match self.repeated_key(key)? {
-                    Some(reply) => Answer::Stored(reply.response),
-                    None => Answer::Fresh,
+                    Some(Reply::Write(answer)) => Pick::Stored(answer),
+                    Some(_) => Pick::Stored(Answer::already_applied(
+                        key.sequence,
+                        &format!("client {}", key.client_id),
+                    )),
+                    None => Pick::Fresh,
                 },
             };
-            answers.push(answer);
+            picks.push(answer);
         }
         let scripts = command
             .group
             .iter()
-            .zip(&answers)
-            .filter(|(_, a)| matches!(a, Answer::Fresh))
+            .zip(&picks)
+            .filter(|(_, a)| matches!(a, Pick::Fresh))
             .map(|(w, _)| w.units())
             .collect();
-        let mut response = Vec::new();
+        let mut answer = Answer::default();
         self.db
             .apply_each(scripts, ctx, |outcomes, txn| {
                 let mut applied = outcomes.iter();
-                let mut queued_outcomes: Vec<ExecuteResponse> = Vec::with_capacity(answers.len());
-                for (write, answer) in command.group.iter().zip(&answers) {
-                    let outcome = match answer {
-                        Answer::Fresh => {
-                            let outcome = applied.next().map(execute_response).unwrap_or_default();
+                let mut each: Vec<Answer> = Vec::with_capacity(picks.len());
+                for (write, pick) in command.group.iter().zip(&picks) {
+                    let one = match pick {
+                        Pick::Fresh => {
+                            let one = applied.next().map(Answer::of).unwrap_or_default();
                             if let Some(key) = &write.key {
-                                record_session(txn, key, outcome.encode_to_vec(), hlc);
+                                record_session(txn, key, &one, hlc);
                             }
-                            outcome
+                            one
                         }
-                        Answer::SameAs(j) => queued_outcomes[*j].clone(),
-                        Answer::Stored(bytes) => ExecuteResponse::decode(bytes.as_slice()).unwrap_or_default(),
+                        Pick::SameAs(j) => each[*j].clone(),
+                        Pick::Stored(stored) => stored.clone(),
                     };
-                    queued_outcomes.push(outcome);
+                    each.push(one);
                 }
-                response = list_reply(queued_outcomes);
-                finish(&response, txn)
+                answer = Answer::list(each);
+                finish(Some(&answer), txn)
             })
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
-        Ok(Reply { response })
+        Ok(Reply::Write(answer))
     }
-}
-
-/// The encoded answer of an entry that carries several writes (queued or
-/// grouped): each write's answer, in order.
-pub(super) fn list_reply(queued_outcomes: Vec<ExecuteResponse>) -> Vec<u8> {
-    ExecuteResponse {
-        queued_outcomes,
-        ..ExecuteResponse::default()
-    }
-    .encode_to_vec()
 }
 
 /// What a write in a group-commit entry gets.
-pub(super) enum Answer {
+pub(super) enum Pick {
     /// It runs now.
     Fresh,
     /// Its key repeats an earlier write of the same group: that answer.
     SameAs(usize),
     /// Its key was applied by an earlier entry: the stored answer.
-    Stored(Vec<u8>),
-}
-
-/// The answer for a write applied before whose own answer is not kept.
-pub(super) fn already_applied(sequence: &str, of: &str) -> ExecuteResponse {
-    ExecuteResponse {
-        error: Some(StatementError {
-            statement_index: 0,
-            code: "already_applied".into(),
-            message: format!("request {sequence} of {of} was applied before (its answer is no longer kept)"),
-        }),
-        ..ExecuteResponse::default()
-    }
+    Stored(Answer),
 }
 
 #[cfg(test)]
@@ -300,10 +281,11 @@ mod tests {
         }
     }
 
-    fn outcomes(reply: Reply) -> Vec<ExecuteResponse> {
-        ExecuteResponse::decode(reply.response.as_slice())
-            .unwrap()
-            .queued_outcomes
+    fn outcomes(reply: Reply) -> Vec<Answer> {
+        match reply {
+            Reply::Write(answer) => answer.each,
+            other => panic!("a group was answered {other:?}"),
+        }
     }
 
     /// A group-commit entry answers each write as if it had been sent alone:

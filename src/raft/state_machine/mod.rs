@@ -20,7 +20,6 @@ use crate::raft::snapshot;
 use crate::raft::{Entry, LogId, Member, NodeId, Reply, StorageError, TypeConfig};
 use crate::sql::Database;
 use crate::storage::{Engine, WriteBatch};
-use apply::already_applied;
 use openraft::storage::RaftStateMachine;
 use openraft::{
     ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageIOError,

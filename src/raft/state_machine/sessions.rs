@@ -1,18 +1,22 @@
 //! The idempotency records: the last answer given to each client, so a
 //! retried write is answered from here instead of applied again.
 
-use super::{SESSIONS, StateMachine, already_applied, sm_err};
+use super::{SESSIONS, StateMachine, sm_err};
 use crate::raft::{Command, Reply, StorageError};
+use crate::sql::Answer;
 use crate::storage::Transaction;
 use openraft::ErrorVerb;
-use prost::Message as _;
 use serde::{Deserialize, Serialize};
 
 /// The last answer given to a client, by client id.
 #[derive(Serialize, Deserialize)]
 pub(super) struct Session {
     pub(super) sequence: u64,
-    pub(super) response: Vec<u8>,
+    /// None in a record kept by 0.1.0, which held the answer as protobuf
+    /// bytes (`response`, no longer read): a retry of that request is told
+    /// it was applied before, as when its record has expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) answer: Option<Answer>,
     /// The stamp of the entry that stored it (for expiry).
     #[serde(default)]
     pub(super) hlc: u64,
@@ -48,26 +52,25 @@ impl StateMachine {
         if key.sequence > session.sequence {
             return Ok(None);
         }
+        let of = || format!("client {}", key.client_id);
         if key.sequence == session.sequence {
-            return Ok(Some(Reply {
-                response: session.response,
-            }));
+            let answer = session
+                .answer
+                .unwrap_or_else(|| Answer::already_applied(key.sequence, &of()));
+            return Ok(Some(Reply::Write(answer)));
         }
         // An older request of this client: applied long ago, its answer no
         // longer kept.
-        let response = already_applied(&key.sequence.to_string(), &format!("client {}", key.client_id));
-        Ok(Some(Reply {
-            response: response.encode_to_vec(),
-        }))
+        Ok(Some(Reply::Write(Answer::already_applied(key.sequence, &of()))))
     }
 }
 
-/// Keeps `response` as the answer to `key`'s client for its sequence, so a
+/// Keeps `answer` as the answer to `key`'s client for its sequence, so a
 /// retry of that request is answered without applying it again.
-pub(super) fn record_session(txn: &mut Transaction, key: &crate::raft::IdempotencyKey, response: Vec<u8>, hlc: u64) {
+pub(super) fn record_session(txn: &mut Transaction, key: &crate::raft::IdempotencyKey, answer: &Answer, hlc: u64) {
     let session = Session {
         sequence: key.sequence,
-        response,
+        answer: Some(answer.clone()),
         hlc,
     };
     if let Ok(bytes) = serde_json::to_vec(&session) {
@@ -107,7 +110,7 @@ mod tests {
         for (client, hlc) in [("old", 100u64), ("new", 300), ("legacy", 0)] {
             let session = Session {
                 sequence: 1,
-                response: Vec::new(),
+                answer: None,
                 hlc,
             };
             txn.set(
@@ -123,5 +126,39 @@ mod tests {
         assert!(engine.get(SESSIONS, b"old").unwrap().is_none());
         assert!(engine.get(SESSIONS, b"legacy").unwrap().is_none());
         assert!(engine.get(SESSIONS, b"new").unwrap().is_some());
+    }
+
+    /// A record kept by 0.1.0 held its answer as protobuf bytes, which raft
+    /// no longer reads: the retry is told it was applied before, and does
+    /// not run again.
+    #[test]
+    fn a_record_from_0_1_0_answers_applied_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let sm = super::super::tests::open_in(dir.path());
+        let old = br#"{"sequence":3,"response":[8,1,18,0],"hlc":5}"#;
+        let mut batch = crate::storage::WriteBatch::default();
+        batch
+            .writes
+            .entry(SESSIONS.to_string())
+            .or_default()
+            .insert(b"c1".to_vec(), Some(old.to_vec()));
+        sm.engine().apply(batch).unwrap();
+        let key = crate::raft::IdempotencyKey {
+            client_id: "c1".into(),
+            sequence: 3,
+        };
+        let Some(Reply::Write(answer)) = sm.repeated_key(&key).unwrap() else {
+            panic!("the repeated key was not answered");
+        };
+        assert!(answer.is_already_applied(), "{answer:?}");
+        key_is_fresh_after(&sm, &key);
+    }
+
+    fn key_is_fresh_after(sm: &StateMachine, key: &crate::raft::IdempotencyKey) {
+        let next = crate::raft::IdempotencyKey {
+            sequence: key.sequence + 1,
+            ..key.clone()
+        };
+        assert_eq!(sm.repeated_key(&next).unwrap(), None);
     }
 }
