@@ -127,12 +127,21 @@ impl Peer {
     }
 }
 
+/// A peer's refusal as openraft sees it. Unreachable makes openraft wait
+/// (500 ms) before it tries that peer again; a NetworkError it retries at
+/// once. A peer that refuses this cluster's messages (not joined yet, of
+/// another cluster, not a member, an older version) refuses the next one
+/// too: retried at once, that was thousands of log lines a second.
 fn status_error<E: std::error::Error>(status: &tonic::Status) -> RpcErr<E> {
     let e = std::io::Error::other(format!("{}: {}", status.code(), status.message()));
     match status.code() {
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
-            RPCError::Unreachable(Unreachable::new(&e))
-        }
+        tonic::Code::Unavailable
+        | tonic::Code::DeadlineExceeded
+        | tonic::Code::Cancelled
+        | tonic::Code::FailedPrecondition
+        | tonic::Code::PermissionDenied
+        | tonic::Code::Unauthenticated
+        | tonic::Code::Unimplemented => RPCError::Unreachable(Unreachable::new(&e)),
         _ => RPCError::Network(NetworkError::new(&e)),
     }
 }
@@ -187,5 +196,29 @@ impl RaftNetwork<TypeConfig> for Peer {
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?
             .map_err(|status| status_error(&status))?;
         decode(self.target, &reply.into_inner().payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_that_refuses_this_cluster_is_retried_after_a_pause() {
+        let refused = tonic::Status::failed_precondition("node 'node3' has not joined a cluster yet");
+        assert!(matches!(
+            status_error::<openraft::error::Infallible>(&refused),
+            RPCError::Unreachable(_)
+        ));
+        let denied = tonic::Status::permission_denied("for cluster members only");
+        assert!(matches!(
+            status_error::<openraft::error::Infallible>(&denied),
+            RPCError::Unreachable(_)
+        ));
+        let garbled = tonic::Status::invalid_argument("malformed peer message");
+        assert!(matches!(
+            status_error::<openraft::error::Infallible>(&garbled),
+            RPCError::Network(_)
+        ));
     }
 }
