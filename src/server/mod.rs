@@ -5,6 +5,7 @@
 
 mod errors;
 pub mod http;
+mod http_json;
 pub mod limits;
 mod metrics;
 mod service;

@@ -8,6 +8,7 @@
 mod coerce;
 mod expr;
 mod functions;
+mod operators;
 
 pub use crate::types::{DataType, Row, Value, time};
 pub use coerce::coerce;
