@@ -54,9 +54,12 @@ pub struct ClientWrite {
     pub key: Option<IdempotencyKey>,
 }
 
-/// Why a write did not commit. Each says what to do about it.
+/// Why this node did not do what it was asked (a write, an operation, a
+/// strong read). Each says what to do about it; the server and the peer
+/// service turn it into a gRPC status (`From<NodeError> for Status`, in
+/// raft/service.rs).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum WriteFailure {
+pub enum NodeError {
     /// No leader or majority answered in time, or the leader went away:
     /// the write may still take effect; retry with the same key.
     #[error("{0}")]
@@ -64,8 +67,8 @@ pub enum WriteFailure {
     /// The leader's disk is nearly full.
     #[error("{0}")]
     NoSpace(String),
-    /// This node cannot take it (a witness holds no data; an operation
-    /// must be proposed on the leader).
+    /// This node cannot take it (a witness holds no data; an operation or
+    /// a read index must be asked of the leader).
     #[error("{0}")]
     Refused(String),
     /// A reply or peer message that could not be read (a bug).

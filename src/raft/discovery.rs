@@ -217,7 +217,7 @@ impl RaftNode {
                             last_seen.remove(&id);
                         }
                         Err(e) => {
-                            tracing::warn!(member = %member.name, error = %e.message(), "cannot remove the member")
+                            tracing::warn!(member = %member.name, error = %e, "cannot remove the member")
                         }
                     }
                 }

@@ -29,10 +29,10 @@ pub mod snapshot;
 mod state_machine;
 mod witness;
 
-pub use command::{ClientWrite, Command, IdempotencyKey, QueuedWrite, Reply, WriteFailure, units_of};
+pub use command::{ClientWrite, Command, IdempotencyKey, NodeError, QueuedWrite, Reply, units_of};
 pub use hlc::{Clock, ClockError, HighWater, Timestamp};
 pub use log_store::{LogStore, Recovered};
-pub use node::{ClusterError, MemberStatus, RaftNode, RaftSettings, role_name};
+pub use node::{ClusterError, ClusterView, MemberView, MembershipError, RaftNode, RaftSettings, role_name};
 pub use operation::{FeatureOp, NoOps, OpError, OpHandler};
 pub use recorder::EntryRecorder;
 pub use state_machine::{StateMachine, purge_sessions};

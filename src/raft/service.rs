@@ -2,7 +2,7 @@
 //! to the local Raft node.
 
 use super::node::RaftNode;
-use super::{ClientWrite, NodeId, TypeConfig, WriteFailure};
+use super::{ClientWrite, NodeError, NodeId, TypeConfig};
 use crate::proto::raft::raft_server::Raft as RaftRpc;
 use crate::proto::raft::{
     ForwardRequest, ForwardResponse, NodeStatusRequest, NodeStatusResponse, RaftMessage, ReadIndexRequest,
@@ -27,13 +27,16 @@ impl RaftService {
     }
 }
 
-/// A refused write as a gRPC status, on this service and the client's.
-pub fn status_of_failure(e: &WriteFailure) -> Status {
-    match e {
-        WriteFailure::Unavailable(m) => Status::unavailable(m),
-        WriteFailure::NoSpace(m) => Status::resource_exhausted(m),
-        WriteFailure::Internal(m) => Status::internal(m),
-        WriteFailure::Refused(m) => Status::failed_precondition(m),
+/// Why a node did not do what it was asked, as a gRPC status: on this
+/// service and on the client's (server/), the one place it is converted.
+impl From<NodeError> for Status {
+    fn from(e: NodeError) -> Status {
+        match e {
+            NodeError::Unavailable(m) => Status::unavailable(m),
+            NodeError::NoSpace(m) => Status::resource_exhausted(m),
+            NodeError::Internal(m) => Status::internal(m),
+            NodeError::Refused(m) => Status::failed_precondition(m),
+        }
     }
 }
 
@@ -100,7 +103,7 @@ impl RaftRpc for RaftService {
                     .map_err(|e| Status::internal(format!("cannot encode the answer: {e}")))?;
                 Ok(Response::new(ForwardResponse { reply }))
             }
-            Err(e) => Err(status_of_failure(&e)),
+            Err(e) => Err(e.into()),
         }
     }
 }

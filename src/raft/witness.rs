@@ -17,11 +17,11 @@
 //! heartbeats and campaigning, its lease runs out, and that voter is
 //! elected. Then it takes part as before.
 
+use super::NodeError;
 use super::node::RaftNode;
 use openraft::ServerState;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tonic::Status;
 
 /// What a client is told when it writes or reads through a witness.
 pub const HOLDS_NO_DATA: &str =
@@ -32,9 +32,9 @@ pub const LEADS_BRIEFLY: &str = "the witness leads while a data member catches u
 impl RaftNode {
     /// Refuses a query, a backup or a queued write on a witness: it holds
     /// no rows, and its apply answers nothing.
-    pub fn holds_data(&self) -> Result<(), Status> {
+    pub fn holds_data(&self) -> Result<(), NodeError> {
         match self.is_witness() {
-            true => Err(Status::failed_precondition(HOLDS_NO_DATA)),
+            true => Err(NodeError::Refused(HOLDS_NO_DATA.into())),
             false => Ok(()),
         }
     }

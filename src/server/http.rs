@@ -284,11 +284,11 @@ async fn run_query(http: &Http, parsed: Bytes) -> Response {
             ),
         );
     }
-    if let Err(s) = http.node.holds_data() {
-        return from_status(&s);
+    if let Err(e) = http.node.holds_data() {
+        return from_status(&e.into());
     }
-    if strong && let Err(s) = http.node.strong_read_barrier().await {
-        return from_status(&s);
+    if strong && let Err(e) = http.node.strong_read_barrier().await {
+        return from_status(&e.into());
     }
     let db = http.node.database().clone();
     let eval = EvalContext {

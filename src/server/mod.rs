@@ -7,6 +7,7 @@ mod errors;
 pub mod http;
 mod http_json;
 pub mod limits;
+mod membership;
 mod metrics;
 mod service;
 mod write;

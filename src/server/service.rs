@@ -5,6 +5,7 @@
 
 use super::errors::status_of;
 use super::limits::Limits;
+use super::membership;
 use super::metrics::{Kind, Metrics};
 use super::write::replicate;
 use crate::proto::v1::chronos_server::Chronos;
@@ -231,18 +232,17 @@ impl Chronos for ChronosService {
         self.gate
             .admit(&request, Need::Role(Role::Read), "ClusterStatus")
             .await?;
-        Ok(Response::new(self.node.cluster_status().await))
+        Ok(Response::new(membership::status_response(
+            self.node.cluster_status().await,
+        )))
     }
 
     async fn add_member(&self, request: Request<AddMemberRequest>) -> Result<Response<ClusterStatusResponse>, Status> {
         self.gate
             .admit(&request, Need::Role(Role::Admin), "adding a member")
             .await?;
-        let request = request.into_inner();
         Ok(Response::new(
-            self.node
-                .add_member(&request.id, &request.address, request.learner)
-                .await?,
+            membership::add_member(&self.node, request.into_inner()).await?,
         ))
     }
 
@@ -253,7 +253,9 @@ impl Chronos for ChronosService {
         self.gate
             .admit(&request, Need::Role(Role::Admin), "removing a member")
             .await?;
-        Ok(Response::new(self.node.remove_member(&request.into_inner().id).await?))
+        Ok(Response::new(
+            membership::remove_member(&self.node, request.into_inner()).await?,
+        ))
     }
 
     type BackupStream = ReceiverStream<Result<BackupChunk, Status>>;

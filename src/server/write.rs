@@ -4,7 +4,6 @@
 
 use crate::proto::v1::{ExecuteRequest, ExecuteResponse};
 use crate::proto::{batch_from_proto, execute_answer, params_from_proto, request_script, v1};
-use crate::raft::service::status_of_failure;
 use crate::raft::{ClientWrite, IdempotencyKey, QueuedWrite, RaftNode};
 use tonic::Status;
 
@@ -14,7 +13,7 @@ pub async fn replicate(node: &RaftNode, request: &ExecuteRequest) -> Result<Exec
     let answer = node
         .write(client_write(request), request.forwarded)
         .await
-        .map_err(|e| status_of_failure(&e))?;
+        .map_err(Status::from)?;
     Ok(execute_answer(&answer))
 }
 

@@ -4,7 +4,6 @@
 
 use super::SyncError;
 use super::batch::decode_changes;
-use crate::raft::service::status_of_failure;
 use crate::raft::{FeatureOp, OpError, OpHandler, RaftNode};
 use crate::sql::{ApplyContext, Database};
 use crate::storage::sync::{Merged, Origin, check_change};
@@ -113,7 +112,7 @@ fn encode(result: &OpResult) -> Vec<u8> {
 /// outcome once applied there.
 pub async fn propose(node: &RaftNode, op: Op) -> Result<OpResult, Status> {
     let op = serde_json::to_value(&op).map_err(|e| Status::internal(format!("cannot encode the operation: {e}")))?;
-    let reply = node.propose(FeatureOp(op)).await.map_err(|e| status_of_failure(&e))?;
+    let reply = node.propose(FeatureOp(op)).await.map_err(Status::from)?;
     serde_json::from_slice(&reply).map_err(|e| Status::internal(format!("bad apply result: {e}")))
 }
 

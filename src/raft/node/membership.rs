@@ -1,15 +1,58 @@
 //! Status and membership: this node's and the cluster's view, adding
 //! and removing members.
 
-use super::{CATCH_UP_TIMEOUT, MemberStatus, REQUEST_TIMEOUT, RaftNode, peer_status, role_name, unavailable};
+use super::{CATCH_UP_TIMEOUT, REQUEST_TIMEOUT, RaftNode, peer_status, role_name};
 use crate::proto::raft::NodeStatusResponse;
-use crate::proto::v1::chronos_client::ChronosClient;
-use crate::proto::v1::{AddMemberRequest, ClusterStatusResponse};
 use crate::raft::network;
 use crate::raft::{Member, NodeId, node_id};
 use openraft::ChangeMembers;
 use std::collections::BTreeSet;
-use tonic::Status;
+
+/// The cluster as this node sees it: every member with its role and log
+/// positions, the leader and the term.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    pub members: Vec<MemberView>,
+    pub leader: String,
+    pub term: u64,
+}
+
+/// One member in a [`ClusterView`]; `role` is "unreachable" (positions 0)
+/// for a member that did not answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberView {
+    pub id: String,
+    pub address: String,
+    pub role: String,
+    pub voter: bool,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub applied_index: u64,
+}
+
+/// Why a membership change was not made.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    /// Another member leads: the change must be made there.
+    #[error("this node is not the leader; {name} at {address} is")]
+    NotLeader { name: String, address: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The change would break the cluster (removing its last voter).
+    #[error("{0}")]
+    Refused(String),
+    /// No leader, or the change did not commit in time.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+fn unavailable(message: impl Into<String>) -> MembershipError {
+    MembershipError::Unavailable(message.into())
+}
 
 impl RaftNode {
     /// This node's own view of itself.
@@ -38,7 +81,7 @@ impl RaftNode {
 
     /// Every member with its role and log positions, asking each for its
     /// own view (a member that does not answer is shown as unreachable).
-    pub async fn cluster_status(&self) -> ClusterStatusResponse {
+    pub async fn cluster_status(&self) -> ClusterView {
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership().clone();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
@@ -60,7 +103,7 @@ impl RaftNode {
         let mut members = Vec::new();
         while let Some(Ok((member, _, voter, status))) = tasks.join_next().await {
             members.push(match status {
-                Ok(s) => MemberStatus {
+                Ok(s) => MemberView {
                     id: member.name,
                     address: member.address,
                     role: s.role,
@@ -69,28 +112,28 @@ impl RaftNode {
                     last_log_index: s.last_log_index,
                     applied_index: s.applied_index,
                 },
-                Err(_) => MemberStatus {
+                Err(_) => MemberView {
                     id: member.name,
                     address: member.address,
                     role: "unreachable".into(),
                     voter,
-                    ..MemberStatus::default()
+                    ..MemberView::default()
                 },
             });
         }
         members.sort_by(|a, b| a.id.cmp(&b.id));
-        ClusterStatusResponse {
+        ClusterView {
             members,
             leader: m.current_leader.map(|l| self.member_name(l)).unwrap_or_default(),
             term: m.current_term,
         }
     }
 
-    /// The leader's client, when this node is not the leader.
-    fn leader_client(&self) -> Result<Option<ChronosClient<tonic::transport::Channel>>, Status> {
+    /// Refuses a membership change unless this node leads.
+    fn check_leads(&self) -> Result<(), MembershipError> {
         let m = self.raft.metrics().borrow().clone();
         match m.current_leader {
-            Some(l) if l == self.id => Ok(None),
+            Some(l) if l == self.id => Ok(()),
             Some(l) => {
                 let node = m
                     .membership_config
@@ -98,25 +141,20 @@ impl RaftNode {
                     .get_node(&l)
                     .cloned()
                     .ok_or_else(|| unavailable("the leader is unknown here; retry"))?;
-                let address = self.network.address_of(l, &node);
-                Ok(Some(ChronosClient::new(self.channel_to(&address)?)))
+                Err(MembershipError::NotLeader {
+                    address: self.network.address_of(l, &node),
+                    name: node.name,
+                })
             }
             None => Err(unavailable("no leader: the cluster has not elected one; retry")),
         }
     }
 
-    /// Adds a member: as a learner until it has caught up, then as a voter
-    /// unless `learner` (a read replica that never votes).
-    pub async fn add_member(&self, name: &str, address: &str, learner: bool) -> Result<ClusterStatusResponse, Status> {
+    /// Adds a member, on the leader: as a learner until it has caught up,
+    /// then as a voter unless `learner` (a read replica that never votes).
+    pub async fn add_member(&self, name: &str, address: &str, learner: bool) -> Result<ClusterView, MembershipError> {
         check_member(name, address)?;
-        if let Some(mut leader) = self.leader_client()? {
-            let request = AddMemberRequest {
-                id: name.into(),
-                address: address.into(),
-                learner,
-            };
-            return leader.add_member(request).await.map(|r| r.into_inner());
-        }
+        self.check_leads()?;
         let id = node_id(name);
         let member = Member {
             name: name.into(),
@@ -126,7 +164,7 @@ impl RaftNode {
         if let Some(existing) = m.membership_config.membership().get_node(&id)
             && existing.address != address
         {
-            return Err(Status::already_exists(format!(
+            return Err(MembershipError::AlreadyExists(format!(
                 "member '{name}' already exists at {}; remove it first",
                 existing.address
             )));
@@ -153,23 +191,20 @@ impl RaftNode {
         Ok(self.cluster_status().await)
     }
 
-    /// Removes a member from the cluster.
-    pub async fn remove_member(&self, name: &str) -> Result<ClusterStatusResponse, Status> {
-        if let Some(mut leader) = self.leader_client()? {
-            let request = crate::proto::v1::RemoveMemberRequest { id: name.into() };
-            return leader.remove_member(request).await.map(|r| r.into_inner());
-        }
+    /// Removes a member from the cluster, on the leader.
+    pub async fn remove_member(&self, name: &str) -> Result<ClusterView, MembershipError> {
+        self.check_leads()?;
         let id = node_id(name);
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
         if membership.get_node(&id).is_none() {
-            return Err(Status::not_found(format!("'{name}' is not a member")));
+            return Err(MembershipError::NotFound(format!("'{name}' is not a member")));
         }
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let change = match voters.contains(&id) {
             true if voters.len() == 1 => {
-                return Err(Status::failed_precondition(
-                    "cannot remove the last voter of the cluster",
+                return Err(MembershipError::Refused(
+                    "cannot remove the last voter of the cluster".into(),
                 ));
             }
             true => ChangeMembers::RemoveVoters(BTreeSet::from([id])),
@@ -184,16 +219,16 @@ impl RaftNode {
     }
 }
 
-fn check_member(name: &str, address: &str) -> Result<(), Status> {
+fn check_member(name: &str, address: &str) -> Result<(), MembershipError> {
     let valid =
         !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid {
-        return Err(Status::invalid_argument(format!(
+        return Err(MembershipError::Invalid(format!(
             "member id '{name}' must be 1-64 letters, digits, '-' or '_'"
         )));
     }
     if !address.contains(':') || network::channel(address).is_err() {
-        return Err(Status::invalid_argument(format!(
+        return Err(MembershipError::Invalid(format!(
             "'{address}' is not a host:port address"
         )));
     }

@@ -7,6 +7,8 @@
 
 mod bootstrap;
 mod membership;
+
+pub use membership::{ClusterView, MemberView, MembershipError};
 mod read;
 mod write;
 
@@ -18,7 +20,6 @@ use super::hlc::Clock;
 use super::network::{self, Network};
 use super::{LogStore, NodeId, Raft, StateMachine, node_id};
 use crate::proto::raft::{NodeStatusRequest, NodeStatusResponse};
-use crate::proto::v1::Member as MemberStatusProto;
 use crate::sql::Database;
 use crate::storage::space::{DiskSpace, SpaceSettings};
 use crate::storage::watermark;
@@ -36,8 +37,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const PEER_STATUS_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a new member may take to receive the data before it votes.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(240);
-
-pub type MemberStatus = MemberStatusProto;
 
 /// What a node needs to know to take part in a cluster.
 #[derive(Clone, Debug)]

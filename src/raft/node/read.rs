@@ -1,18 +1,22 @@
 //! Read barriers for the chosen consistency: the leader's read index,
 //! shared by concurrent strong reads, and a follower's wait for it.
 
-use super::{REQUEST_TIMEOUT, RaftNode, unavailable};
+use super::{REQUEST_TIMEOUT, RaftNode};
 use crate::proto::raft::ReadIndexRequest;
-use crate::raft::network;
+use crate::raft::{NodeError, network};
 use openraft::error::RaftError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tonic::Status;
 
+fn unavailable(message: impl Into<String>) -> NodeError {
+    NodeError::Unavailable(message.into())
+}
+
 impl RaftNode {
     /// The read index on the leader: the log position a linearizable read
     /// must see, once leadership is confirmed by a majority.
-    pub async fn leader_read_index(&self) -> Result<u64, Status> {
+    pub async fn leader_read_index(&self) -> Result<u64, NodeError> {
         let ticket = self.reads.arrived.fetch_add(1, Ordering::SeqCst) + 1;
         let mut last = self.reads.last.lock().await;
         // A confirmation that began after this read arrived serves it too.
@@ -27,20 +31,20 @@ impl RaftNode {
         Ok(index)
     }
 
-    async fn confirm_read_index(&self) -> Result<u64, Status> {
+    async fn confirm_read_index(&self) -> Result<u64, NodeError> {
         let result = tokio::time::timeout(REQUEST_TIMEOUT, self.raft.ensure_linearizable())
             .await
             .map_err(|_| unavailable("the leader could not confirm its leadership with a majority in time"))?;
         match result {
             Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
-            Err(RaftError::APIError(e)) => Err(Status::failed_precondition(format!("not the leader: {e}"))),
+            Err(RaftError::APIError(e)) => Err(NodeError::Refused(format!("not the leader: {e}"))),
             Err(e) => Err(unavailable(e.to_string())),
         }
     }
 
     /// Waits until this node may answer a strong (linearizable) read: it has
     /// applied everything the leader had committed when the read began.
-    pub async fn strong_read_barrier(&self) -> Result<(), Status> {
+    pub async fn strong_read_barrier(&self) -> Result<(), NodeError> {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
             let leader = self.raft.metrics().borrow().current_leader;
@@ -61,7 +65,8 @@ impl RaftNode {
                         return Err(unavailable("the leader is not in this node's membership yet; retry"));
                     };
                     let address = self.network.address_of(leader, &node);
-                    let index = read_index(self.channel_to(&address)?).await.map_err(|s| {
+                    let channel = self.channel_to(&address).map_err(|s| unavailable(s.message()))?;
+                    let index = read_index(channel).await.map_err(|s| {
                         unavailable(format!(
                             "cannot reach leader {} for a strong read: {}",
                             node.name,
@@ -103,6 +108,6 @@ async fn read_index(channel: tonic::transport::Channel) -> Result<u64, Status> {
     let mut client = network::raft_client(channel);
     match tokio::time::timeout(REQUEST_TIMEOUT, client.read_index(ReadIndexRequest {})).await {
         Ok(r) => r.map(|r| r.into_inner().index),
-        Err(_) => Err(unavailable("timed out")),
+        Err(_) => Err(Status::unavailable("timed out")),
     }
 }

@@ -6,22 +6,22 @@ use crate::proto::raft::ForwardRequest;
 use crate::raft::group_commit::{WriteError, written_answer};
 use crate::raft::hlc::Clock;
 use crate::raft::network;
-use crate::raft::{ClientWrite, Command, Member, NodeId, Reply, WriteFailure};
+use crate::raft::{ClientWrite, Command, Member, NodeError, NodeId, Reply};
 use crate::sql::Answer;
 use openraft::error::{ClientWriteError, RaftError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::Status;
 
-fn unavailable(message: impl Into<String>) -> WriteFailure {
-    WriteFailure::Unavailable(message.into())
+fn unavailable(message: impl Into<String>) -> NodeError {
+    NodeError::Unavailable(message.into())
 }
 
 impl RaftNode {
     /// Replicates a write and returns its answer, sending it on to the
     /// leader when this node is not it. `forwarded`: it came from another
     /// member (no second hop).
-    pub async fn write(&self, write: ClientWrite, forwarded: bool) -> Result<Answer, WriteFailure> {
+    pub async fn write(&self, write: ClientWrite, forwarded: bool) -> Result<Answer, NodeError> {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
             if self.is_witness() {
@@ -76,7 +76,7 @@ impl RaftNode {
                 Ok(reply) => return Ok(reply),
                 Err(WriteError::Raft(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => f,
                 Err(WriteError::Raft(e)) => return Err(unavailable(format!("cannot replicate the write: {e}"))),
-                Err(WriteError::BrokenReply(m)) => return Err(WriteFailure::Internal(m)),
+                Err(WriteError::BrokenReply(m)) => return Err(NodeError::Internal(m)),
             };
             match (forward.leader_id, forward.leader_node) {
                 (Some(leader), Some(_)) if forwarded && leader != self.id => {
@@ -108,11 +108,11 @@ impl RaftNode {
         leader: NodeId,
         node: &Member,
         deadline: Instant,
-    ) -> Result<Answer, WriteFailure> {
+    ) -> Result<Answer, NodeError> {
         let address = self.network.address_of(leader, node);
         let request = ForwardRequest {
             write: serde_json::to_vec(write)
-                .map_err(|e| WriteFailure::Internal(format!("cannot encode the write: {e}")))?,
+                .map_err(|e| NodeError::Internal(format!("cannot encode the write: {e}")))?,
             cluster: self.log.cluster_id().unwrap_or_default(),
         };
         let channel = self.channel_to(&address).map_err(|s| unavailable(s.message()))?;
@@ -120,7 +120,7 @@ impl RaftNode {
         let remaining = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(remaining, client.forward(request)).await {
             Ok(Ok(reply)) => serde_json::from_slice(&reply.into_inner().reply)
-                .map_err(|e| WriteFailure::Internal(format!("leader {}: unreadable answer: {e}", node.name))),
+                .map_err(|e| NodeError::Internal(format!("leader {}: unreadable answer: {e}", node.name))),
             Ok(Err(s)) => Err(failure_of(&s, &node.name)),
             Err(_) => Err(unavailable(format!("leader {} at {address} did not answer", node.name))),
         }
@@ -150,9 +150,9 @@ impl RaftNode {
 
     /// Replicates a feature's operation through this node, which must be
     /// the leader, and returns its reply once applied here.
-    pub async fn propose(&self, op: crate::raft::FeatureOp) -> Result<Vec<u8>, WriteFailure> {
+    pub async fn propose(&self, op: crate::raft::FeatureOp) -> Result<Vec<u8>, NodeError> {
         if self.is_witness() {
-            return Err(WriteFailure::Refused(crate::raft::witness::HOLDS_NO_DATA.into()));
+            return Err(NodeError::Refused(crate::raft::witness::HOLDS_NO_DATA.into()));
         }
         let command = Command {
             sql: String::new(),
@@ -171,10 +171,10 @@ impl RaftNode {
         match written {
             Ok(response) => match response.data {
                 Reply::Op(reply) => Ok(reply),
-                other => Err(WriteFailure::Internal(format!("an operation was answered {other:?}"))),
+                other => Err(NodeError::Internal(format!("an operation was answered {other:?}"))),
             },
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                Err(WriteFailure::Refused("this node is not the leader".into()))
+                Err(NodeError::Refused("this node is not the leader".into()))
             }
             Err(e) => Err(unavailable(format!("cannot replicate the operation: {e}"))),
         }
@@ -187,12 +187,12 @@ impl RaftNode {
 }
 
 /// The leader's refusal of a forwarded write, as this member reports it.
-fn failure_of(status: &Status, leader: &str) -> WriteFailure {
+fn failure_of(status: &Status, leader: &str) -> NodeError {
     let message = format!("leader {leader}: {}", status.message());
     match status.code() {
-        tonic::Code::ResourceExhausted => WriteFailure::NoSpace(message),
-        tonic::Code::FailedPrecondition => WriteFailure::Refused(message),
-        tonic::Code::Internal | tonic::Code::InvalidArgument | tonic::Code::DataLoss => WriteFailure::Internal(message),
+        tonic::Code::ResourceExhausted => NodeError::NoSpace(message),
+        tonic::Code::FailedPrecondition => NodeError::Refused(message),
+        tonic::Code::Internal | tonic::Code::InvalidArgument | tonic::Code::DataLoss => NodeError::Internal(message),
         tonic::Code::Unimplemented => unavailable(format!(
             "leader {leader} does not take forwarded writes (an older version?): send writes to it, or upgrade it"
         )),
