@@ -15,6 +15,7 @@ mod daemon;
 mod differential;
 mod fuzz_replay;
 mod http;
+mod layers;
 mod learner;
 mod limits;
 mod offline_queue;
