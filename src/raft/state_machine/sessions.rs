@@ -68,9 +68,16 @@ impl StateMachine {
 /// Keeps `answer` as the answer to `key`'s client for its sequence, so a
 /// retry of that request is answered without applying it again.
 pub(super) fn record_session(txn: &mut Transaction, key: &crate::raft::IdempotencyKey, answer: &Answer, hlc: u64) {
-    let session = Session {
+    // Serialized from a borrow: an answer with RETURNING rows can be large.
+    #[derive(Serialize)]
+    struct Stored<'a> {
+        sequence: u64,
+        answer: &'a Answer,
+        hlc: u64,
+    }
+    let session = Stored {
         sequence: key.sequence,
-        answer: Some(answer.clone()),
+        answer,
         hlc,
     };
     if let Ok(bytes) = serde_json::to_vec(&session) {

@@ -253,12 +253,8 @@ impl Node {
                 let on = predicate
                     .as_ref()
                     .map_or(String::new(), |p| format!(" ON {}", p.format(&labels)));
-                let kind = if *outer { "LEFT " } else { "" };
-                let _ = writeln!(
-                    out,
-                    "{pad}NestedLoop{}Join{on}",
-                    if kind.is_empty() { "" } else { " Left" }
-                );
+                let kind = if *outer { " Left" } else { "" };
+                let _ = writeln!(out, "{pad}NestedLoop{kind}Join{on}");
                 child(out, left);
                 child(out, right);
             }
