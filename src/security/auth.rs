@@ -29,7 +29,9 @@ pub use crate::config::{Role, User};
 pub fn role_for(statement: &crate::sql::parser::ast::Statement) -> Role {
     use crate::sql::parser::ast::Statement as S;
     match statement {
-        S::Select(_) | S::Explain(_) | S::ShowSyncStatus | S::Begin | S::Commit | S::Rollback => Role::Read,
+        S::Select(_) | S::Explain(_) | S::ShowSyncStatus | S::ShowTableStats | S::Begin | S::Commit | S::Rollback => {
+            Role::Read
+        }
         S::Insert { .. } | S::Update { .. } | S::Delete { .. } => Role::Write,
         S::CreateTable(_)
         | S::DropTable { .. }

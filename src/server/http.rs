@@ -417,8 +417,13 @@ async fn changes_ndjson(
 }
 
 async fn metrics_text(State(http): State<Http>) -> Response {
-    let text = http.metrics.render(&http.node, http.queue.len());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    // Table sizes walk block headers: not on an async thread.
+    let queued = http.queue.len();
+    let rendered = tokio::task::spawn_blocking(move || http.metrics.render(&http.node, queued)).await;
+    match rendered {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
 }
 
 /// Alive: the process answers and its storage can be read.

@@ -122,6 +122,7 @@ impl Metrics {
             node.storage_bytes(),
         );
         storage_costs(&mut out, node.log().stats());
+        storage_layout(&mut out, node.database());
         let space = node.space();
         gauge(
             &mut out,
@@ -229,4 +230,68 @@ fn storage_costs(out: &mut String, stats: &crate::storage::io_stats::IoStats) {
             written as f64 / logged as f64
         );
     }
+}
+
+/// The block cache's counters and each table's bytes on disk. Reading the
+/// sizes walks every block header, so /metrics is rendered off the async
+/// threads (see `metrics_text`).
+fn storage_layout(out: &mut String, db: &crate::sql::Database) {
+    if let Some(cache) = db.engine().block_cache() {
+        let _ = writeln!(
+            out,
+            "# HELP chronos_block_cache_hits_total Reads of a block found decoded in the cache.\n# TYPE chronos_block_cache_hits_total counter\nchronos_block_cache_hits_total {}",
+            cache.hits
+        );
+        let _ = writeln!(
+            out,
+            "# HELP chronos_block_cache_misses_total Reads of a block that had to be decoded.\n# TYPE chronos_block_cache_misses_total counter\nchronos_block_cache_misses_total {}",
+            cache.misses
+        );
+        let _ = writeln!(
+            out,
+            "# HELP chronos_block_cache_bytes Bytes of decoded blocks held, and the cache's limit.\n# TYPE chronos_block_cache_bytes gauge\nchronos_block_cache_bytes {}\nchronos_block_cache_limit_bytes {}",
+            cache.bytes, cache.capacity
+        );
+    }
+    let Ok(tables) = db.table_stats() else { return };
+    if tables.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "# HELP chronos_table_rows Rows per table.\n# TYPE chronos_table_rows gauge"
+    );
+    for t in &tables {
+        let _ = writeln!(out, "chronos_table_rows{{table=\"{}\"}} {}", label(&t.table), t.rows);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP chronos_table_disk_bytes Bytes a table's rows, indexes, feed and tombstones take in storage (compressed).\n# TYPE chronos_table_disk_bytes gauge"
+    );
+    for t in &tables {
+        let _ = writeln!(
+            out,
+            "chronos_table_disk_bytes{{table=\"{}\"}} {}",
+            label(&t.table),
+            t.stored.stored_bytes
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP chronos_table_compression_ratio Bytes before compression per byte stored.\n# TYPE chronos_table_compression_ratio gauge"
+    );
+    for t in &tables {
+        let _ = writeln!(
+            out,
+            "chronos_table_compression_ratio{{table=\"{}\"}} {:.2}",
+            label(&t.table),
+            t.compression()
+        );
+    }
+}
+
+/// A label value escaped as the text format asks (a quoted identifier may
+/// hold anything).
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }

@@ -262,6 +262,12 @@ impl Database {
         let _guard = self.read_lock();
         Ok(self.read_txn().tables()?.into_iter().map(|t| t.name).collect())
     }
+
+    /// Rows and bytes on disk per table (`SHOW TABLE STATS`, /metrics).
+    pub fn table_stats(&self) -> Result<Vec<crate::sql::stats::TableStats>> {
+        let _guard = self.read_lock();
+        crate::sql::stats::table_stats(&self.read_txn())
+    }
 }
 
 enum Guard<'a> {

@@ -8,6 +8,7 @@ pub mod executor;
 pub mod parser;
 pub mod planner;
 pub mod script;
+pub mod stats;
 mod subquery;
 pub mod types;
 

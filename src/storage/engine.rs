@@ -27,6 +27,18 @@ impl WriteBatch {
     }
 }
 
+/// How a keyspace is stored, where the engine can tell.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpaceStats {
+    pub rows: u64,
+    /// sled entries: blocks for data keyspaces, rows for the rest.
+    pub entries: u64,
+    /// Bytes of keys and values before compression.
+    pub raw_bytes: u64,
+    /// Bytes of sled keys and values as written (after compression).
+    pub stored_bytes: u64,
+}
+
 /// Ordered keyspaces with atomic, durable commits. Implemented over sled for
 /// real nodes and in memory for tests.
 pub trait Engine: Send + Sync {
@@ -55,4 +67,15 @@ pub trait Engine: Send + Sync {
 
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<()>;
+
+    /// Sizes of a keyspace as stored; None from an engine that does not
+    /// keep them (the in-memory one).
+    fn space_stats(&self, _space: &str) -> Result<Option<SpaceStats>> {
+        Ok(None)
+    }
+
+    /// The decoded-block cache's counters, for an engine that has one.
+    fn block_cache(&self) -> Option<super::CacheStats> {
+        None
+    }
 }

@@ -9,6 +9,7 @@
 //!
 //! Storage knows nothing of SQL syntax or Raft; it never reads the clock.
 
+mod blocks;
 mod catalog;
 mod engine;
 mod error;
@@ -26,8 +27,9 @@ mod tables;
 mod txn;
 pub mod watermark;
 
+pub use blocks::CacheStats;
 pub use catalog::{Column, DefaultValue, Index, Table, View, is_data_space};
-pub use engine::{Bytes, Engine, KeyRange, ScanIter, WriteBatch};
+pub use engine::{Bytes, Engine, KeyRange, ScanIter, SpaceStats, WriteBatch};
 pub use error::StorageError;
 pub use memory::MemoryEngine;
 pub use rowcodec::RowVersion;

@@ -1,14 +1,34 @@
-use super::engine::{Engine, KeyRange, Result, ScanIter, WriteBatch};
+use super::blocks::{self, BlockCache, BlockStore, CacheStats, Ids, MAX_BLOCK_BYTES};
+use super::catalog::is_data_space;
+use super::engine::{Engine, KeyRange, Result, ScanIter, SpaceStats, WriteBatch};
 use super::error::StorageError;
 use super::synced_db::SyncedDb;
 use sled::Transactional;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 pub use crate::config::DEFAULT_CACHE_BYTES;
 
 /// The engine of a real node: one sled database, one sled tree per keyspace.
+/// Data keyspaces (rows, index entries, tombstones, change feeds) are stored
+/// as blocks of many rows per sled entry (see `blocks`); the rest (catalog,
+/// positions, sessions) one row per entry.
 pub struct SledEngine {
     db: SyncedDb,
+    blocks: BlockStore,
+    /// Held while a batch is applied: a block rewrite reads the block it
+    /// replaces, so two at once could each drop the other's rows.
+    writing: Mutex<()>,
+}
+
+/// Rows and bytes of sled writes for one tree.
+type TreeWrites<'a> = Cow<'a, BTreeMap<Vec<u8>, Option<Vec<u8>>>>;
+
+/// True for the keyspaces stored as blocks.
+fn stored_as_blocks(space: &str) -> bool {
+    is_data_space(space)
 }
 
 impl SledEngine {
@@ -19,10 +39,39 @@ impl SledEngine {
         SledEngine::open_with_cache(path, DEFAULT_CACHE_BYTES)
     }
 
-    /// Like `open`, with sled's page cache limited to `cache_bytes`.
+    /// Like `open`, with `cache_bytes` shared between sled's page cache and
+    /// the cache of decoded blocks.
     pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<SledEngine> {
+        SledEngine::open_with(path, cache_bytes, MAX_BLOCK_BYTES)
+    }
+
+    /// Like `open_with_cache`, with blocks of at most `max_block` bytes (tests
+    /// use small blocks to split and merge often).
+    pub fn open_with(path: &Path, cache_bytes: u64, max_block: usize) -> Result<SledEngine> {
+        let db = SledEngine::open_db(path, cache_bytes / 2)?;
+        let blocks = BlockStore {
+            cache: Arc::new(BlockCache::new((cache_bytes / 2) as usize)),
+            ids: Arc::new(Ids::open(&db)?),
+            max_block,
+        };
+        let converted = blocks::convert_row_trees(&db, &blocks, stored_as_blocks)?;
+        if converted > 0 {
+            tracing::info!(rows = converted, "data directory converted to blocks");
+        }
+        Ok(SledEngine {
+            db,
+            blocks,
+            writing: Mutex::new(()),
+        })
+    }
+
+    fn open_db(path: &Path, cache_bytes: u64) -> Result<SyncedDb> {
+        // No background flusher: only flushes that end in fdatasync (the
+        // Raft log's, the engine's) make data stable, so sled never treats
+        // as stable what sync_file_range alone wrote.
         let config = sled::Config::new()
             .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
             .cache_capacity(cache_bytes);
         // sled panics on some damaged files; keep the panic message out of
         // the log (the error says it) and the process up.
@@ -37,7 +86,7 @@ impl SledEngine {
             ))
         };
         match opened {
-            Ok(Ok(db)) => Ok(SledEngine { db }),
+            Ok(Ok(db)) => Ok(db),
             Ok(Err(sled::Error::Corruption { at, .. })) => Err(damaged(format!("corrupt record at {at:?}"))),
             Ok(Err(e)) => {
                 let hint = match e.to_string().contains("lock") {
@@ -64,26 +113,59 @@ impl SledEngine {
     }
 
     fn tree(&self, space: &str) -> Result<sled::Tree> {
-        Ok(self.db.open_tree(space)?)
+        match stored_as_blocks(space) {
+            true => Ok(self.db.open_tree(blocks::tree_name(space))?),
+            false => Ok(self.db.open_tree(space)?),
+        }
+    }
+
+    /// Sled writes for one keyspace's row writes.
+    fn tree_writes<'a>(
+        &self,
+        space: &str,
+        rows: &'a BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    ) -> Result<(sled::Tree, TreeWrites<'a>)> {
+        let tree = self.tree(space)?;
+        match stored_as_blocks(space) {
+            true => {
+                let plan = self.blocks.plan(&tree, space, rows)?;
+                Ok((tree, Cow::Owned(plan)))
+            }
+            false => Ok((tree, Cow::Borrowed(rows))),
+        }
     }
 }
 
 impl Engine for SledEngine {
     fn get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree(space)?.get(key)?.map(|v| v.to_vec()))
+        let tree = self.tree(space)?;
+        match stored_as_blocks(space) {
+            true => self.blocks.get(&tree, space, key),
+            false => Ok(tree.get(key)?.map(|v| v.to_vec())),
+        }
     }
 
     fn scan(&self, space: &str, range: KeyRange) -> Result<ScanIter> {
-        let iter = self.tree(space)?.range(range);
+        let tree = self.tree(space)?;
+        if stored_as_blocks(space) {
+            return Ok(self.blocks.scan(tree, space, range));
+        }
+        let iter = tree.range(range);
         Ok(Box::new(iter.map(|item| item.map_err(StorageError::from))))
     }
 
     fn apply(&self, batch: WriteBatch) -> Result<()> {
-        let spaces: Vec<_> = batch.writes.iter().filter(|(_, w)| !w.is_empty()).collect();
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let spaces = batch
+            .writes
+            .iter()
+            .filter(|(_, w)| !w.is_empty())
+            .map(|(space, rows)| self.tree_writes(space, rows))
+            .collect::<Result<Vec<_>>>()?;
         match spaces.as_slice() {
             [] => return Ok(()),
             // One tree: a sled batch is atomic on its own and cheaper.
-            [(space, writes)] => {
+            [(tree, writes)] => {
                 let mut b = sled::Batch::default();
                 for (k, v) in writes.iter() {
                     match v {
@@ -91,11 +173,11 @@ impl Engine for SledEngine {
                         None => b.remove(k.as_slice()),
                     }
                 }
-                self.tree(space)?.apply_batch(b)?;
+                tree.apply_batch(b)?;
             }
             // Several trees: one sled transaction across all of them.
             _ => {
-                let trees = spaces.iter().map(|(s, _)| self.tree(s)).collect::<Result<Vec<_>>>()?;
+                let trees: Vec<sled::Tree> = spaces.iter().map(|(tree, _)| tree.clone()).collect();
                 trees.as_slice().transaction(|txs| {
                     for (tx, (_, writes)) in txs.iter().zip(&spaces) {
                         for (k, v) in writes.iter() {
@@ -113,7 +195,11 @@ impl Engine for SledEngine {
     }
 
     fn drop_space(&self, space: &str) -> Result<()> {
-        self.db.drop_tree(space)?;
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        match stored_as_blocks(space) {
+            true => self.db.drop_tree(blocks::tree_name(space))?,
+            false => self.db.drop_tree(space)?,
+        };
         Ok(())
     }
 
@@ -123,11 +209,49 @@ impl Engine for SledEngine {
             .tree_names()
             .into_iter()
             .filter_map(|n| String::from_utf8(n.to_vec()).ok())
+            .filter(|n| n != blocks::META_TREE)
+            .map(|n| blocks::space_of(&n).map(str::to_string).unwrap_or(n))
             .collect())
     }
 
     fn flush(&self) -> Result<()> {
         self.db.flush()?;
         Ok(())
+    }
+
+    fn space_stats(&self, space: &str) -> Result<Option<SpaceStats>> {
+        let mut stats = SpaceStats::default();
+        let name = match stored_as_blocks(space) {
+            true => blocks::tree_name(space),
+            false => space.to_string(),
+        };
+        if !self.db.tree_names().iter().any(|n| n == name.as_bytes()) {
+            return Ok(Some(stats)); // never written: opening it would create it
+        }
+        let tree = self.db.open_tree(name)?;
+        for item in tree.iter() {
+            let (key, value) = item?;
+            stats.entries += 1;
+            stats.stored_bytes += (key.len() + value.len()) as u64;
+            match stored_as_blocks(space) {
+                true => {
+                    let (rows, raw) = blocks::header_counts(&value).ok_or_else(|| StorageError::Corrupt {
+                        space: space.to_string(),
+                        detail: format!("a block of {} bytes has no header", value.len()),
+                    })?;
+                    stats.rows += rows;
+                    stats.raw_bytes += raw;
+                }
+                false => {
+                    stats.rows += 1;
+                    stats.raw_bytes += (key.len() + value.len()) as u64;
+                }
+            }
+        }
+        Ok(Some(stats))
+    }
+
+    fn block_cache(&self) -> Option<CacheStats> {
+        Some(self.blocks.cache.stats())
     }
 }

@@ -32,6 +32,12 @@ impl Transaction {
         }
     }
 
+    /// The engine under this transaction, for what it can tell of itself
+    /// (sizes, cache counters); reads and writes go through the transaction.
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
     /// Sets the change position recorded with every row this transaction
     /// writes: in a cluster, the index of the Raft entry being applied. It
     /// orders the change feed of synced tables ([`Transaction::changes_since`]).

@@ -28,3 +28,4 @@ mod sqllogic_grpc;
 mod sync;
 mod sync_cluster;
 mod sync_convergence;
+mod upgrade;

@@ -50,6 +50,7 @@ pub fn execute(plan: Plan, txn: &mut Transaction, ctx: &EvalContext) -> Result<O
                 rows: Box::new(rows.into_iter()),
             })
         }
+        Plan::TableStats => Outcome::Rows(table_stats(txn)?),
         Plan::Insert {
             table,
             columns,
@@ -166,4 +167,43 @@ fn finish(written: write::Written, returning: Option<Returning>, ctx: &EvalConte
         columns: returning.columns,
         rows: Box::new(rows.into_iter().map(Ok)),
     }))
+}
+
+/// `SHOW TABLE STATS`: one row per table. The cache counters are the
+/// node's, the same on every row.
+fn table_stats(txn: &Transaction) -> Result<QueryResult> {
+    let cache = txn.engine().block_cache().unwrap_or_default();
+    let int = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
+    let rows: Vec<Result<Row>> = crate::sql::stats::table_stats(txn)?
+        .into_iter()
+        .map(|t| {
+            Ok(vec![
+                Value::Text(t.table.clone()),
+                int(t.rows),
+                int(t.stored.entries),
+                int(t.stored.stored_bytes),
+                int(t.stored.raw_bytes),
+                Value::Float((t.compression() * 100.0).round() / 100.0),
+                int(cache.hits),
+                int(cache.misses),
+            ])
+        })
+        .collect();
+    let column = |name: &str, data_type| OutputColumn {
+        name: name.into(),
+        data_type: Some(data_type),
+    };
+    Ok(QueryResult {
+        columns: vec![
+            column("table", DataType::String),
+            column("rows", DataType::BigInt),
+            column("entries", DataType::BigInt),
+            column("disk_bytes", DataType::BigInt),
+            column("raw_bytes", DataType::BigInt),
+            column("compression", DataType::Double),
+            column("cache_hits", DataType::BigInt),
+            column("cache_misses", DataType::BigInt),
+        ],
+        rows: Box::new(rows.into_iter()),
+    })
 }

@@ -70,6 +70,8 @@ pub enum Statement {
     Rollback,
     /// Answered by the node from its sync agent, not by the SQL engine.
     ShowSyncStatus,
+    /// Rows and bytes on disk per table, from this node's storage.
+    ShowTableStats,
 }
 
 impl Statement {
@@ -92,6 +94,7 @@ impl Statement {
             Statement::Commit => "COMMIT",
             Statement::Rollback => "ROLLBACK",
             Statement::ShowSyncStatus => "SHOW SYNC STATUS",
+            Statement::ShowTableStats => "SHOW TABLE STATS",
         }
     }
 
@@ -99,7 +102,7 @@ impl Statement {
     pub fn is_query(&self) -> bool {
         matches!(
             self,
-            Statement::Select(_) | Statement::Explain(_) | Statement::ShowSyncStatus
+            Statement::Select(_) | Statement::Explain(_) | Statement::ShowSyncStatus | Statement::ShowTableStats
         )
     }
 }

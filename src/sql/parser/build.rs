@@ -90,6 +90,7 @@ fn statement_of(pair: P) -> Result<Statement> {
         }
         Rule::begin => Ok(Statement::Begin),
         Rule::show_sync_status => Ok(Statement::ShowSyncStatus),
+        Rule::show_table_stats => Ok(Statement::ShowTableStats),
         Rule::commit => Ok(Statement::Commit),
         Rule::rollback => Ok(Statement::Rollback),
         r => Err(SqlError::Invalid(format!("unexpected {r:?}"))),

@@ -85,6 +85,7 @@ pub fn plan(statement: &Statement, txn: &Transaction) -> Result<Plan> {
         Statement::ShowSyncStatus => Err(SqlError::Invalid(
             "SHOW SYNC STATUS is answered by a node (send it to a running node), not by the SQL engine".into(),
         )),
+        Statement::ShowTableStats => Ok(Plan::TableStats),
         Statement::Begin | Statement::Commit | Statement::Rollback => Err(SqlError::Invalid(format!(
             "{} is handled by the session, not planned",
             statement.kind()

@@ -60,6 +60,8 @@ pub struct Returning {
 pub enum Plan {
     Query(QueryPlan),
     Explain(Box<Plan>),
+    /// `SHOW TABLE STATS`.
+    TableStats,
     Insert {
         table: Table,
         /// For each value of a row, the table column it goes to.
