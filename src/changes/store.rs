@@ -10,7 +10,7 @@ use crate::storage::{Engine, StorageError, Transaction, WriteBatch};
 use std::ops::Bound;
 
 /// Feed records by big-endian Raft index.
-const LOG: &str = "changes.log";
+const LOG: &str = crate::storage::CHANGE_LOG_SPACE;
 const STATE: &str = "changes.state";
 /// The oldest index from which every change is in the log.
 const OLDEST: &[u8] = b"oldest";

@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// sled's page cache when `storage.cache_bytes` is not set.
-pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
+/// The storage memory budget when `storage.cache_bytes` is not set: half
+/// for sled's page cache, half for decoded blocks. Sized for a 512 MB
+/// gateway (docs/operations.md#memory has the measurements).
+pub const DEFAULT_CACHE_BYTES: u64 = 32 << 20;
 
 /// The `[storage]` section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -15,7 +17,8 @@ pub struct StorageConfig {
     /// Below this much free space the node refuses writes (and serves
     /// reads); 0: never.
     pub low_space_bytes: u64,
-    /// Most memory sled's page cache may use.
+    /// Memory for storage's caches: half for sled's page cache, half for
+    /// decoded blocks.
     pub cache_bytes: u64,
 }
 

@@ -129,6 +129,9 @@ impl Index {
 
 /// True for keyspaces that belong to tables or indexes, so that leftovers of
 /// a crash between commit and drop can be found.
+/// The change feed's log (changes::store): storage keeps it as blocks too.
+pub const CHANGE_LOG_SPACE: &str = "changes.log";
+
 pub fn is_data_space(space: &str) -> bool {
     ["t.", "i.", "f.", "x."].iter().any(|p| space.starts_with(p))
 }

@@ -28,7 +28,7 @@ mod txn;
 pub mod watermark;
 
 pub use blocks::CacheStats;
-pub use catalog::{Column, DefaultValue, Index, Table, View, is_data_space};
+pub use catalog::{CHANGE_LOG_SPACE, Column, DefaultValue, Index, Table, View, is_data_space};
 pub use engine::{Bytes, Engine, KeyRange, ScanIter, SpaceStats, WriteBatch};
 pub use error::StorageError;
 pub use memory::MemoryEngine;

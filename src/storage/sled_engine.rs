@@ -1,5 +1,5 @@
 use super::blocks::{self, BlockCache, BlockStore, CacheStats, Ids, MAX_BLOCK_BYTES};
-use super::catalog::is_data_space;
+use super::catalog::{CHANGE_LOG_SPACE, is_data_space};
 use super::engine::{Engine, KeyRange, Result, ScanIter, SpaceStats, WriteBatch};
 use super::error::StorageError;
 use super::synced_db::SyncedDb;
@@ -26,9 +26,11 @@ pub struct SledEngine {
 /// Rows and bytes of sled writes for one tree.
 type TreeWrites<'a> = Cow<'a, BTreeMap<Vec<u8>, Option<Vec<u8>>>>;
 
-/// True for the keyspaces stored as blocks.
+/// True for the keyspaces stored as blocks: the data keyspaces and the
+/// change feed's log (one record per applied entry, appended in index
+/// order, large: it compresses as well as the rows it copies).
 fn stored_as_blocks(space: &str) -> bool {
-    is_data_space(space)
+    is_data_space(space) || space == CHANGE_LOG_SPACE
 }
 
 impl SledEngine {

@@ -14,9 +14,28 @@ use super::ast::{ConflictAction, Expr, Literal, OnConflict, Statement};
 use super::{ParsedStatement, Rule, SqlParser};
 use pest::Parser as _;
 
-/// Parses a script that is exactly one such INSERT (with optional `;`).
-pub fn parse(sql: &str) -> Option<ParsedStatement> {
+/// Parses a script made only of such INSERTs, separated by `;` (a file of
+/// bulk INSERTs piped through the client is sent several at a time).
+pub fn parse(sql: &str) -> Option<Vec<ParsedStatement>> {
     let mut s = Scanner { text: sql, at: 0 };
+    let mut statements = Vec::new();
+    loop {
+        while s.punct(b';') {}
+        let start = s.skip_space()?;
+        if start == sql.len() {
+            break;
+        }
+        statements.push(statement(&mut s, sql, start)?);
+        if !s.punct(b';') {
+            (s.skip_space()? == sql.len()).then_some(())?;
+            break;
+        }
+    }
+    (!statements.is_empty()).then_some(statements)
+}
+
+/// One INSERT starting at `start`, up to (not including) its `;`.
+fn statement(s: &mut Scanner<'_>, sql: &str, start: usize) -> Option<ParsedStatement> {
     let mut conflict = match s.word()?.to_ascii_lowercase().as_str() {
         "insert" => s.or_action()?,
         "replace" => Some(ConflictAction::Replace),
@@ -47,9 +66,7 @@ pub fn parse(sql: &str) -> Option<ParsedStatement> {
         conflict = s.on_conflict()?;
     }
     let end = s.skip_space()?;
-    let text = sql[..end].trim().to_string();
-    while s.punct(b';') {}
-    (s.skip_space()? == sql.len()).then_some(())?;
+    let text = sql[start..end].trim().to_string();
     Some(ParsedStatement {
         statement: Statement::Insert {
             table,
@@ -281,8 +298,8 @@ impl Scanner<'_> {
 mod tests {
     use super::*;
 
-    fn grammar(sql: &str) -> ParsedStatement {
-        super::super::parse_with_grammar(sql).unwrap().remove(0)
+    fn grammar(sql: &str) -> Vec<ParsedStatement> {
+        super::super::parse_with_grammar(sql).unwrap()
     }
 
     #[test]
@@ -300,11 +317,16 @@ mod tests {
             "insert or ignore into t values (1)",
             "INSERT OR ABORT INTO t VALUES (1)",
             "REPLACE INTO t (a) VALUES (1)",
+            "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)",
+            ";; insert into a values (1) ;\n\n INSERT INTO b (x) VALUES ('x;y'), (2);;",
         ] {
             let fast = parse(sql).unwrap_or_else(|| panic!("fast path declined {sql}"));
             let slow = grammar(sql);
-            assert_eq!(fast.statement, slow.statement, "{sql}");
-            assert_eq!(fast.text, slow.text, "{sql}");
+            assert_eq!(fast.len(), slow.len(), "{sql}");
+            for (fast, slow) in fast.iter().zip(&slow) {
+                assert_eq!(fast.statement, slow.statement, "{sql}");
+                assert_eq!(fast.text, slow.text, "{sql}");
+            }
         }
     }
 
@@ -313,7 +335,10 @@ mod tests {
         for sql in [
             "INSERT INTO t VALUES (1 + 1)",
             "INSERT INTO t VALUES (now())",
-            "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)",
+            "INSERT INTO t VALUES (1); SELECT 1",
+            "INSERT INTO t VALUES (1); INSERT INTO t VALUES (now())",
+            "INSERT INTO t VALUES (1) INSERT INTO t VALUES (2)",
+            ";;",
             "INSERT INTO t VALUES (1) -- comment",
             "INSERT INTO \"T\" VALUES (1)",
             "INSERT INTO order VALUES (1)",

@@ -36,10 +36,60 @@ pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
 
 /// Parses a script, keeping each statement's source text.
 pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>> {
-    match fast_insert::parse(sql) {
-        Some(statement) => Ok(vec![statement]),
-        None => parse_with_grammar(sql),
+    if let Some(statements) = fast_insert::parse(sql) {
+        return Ok(statements);
     }
+    // A script of many statements (a file piped through the client): each
+    // is parsed on its own, so that its bulk INSERTs take the fast path
+    // instead of the grammar. Any failure parses the whole script with the
+    // grammar, so errors and their positions are the grammar's.
+    if let Some(pieces) = split_statements(sql).filter(|p| p.len() > 1) {
+        let mut out = Vec::with_capacity(pieces.len());
+        for piece in pieces {
+            match fast_insert::parse(piece) {
+                Some(statements) => out.extend(statements),
+                None => match parse_with_grammar(piece) {
+                    Ok(statements) => out.extend(statements),
+                    Err(_) => return parse_with_grammar(sql),
+                },
+            }
+        }
+        return Ok(out);
+    }
+    parse_with_grammar(sql)
+}
+
+/// `sql` cut at each `;` outside quotes, blank pieces left out; None when it
+/// holds a comment (where a statement with comments ends is left to the
+/// grammar).
+fn split_statements(sql: &str) -> Option<Vec<&str>> {
+    let bytes = sql.as_bytes();
+    let mut pieces = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    let mut quote: Option<u8> = None;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            // A doubled quote inside quotes is the quote itself.
+            Some(q) if b == q && bytes.get(i + 1) == Some(&q) => i += 1,
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None => match b {
+                b'\'' | b'"' => quote = Some(b),
+                b'-' if bytes.get(i + 1) == Some(&b'-') => return None,
+                b'/' if bytes.get(i + 1) == Some(&b'*') => return None,
+                b';' => {
+                    pieces.push(&sql[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    pieces.push(&sql[start..]);
+    pieces.retain(|p| !p.trim().is_empty());
+    Some(pieces)
 }
 
 fn parse_with_grammar(sql: &str) -> Result<Vec<ParsedStatement>> {
@@ -259,6 +309,32 @@ fn rule_name(rule: Rule) -> Option<String> {
 mod tests {
     use super::*;
     use ast::*;
+
+    #[test]
+    fn a_script_parsed_statement_by_statement_matches_the_grammar() {
+        for sql in [
+            "CREATE TABLE t (a INT PRIMARY KEY, b TEXT); INSERT INTO t VALUES (1, 'x;y'), (2, 'it''s'); INSERT INTO t VALUES (3, NULL);",
+            "SELECT 'a;b' AS \"c;\"\"d\"; ;; UPDATE t SET b = ';' WHERE a = 1;\n\nDELETE FROM t",
+            "BEGIN; INSERT INTO t VALUES (1 + 1, 'a'); COMMIT",
+        ] {
+            let pieces = split_statements(sql).unwrap();
+            assert!(pieces.len() > 1, "{sql}");
+            let split = parse_script(sql).unwrap();
+            let whole = parse_with_grammar(sql).unwrap();
+            assert_eq!(split.len(), whole.len(), "{sql}");
+            for (a, b) in split.iter().zip(&whole) {
+                assert_eq!(a.statement, b.statement, "{sql}");
+                assert_eq!(a.text, b.text, "{sql}");
+            }
+        }
+        // Errors come from the grammar over the whole script, positions and all.
+        let bad = "INSERT INTO t VALUES (1);\nSELEC 2;\nINSERT INTO t VALUES (3)";
+        assert_eq!(
+            parse_script(bad).unwrap_err().to_string(),
+            parse_with_grammar(bad).unwrap_err().to_string()
+        );
+        assert!(split_statements("INSERT INTO t VALUES (1); -- c").is_none());
+    }
 
     #[test]
     fn parses_a_script_with_comments() {

@@ -80,7 +80,6 @@ impl Block {
     }
 
     /// Bytes of its entries before compression.
-    #[cfg(test)]
     pub fn raw_len(&self) -> usize {
         self.payload.len()
     }

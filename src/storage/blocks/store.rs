@@ -88,9 +88,20 @@ impl BlockStore {
             let mut old_keys: Vec<IVec> = Vec::new();
             let mut next = match self.holder(tree, first)? {
                 Some((key, bytes)) => {
-                    held.push(self.load(space, &bytes)?);
+                    let block = self.load(space, &bytes)?;
                     let next = after(tree, &key)?;
-                    old_keys.push(key);
+                    // Appending past a nearly full last block (time-ordered
+                    // keys): start the next block instead of rewriting it.
+                    let full_tail = next.is_none()
+                        && block.raw_len() >= self.max_block * 3 / 4
+                        && block
+                            .len()
+                            .checked_sub(1)
+                            .is_some_and(|last| first.as_slice() > block.key(last));
+                    if !full_tail {
+                        held.push(block);
+                        old_keys.push(key);
+                    }
                     next
                 }
                 None => None,
@@ -131,7 +142,8 @@ impl BlockStore {
                 at += 1;
                 let size: usize = sizes.iter().sum();
                 match next.take() {
-                    Some((key, bytes)) if size < self.max_block / 4 => {
+                    // Small but not empty: take in the right neighbour.
+                    Some((key, bytes)) if size > 0 && size < self.max_block / 4 => {
                         held.push(self.load(space, &bytes)?);
                         next = after(tree, &key)?;
                         old_keys.push(key);
