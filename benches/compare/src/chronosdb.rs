@@ -15,7 +15,7 @@ pub async fn connect(address: &str) -> Result<Client, String> {
 }
 
 /// Runs a statement, turning an SQL error into Err.
-async fn execute(client: &mut Client, sql: &str) -> Result<(), String> {
+pub async fn execute(client: &mut Client, sql: &str) -> Result<(), String> {
     let reply = client.execute(sql).await.map_err(|e| e.to_string())?;
     match reply.error {
         None => Ok(()),

@@ -1,7 +1,9 @@
 //! The side-by-side comparison behind benches/compare/run.sh: the same
 //! workloads against a 3-member etcd, a 3-node and a 1-node ChronosDB and
 //! local SQLite, one system at a time, then one markdown table with the
-//! ratios that issue #11 sets as targets.
+//! ratios that issue #11 sets as targets; and the storage issue's sensor
+//! workload (sensors.rs): ingest, a filtered scan, bytes on disk and peak
+//! memory of one node against SQLite.
 //!
 //!     chronos-compare --chronos BIN --etcd BIN --dir DIR [--seconds 10] [--out FILE]
 //!                     [--packaged BIN]
@@ -14,6 +16,7 @@ mod etcd;
 mod load;
 mod procs;
 mod report;
+mod sensors;
 mod sqlite;
 
 use load::{Outcome, Worker, drive, value_of};
@@ -115,6 +118,20 @@ async fn run(args: Args) -> Result<(), String> {
     results.small_cache = note("1,000-row INSERT, 4 clients", drive(workers, duration).await);
     results.small_cache_peak_mib = cluster.memory_mib().1;
     cluster.stop();
+
+    eprintln!("== ChronosDB, 1 node: {} sensor readings", sensors::ROWS);
+    let dir = procs::data_dir(&args.dir, "chronos1-sensors")?;
+    let cluster = procs::start_chronos(&args.chronos, &dir, 1, &[])?;
+    chronosdb::wait_until_ready(&cluster.addresses).await?;
+    results.chronos1_sensors = sensors::chronos(&cluster, &dir.join("node1"), sensors::ROWS).await?;
+    eprintln!("   {:?}", results.chronos1_sensors);
+    cluster.stop();
+    eprintln!("== SQLite: {} sensor readings", sensors::ROWS);
+    let d = procs::data_dir(&args.dir, "sqlite-sensors")?;
+    results.sqlite_sensors = tokio::task::spawn_blocking(move || sensors::sqlite(&d, sensors::ROWS))
+        .await
+        .map_err(|e| e.to_string())??;
+    eprintln!("   {:?}", results.sqlite_sensors);
 
     eprintln!("== SQLite, local");
     let dir = procs::data_dir(&args.dir, "sqlite")?;

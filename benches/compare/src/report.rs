@@ -30,6 +30,8 @@ pub struct Results {
     pub chronos1_peak_mib: f64,
     pub small_cache: Outcome,
     pub small_cache_peak_mib: f64,
+    pub chronos1_sensors: crate::sensors::Figures,
+    pub sqlite_sensors: crate::sensors::Figures,
     pub sqlite_batch: Outcome,
     pub sqlite_single: Outcome,
     pub binary_bytes: Option<u64>,
@@ -189,7 +191,63 @@ impl Results {
             ratio: ratio(self.chronos3_local_read.ops_per_s(), self.etcd_strong_read.ops_per_s()),
             target: Some(Target::AtLeast(4.0)),
         });
+        lines.extend(self.sensor_lines());
         lines
+    }
+
+    /// The storage issue's rows: a million sensor readings, one node against
+    /// SQLite.
+    fn sensor_lines(&self) -> Vec<Line> {
+        let (c, s) = (&self.chronos1_sensors, &self.sqlite_sensors);
+        let mb = |b: u64| {
+            format!(
+                "{:.1} MB ({:.0} B/row)",
+                b as f64 / 1e6,
+                b as f64 / crate::sensors::ROWS as f64
+            )
+        };
+        let line = |workload: &str, chronos1: String, sqlite: String, ratio: f64, target: Target| Line {
+            workload: workload.into(),
+            etcd: none(),
+            chronos3: none(),
+            chronos1,
+            sqlite,
+            ratio: Some(ratio),
+            target: Some(target),
+        };
+        vec![
+            line(
+                "sensors: 1M readings as 1,000-row INSERTs, 1 client; ratio to SQLite",
+                format!("{:.0} rows/s", c.rows_per_s),
+                format!("{:.0} rows/s", s.rows_per_s),
+                c.rows_per_s / s.rows_per_s,
+                Target::AtLeast(1.0),
+            ),
+            line(
+                &format!(
+                    "sensors: `{}` over 1M rows; SQLite's time over ChronosDB's",
+                    crate::sensors::SCAN
+                ),
+                format!("{:.1} ms", c.scan_ms),
+                format!("{:.1} ms", s.scan_ms),
+                s.scan_ms / c.scan_ms,
+                Target::AtLeast(1.0),
+            ),
+            line(
+                "sensors: bytes on disk 5 s after the last write (less the full-disk reserve)",
+                mb(c.disk_bytes),
+                mb(s.disk_bytes),
+                c.disk_bytes as f64 / s.disk_bytes as f64,
+                Target::AtMost(1.0),
+            ),
+            line(
+                "sensors: peak RSS of the node over the ingest; ratio to 128 MiB",
+                format!("{:.1} MiB", c.peak_mib),
+                none(),
+                c.peak_mib / 128.0,
+                Target::AtMost(1.0),
+            ),
+        ]
     }
 
     pub fn markdown(&self) -> String {
