@@ -187,3 +187,12 @@ impl Rng {
         self.next() % n.max(1)
     }
 }
+
+/// A real sled engine in a temporary directory, with blocks of at most 1 KiB
+/// so that even small tests split and merge blocks; the directory lives as
+/// long as the returned handle.
+pub fn block_engine() -> (std::sync::Arc<chronos::storage::SledEngine>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = chronos::storage::SledEngine::open_with(dir.path(), 4 << 20, 1024).expect("open the block engine");
+    (std::sync::Arc::new(engine), dir)
+}

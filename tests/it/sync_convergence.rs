@@ -14,7 +14,7 @@ use chronos::client::bench::Rng;
 use chronos::raft::hlc::entry_stamp;
 use chronos::sql::{ApplyContext, Database, StatementOutput};
 use chronos::storage::sync::FeedFilter;
-use chronos::storage::{MemoryEngine, RowVersion};
+use chronos::storage::{RowVersion, SledEngine};
 use chronos::sync::ops::{self, MergeOp};
 use chronos::sync::service::{pull_cursor_name, push_cursor_name};
 use chronos::sync::{SyncSettings, Timestamp, feed};
@@ -30,7 +30,8 @@ const SCHEMA: &str = "CREATE TABLE kv (k INT PRIMARY KEY, v STRING, n INT); CREA
 struct Replica {
     name: String,
     site: u64,
-    engine: Arc<MemoryEngine>,
+    engine: Arc<SledEngine>,
+    _dir: tempfile::TempDir,
     db: Database,
     /// The Raft log index the next entry would get.
     index: u64,
@@ -40,12 +41,14 @@ struct Replica {
 
 impl Replica {
     fn new(name: &str, skew_ms: i64, upstream: bool) -> Replica {
-        let engine = Arc::new(MemoryEngine::new());
+        // Real sled files in the block layout, with small blocks.
+        let (engine, dir) = crate::common::block_engine();
         let db = Database::open(engine.clone()).expect("open");
         let mut r = Replica {
             name: name.to_string(),
             site: SyncSettings::site_hash(name),
             engine,
+            _dir: dir,
             db,
             index: 0,
             clock_ms: 1_767_225_600_000 + skew_ms,

@@ -18,8 +18,7 @@ mod writes;
 use chronos::client::bench::Rng;
 use chronos::sql::types::Value;
 use chronos::sql::{ApplyContext, Database, StatementOutput};
-use chronos::storage::{MemoryEngine, RowVersion};
-use std::sync::Arc;
+use chronos::storage::RowVersion;
 
 /// Picks one of the items.
 trait Pick {
@@ -507,7 +506,9 @@ fn agrees_with_sqlite() {
     while compared < queries && failures.len() < 5 {
         // A fresh dataset every 200 queries.
         let setup = data(&mut rng);
-        let db = Database::open(Arc::new(MemoryEngine::new())).expect("open");
+        // Real sled files in the block layout, with small blocks.
+        let (engine, _dir) = crate::common::block_engine();
+        let db = Database::open(engine).expect("open");
         let conn = rusqlite::Connection::open_in_memory().expect("sqlite");
         let script = format!("{SCHEMA}{}{};", writes::SCHEMA, setup.join("; "));
         let outcome = db.execute_script(
