@@ -26,8 +26,9 @@ pub use ids::{Ids, META_TREE};
 pub use store::BlockStore;
 pub use upgrade::convert_row_trees;
 
-/// Bytes of entries (before compression) per block. Measured with
-/// `cargo bench --bench storage_blocks`; docs/performance.md has the figures.
+/// Bytes of entries (before compression) per block: from the storage
+/// issue's measurements of sled alone (64 to 256 rows of 100 bytes per
+/// entry gave most of the gain), not yet re-measured on this format.
 pub const MAX_BLOCK_BYTES: usize = 16 * 1024;
 
 /// The sled tree that holds keyspace `space` as blocks.
