@@ -26,6 +26,14 @@ pub struct SledEngine {
 /// Rows and bytes of sled writes for one tree.
 type TreeWrites<'a> = Cow<'a, BTreeMap<Vec<u8>, Option<Vec<u8>>>>;
 
+/// The sled tree that holds keyspace `space`.
+fn tree_name(space: &str) -> std::borrow::Cow<'_, str> {
+    match stored_as_blocks(space) {
+        true => blocks::tree_name(space).into(),
+        false => space.into(),
+    }
+}
+
 /// True for the keyspaces stored as blocks: the data keyspaces and the
 /// change feed's log (one record per applied entry, appended in index
 /// order, large: it compresses as well as the rows it copies).
@@ -115,10 +123,7 @@ impl SledEngine {
     }
 
     fn tree(&self, space: &str) -> Result<sled::Tree> {
-        match stored_as_blocks(space) {
-            true => Ok(self.db.open_tree(blocks::tree_name(space))?),
-            false => Ok(self.db.open_tree(space)?),
-        }
+        Ok(self.db.open_tree(tree_name(space).as_bytes())?)
     }
 
     /// Sled writes for one keyspace's row writes.
@@ -198,10 +203,7 @@ impl Engine for SledEngine {
 
     fn drop_space(&self, space: &str) -> Result<()> {
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        match stored_as_blocks(space) {
-            true => self.db.drop_tree(blocks::tree_name(space))?,
-            false => self.db.drop_tree(space)?,
-        };
+        self.db.drop_tree(tree_name(space).as_bytes())?;
         Ok(())
     }
 
@@ -223,14 +225,11 @@ impl Engine for SledEngine {
 
     fn space_stats(&self, space: &str) -> Result<Option<SpaceStats>> {
         let mut stats = SpaceStats::default();
-        let name = match stored_as_blocks(space) {
-            true => blocks::tree_name(space),
-            false => space.to_string(),
-        };
+        let name = tree_name(space);
         if !self.db.tree_names().iter().any(|n| n == name.as_bytes()) {
             return Ok(Some(stats)); // never written: opening it would create it
         }
-        let tree = self.db.open_tree(name)?;
+        let tree = self.db.open_tree(name.as_bytes())?;
         for item in tree.iter() {
             let (key, value) = item?;
             stats.entries += 1;

@@ -26,6 +26,16 @@ fn key(n: u64) -> Vec<u8> {
     format!("k{:05}", n).into_bytes()
 }
 
+/// A batch writing `value` (or deleting, with None) at each key of `keys`.
+fn batch_of(space: &str, keys: impl Iterator<Item = u64>, value: Option<Vec<u8>>) -> WriteBatch {
+    let mut batch = WriteBatch::default();
+    let rows = batch.writes.entry(space.to_string()).or_default();
+    for n in keys {
+        rows.insert(key(n), value.clone());
+    }
+    batch
+}
+
 fn all(engine: &dyn Engine, space: &str, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Vec<(Vec<u8>, Vec<u8>)> {
     engine
         .scan(space, range)
@@ -98,25 +108,13 @@ fn rows_survive_a_reopen_and_deletes_empty_a_keyspace() {
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = SledEngine::open_with(dir.path(), 1 << 20, 512).unwrap();
-        let mut batch = WriteBatch::default();
-        for n in 0..500 {
-            batch
-                .writes
-                .entry("t.7".into())
-                .or_default()
-                .insert(key(n), Some(vec![1; 20]));
-        }
-        engine.commit(batch).unwrap();
+        engine.commit(batch_of("t.7", 0..500, Some(vec![1; 20]))).unwrap();
         assert!(engine.spaces().unwrap().contains(&"t.7".to_string()));
     }
     let engine = SledEngine::open_with(dir.path(), 1 << 20, 512).unwrap();
     assert_eq!(all(&engine, "t.7", (Bound::Unbounded, Bound::Unbounded)).len(), 500);
     assert_eq!(engine.get("t.7", &key(321)).unwrap(), Some(vec![1; 20]));
-    let mut batch = WriteBatch::default();
-    for n in 0..500 {
-        batch.writes.entry("t.7".into()).or_default().insert(key(n), None);
-    }
-    engine.commit(batch).unwrap();
+    engine.commit(batch_of("t.7", 0..500, None)).unwrap();
     assert!(all(&engine, "t.7", (Bound::Unbounded, Bound::Unbounded)).is_empty());
     assert_eq!(
         engine.db().open_tree(tree_name("t.7")).unwrap().len(),
@@ -129,15 +127,9 @@ fn rows_survive_a_reopen_and_deletes_empty_a_keyspace() {
 fn a_scan_sees_each_row_once_while_blocks_split_and_merge_under_it() {
     let dir = tempfile::tempdir().unwrap();
     let engine = std::sync::Arc::new(SledEngine::open_with(dir.path(), 1 << 20, 256).unwrap());
-    let mut batch = WriteBatch::default();
-    for n in (0..2000).step_by(2) {
-        batch
-            .writes
-            .entry("t.1".into())
-            .or_default()
-            .insert(key(n), Some(vec![7; 10]));
-    }
-    engine.apply(batch).unwrap();
+    engine
+        .apply(batch_of("t.1", (0..2000).step_by(2), Some(vec![7; 10])))
+        .unwrap();
     let writer = {
         let engine = engine.clone();
         std::thread::spawn(move || {
