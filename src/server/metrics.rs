@@ -236,6 +236,7 @@ fn storage_costs(out: &mut String, stats: &crate::storage::io_stats::IoStats) {
 /// sizes walks every block header, so /metrics is rendered off the async
 /// threads (see `metrics_text`).
 fn storage_layout(out: &mut String, db: &crate::sql::Database) {
+    use crate::sql::stats::TableStats;
     if let Some(cache) = db.engine().block_cache() {
         let _ = writeln!(
             out,
@@ -249,7 +250,8 @@ fn storage_layout(out: &mut String, db: &crate::sql::Database) {
         );
         let _ = writeln!(
             out,
-            "# HELP chronos_block_cache_bytes Bytes of decoded blocks held, and the cache's limit.\n# TYPE chronos_block_cache_bytes gauge\nchronos_block_cache_bytes {}\nchronos_block_cache_limit_bytes {}",
+            "# HELP chronos_block_cache_bytes Bytes of decoded blocks held.\n# TYPE chronos_block_cache_bytes gauge\nchronos_block_cache_bytes {}\n\
+             # HELP chronos_block_cache_limit_bytes Most bytes of decoded blocks held (half of storage.cache_bytes).\n# TYPE chronos_block_cache_limit_bytes gauge\nchronos_block_cache_limit_bytes {}",
             cache.bytes, cache.capacity
         );
     }
@@ -257,37 +259,25 @@ fn storage_layout(out: &mut String, db: &crate::sql::Database) {
     if tables.is_empty() {
         return;
     }
-    let _ = writeln!(
+    let gauge = |out: &mut String, name: &str, help: &str, value: &dyn Fn(&TableStats) -> String| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for t in &tables {
+            let _ = writeln!(out, "{name}{{table=\"{}\"}} {}", label(&t.table), value(t));
+        }
+    };
+    gauge(out, "chronos_table_rows", "Rows per table.", &|t| t.rows.to_string());
+    gauge(
         out,
-        "# HELP chronos_table_rows Rows per table.\n# TYPE chronos_table_rows gauge"
+        "chronos_table_disk_bytes",
+        "Bytes a table's rows, indexes, feed and tombstones take in storage (compressed).",
+        &|t| t.stored.stored_bytes.to_string(),
     );
-    for t in &tables {
-        let _ = writeln!(out, "chronos_table_rows{{table=\"{}\"}} {}", label(&t.table), t.rows);
-    }
-    let _ = writeln!(
+    gauge(
         out,
-        "# HELP chronos_table_disk_bytes Bytes a table's rows, indexes, feed and tombstones take in storage (compressed).\n# TYPE chronos_table_disk_bytes gauge"
+        "chronos_table_compression_ratio",
+        "Bytes before compression per byte stored.",
+        &|t| format!("{:.2}", t.compression()),
     );
-    for t in &tables {
-        let _ = writeln!(
-            out,
-            "chronos_table_disk_bytes{{table=\"{}\"}} {}",
-            label(&t.table),
-            t.stored.stored_bytes
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP chronos_table_compression_ratio Bytes before compression per byte stored.\n# TYPE chronos_table_compression_ratio gauge"
-    );
-    for t in &tables {
-        let _ = writeln!(
-            out,
-            "chronos_table_compression_ratio{{table=\"{}\"}} {:.2}",
-            label(&t.table),
-            t.compression()
-        );
-    }
 }
 
 /// A label value escaped as the text format asks (a quoted identifier may
