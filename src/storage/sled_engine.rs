@@ -23,11 +23,11 @@ pub struct SledEngine {
     writing: Mutex<()>,
 }
 
-/// Rows and bytes of sled writes for one tree.
+/// The sled writes for one tree: key -> value, or None to remove.
 type TreeWrites<'a> = Cow<'a, BTreeMap<Vec<u8>, Option<Vec<u8>>>>;
 
 /// The sled tree that holds keyspace `space`.
-fn tree_name(space: &str) -> std::borrow::Cow<'_, str> {
+fn tree_name(space: &str) -> Cow<'_, str> {
     match stored_as_blocks(space) {
         true => blocks::tree_name(space).into(),
         false => space.into(),
