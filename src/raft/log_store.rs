@@ -1,8 +1,9 @@
 //! The Raft log and vote on sled: two trees in the node's sled database.
-//! Entries are JSON under their big-endian index, so the tree's order is the
-//! log's order. Every change is flushed before openraft is told it is
+//! Entries are JSON (lz4-compressed when large, see [`super::log_codec`])
+//! under their big-endian index, so the tree's order is the log's order. Every change is flushed before openraft is told it is
 //! persisted: a vote or an acknowledged entry survives a crash.
 
+use super::log_codec;
 use super::{Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::storage::io_stats::IoStats;
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -151,7 +152,7 @@ impl LogStore {
     fn last_entry(&self) -> Result<Option<Entry>, StorageError> {
         match self.log.last().map_err(read_logs_err)? {
             None => Ok(None),
-            Some((_, v)) => serde_json::from_slice(&v).map(Some).map_err(read_logs_err),
+            Some((_, v)) => log_codec::decode(&v).map(Some).map_err(read_logs_err),
         }
     }
 }
@@ -194,7 +195,7 @@ impl LogStore {
             log_id: LogId::new(openraft::CommittedLeaderId::new(term, id), last_index + 1),
             payload: openraft::EntryPayload::Membership(membership),
         };
-        let bytes = serde_json::to_vec(&entry).map_err(|e| fail(&e))?;
+        let bytes = log_codec::encode(&entry).map_err(|e| fail(&e))?;
         self.log
             .insert(index_key(last_index + 1), bytes)
             .map_err(|e| fail(&e))?;
@@ -243,7 +244,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut entries = Vec::new();
         for item in self.log.range::<[u8; 8], _>((start, end)) {
             let (_, v) = item.map_err(read_logs_err)?;
-            entries.push(serde_json::from_slice(&v).map_err(read_logs_err)?);
+            entries.push(log_codec::decode(&v).map_err(read_logs_err)?);
         }
         Ok(entries)
     }
@@ -296,7 +297,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = sled::Batch::default();
         let mut logged = 0;
         for entry in entries {
-            let bytes = serde_json::to_vec(&entry).map_err(write_logs_err)?;
+            let bytes = log_codec::encode(&entry).map_err(write_logs_err)?;
             logged += bytes.len();
             batch.insert(&index_key(entry.log_id.index), bytes);
         }

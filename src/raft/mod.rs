@@ -19,6 +19,7 @@ mod command;
 pub mod discovery;
 mod group_commit;
 pub mod hlc;
+mod log_codec;
 mod log_store;
 pub mod network;
 mod node;
