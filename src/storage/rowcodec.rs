@@ -72,6 +72,14 @@ pub fn decode_meta(bytes: &[u8]) -> Result<(RowVersion, u64), StorageError> {
 }
 
 pub fn decode_row(bytes: &[u8]) -> Result<(Row, RowVersion), StorageError> {
+    decode_row_reading(bytes, None)
+}
+
+/// Like [`decode_row`], but only the columns marked in `read` are decoded;
+/// the others (and columns past its end) read as NULL. A scan whose query
+/// reads few columns skips the cost of the rest (text above all). Every
+/// value is still checked to be well formed.
+pub fn decode_row_reading(bytes: &[u8], read: Option<&[bool]>) -> Result<(Row, RowVersion), StorageError> {
     let mut r = Reader { bytes, pos: 0 };
     let (version, _) = r.meta()?;
     let n = r.varint()? as usize;
@@ -79,8 +87,15 @@ pub fn decode_row(bytes: &[u8]) -> Result<(Row, RowVersion), StorageError> {
         return Err(corrupt("column count larger than the row"));
     }
     let mut row = Vec::with_capacity(n);
-    for _ in 0..n {
-        row.push(match r.byte()? {
+    for i in 0..n {
+        let wanted = read.is_none_or(|read| read.get(i).copied().unwrap_or(false));
+        let tag = r.byte()?;
+        if !wanted {
+            r.skip_value(tag)?;
+            row.push(Value::Null);
+            continue;
+        }
+        row.push(match tag {
             NULL => Value::Null,
             FALSE => Value::Bool(false),
             TRUE => Value::Bool(true),
@@ -162,6 +177,25 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    /// Steps over one value of the given tag without decoding it.
+    fn skip_value(&mut self, tag: u8) -> Result<(), StorageError> {
+        match tag {
+            NULL | FALSE | TRUE => {}
+            INT | TIMESTAMP => {
+                self.varint()?;
+            }
+            FLOAT => {
+                self.take(8)?;
+            }
+            TEXT => {
+                let len = self.varint()? as usize;
+                self.take(len)?;
+            }
+            _ => return Err(corrupt("unknown value tag")),
+        }
+        Ok(())
+    }
+
     fn varint(&mut self) -> Result<u64, StorageError> {
         let mut v: u64 = 0;
         for shift in (0..64).step_by(7) {
@@ -198,6 +232,25 @@ mod tests {
         assert_eq!(back, row);
         assert_eq!(v, version);
         assert_eq!(decode_meta(&bytes).unwrap(), (version, 12));
+    }
+
+    #[test]
+    fn a_partial_decode_reads_only_the_marked_columns() {
+        let row = vec![
+            Value::Int(7),
+            Value::Text("sensor-001".into()),
+            Value::Timestamp(5),
+            Value::Float(25.5),
+            Value::Bool(true),
+        ];
+        let bytes = encode_row(&row, RowVersion::default(), 1);
+        let (back, _) = decode_row_reading(&bytes, Some(&[false, false, false, true])).unwrap();
+        assert_eq!(back, vec![Value::Null, Value::Null, Value::Null, Value::Float(25.5), Value::Null]);
+        let (all, _) = decode_row_reading(&bytes, Some(&[true; 5])).unwrap();
+        assert_eq!(all, row);
+        for n in 0..bytes.len() {
+            assert!(decode_row_reading(&bytes[..n], Some(&[false; 5])).is_err(), "prefix of {n} bytes");
+        }
     }
 
     #[test]

@@ -9,10 +9,11 @@ use super::catalog::{DefaultValue, Index, Table};
 use super::engine::{Bytes, KeyRange, Result};
 use super::error::StorageError;
 use super::keycode;
-use super::rowcodec::{RowVersion, decode_row, encode_row};
+use super::rowcodec::{RowVersion, decode_row, decode_row_reading, encode_row};
 use super::sync::Origin;
 use super::txn::Transaction;
 use crate::types::{Row, Value};
+use std::sync::Arc;
 
 /// (row key, row) pairs.
 pub type RowIter = Box<dyn Iterator<Item = Result<(Bytes, Row)>> + Send>;
@@ -50,7 +51,12 @@ impl RowShape {
     /// ALTER TABLE ADD COLUMN get the new columns' defaults, and a row with
     /// too many values is an error here, not a panic where columns are read.
     fn row(&self, bytes: &[u8]) -> Result<Row> {
-        let (mut row, _) = decode_row(bytes)?;
+        self.row_reading(bytes, None)
+    }
+
+    /// [`RowShape::row`] decoding only the columns marked in `read`.
+    fn row_reading(&self, bytes: &[u8], read: Option<&[bool]>) -> Result<Row> {
+        let (mut row, _) = decode_row_reading(bytes, read)?;
         if row.len() > self.fill.len() {
             return Err(StorageError::Corrupt {
                 space: self.space.clone(),
@@ -70,11 +76,17 @@ pub fn column_fill(table: &Table) -> Vec<Value> {
 
 impl Transaction {
     pub fn scan_rows(&self, table: &Table, range: KeyRange) -> Result<RowIter> {
+        self.scan_rows_reading(table, range, None)
+    }
+
+    /// Rows in a key range, with only the columns marked in `read` decoded
+    /// (the rest are NULL); None decodes every column.
+    pub fn scan_rows_reading(&self, table: &Table, range: KeyRange, read: Option<Arc<[bool]>>) -> Result<RowIter> {
         let iter = self.scan(&table.space(), range)?;
         let shape = RowShape::of(table);
         Ok(Box::new(iter.map(move |item| {
             let (k, v) = item?;
-            Ok((k, shape.row(&v)?))
+            Ok((k, shape.row_reading(&v, read.as_deref())?))
         })))
     }
 

@@ -11,11 +11,14 @@ use crate::storage::{KeyRange, RowIter, Table, Transaction};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
+use std::sync::Arc;
 
 pub fn execute_node(node: Node, txn: &Transaction, ctx: EvalContext) -> Result<Rows> {
     Ok(match node {
-        Node::Scan { table, access, .. } => {
-            let rows = scan(txn, &table, &access)?.map(|r| r.map(|(_, row)| row).map_err(SqlError::from));
+        Node::Scan {
+            table, access, columns, ..
+        } => {
+            let rows = scan_reading(txn, &table, &access, columns)?.map(|r| r.map(|(_, row)| row).map_err(SqlError::from));
             match ctx.deadline {
                 None => Box::new(rows),
                 Some(deadline) => Box::new(until(rows, deadline)),
@@ -275,8 +278,14 @@ fn until(rows: impl Iterator<Item = Result<Row>>, deadline: std::time::Instant) 
 }
 
 pub fn scan(txn: &Transaction, table: &Table, access: &Access) -> Result<RowIter> {
+    scan_reading(txn, table, access, None)
+}
+
+/// [`scan`], decoding only the columns marked in `columns` where the access
+/// reads many rows (point and index lookups decode whole rows).
+fn scan_reading(txn: &Transaction, table: &Table, access: &Access, columns: Option<Arc<[bool]>>) -> Result<RowIter> {
     Ok(match access {
-        Access::Full => txn.scan_rows(table, (Bound::Unbounded, Bound::Unbounded))?,
+        Access::Full => txn.scan_rows_reading(table, (Bound::Unbounded, Bound::Unbounded), columns)?,
         Access::KeyLookup(keys) => {
             let mut rows = Vec::new();
             for key in keys {
@@ -287,7 +296,7 @@ pub fn scan(txn: &Transaction, table: &Table, access: &Access) -> Result<RowIter
             }
             Box::new(rows.into_iter())
         }
-        Access::KeyRange(range) => txn.scan_rows(table, byte_range(range))?,
+        Access::KeyRange(range) => txn.scan_rows_reading(table, byte_range(range), columns)?,
         Access::IndexLookup { index, keys } => {
             let mut rows = Vec::new();
             for key in keys {

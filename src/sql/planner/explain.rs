@@ -231,7 +231,9 @@ impl Node {
         let pad = "  ".repeat(depth);
         let child = |out: &mut String, n: &Node| n.explain(out, depth + 1);
         match self {
-            Node::Scan { table, alias, access } => {
+            Node::Scan {
+                table, alias, access, ..
+            } => {
                 let _ = writeln!(out, "{pad}{}", describe_access(table, alias, access));
             }
             Node::SingleRow => {

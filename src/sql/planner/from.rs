@@ -242,6 +242,7 @@ pub(super) fn plan_from(
             table: Arc::new(table.clone()),
             alias: s.alias.clone(),
             access: access::choose(table, &refs),
+            columns: None,
         };
         match mine.into_iter().reduce(|a, b| Expr::And(Box::new(a), Box::new(b))) {
             Some(predicate) if filter_here && !from.joins.is_empty() => Node::Filter {

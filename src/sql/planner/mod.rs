@@ -9,6 +9,7 @@ mod ddl;
 mod explain;
 mod from;
 pub mod plan;
+mod prune;
 mod scope;
 mod select;
 mod window;
@@ -31,7 +32,11 @@ use crate::storage::{Transaction, View};
 /// session handles them.
 pub fn plan(statement: &Statement, txn: &Transaction) -> Result<Plan> {
     match statement {
-        Statement::Select(s) => Ok(Plan::Query(select::plan_select(s, txn)?)),
+        Statement::Select(s) => {
+            let mut query = select::plan_select(s, txn)?;
+            prune::prune_columns(&mut query.root);
+            Ok(Plan::Query(query))
+        }
         Statement::Explain(inner) => Ok(Plan::Explain(Box::new(plan(inner, txn)?))),
         Statement::Insert { .. } => write::plan_insert(statement, txn),
         Statement::Update {

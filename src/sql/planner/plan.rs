@@ -138,6 +138,9 @@ pub enum Node {
         table: Arc<Table>,
         alias: String,
         access: Access,
+        /// The columns the query reads, set by [`super::prune`]; the others
+        /// come back as NULL. None reads every column.
+        columns: Option<Arc<[bool]>>,
     },
     /// One empty row: the source of a SELECT without FROM.
     SingleRow,
