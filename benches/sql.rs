@@ -2,7 +2,9 @@
 //! disk before they return), point lookups, a filtered full scan and a
 //! time_bucket GROUP BY over 100,000 rows. Figures are in the README.
 
+use chronos::sql::parser::params::{Params, bind};
 use chronos::sql::parser::{parse_one, parse_script};
+use chronos::sql::types::Value;
 use chronos::sql::{ApplyContext, Database};
 use chronos::storage::{RowVersion, SledEngine};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -103,6 +105,24 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             id = (id + 7919) % ROWS;
             assert_eq!(count(&db, &format!("SELECT * FROM readings WHERE id = {id}")), 1);
+        })
+    });
+    // The same lookup parsed once and bound per run, as a prepared statement
+    // is: storage, planning and execution without the SQL parser.
+    let template = parse_script("SELECT * FROM readings WHERE id = ?").expect("parse");
+    c.bench_function("point_lookup/primary_key_prepared", |b| {
+        b.iter(|| {
+            id = (id + 7919) % ROWS;
+            let mut statements = template.clone();
+            let values = Params {
+                positional: vec![Value::Int(id)],
+                ..Params::default()
+            };
+            bind(&mut statements, &values).expect("bind");
+            let found = db
+                .query(&statements[0].statement, START_MS, |r| r.rows.filter(|row| row.is_ok()).count())
+                .expect("query");
+            assert_eq!(found, 1);
         })
     });
 
