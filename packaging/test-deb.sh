@@ -6,6 +6,8 @@
 # to the Debian mirror.
 #   packaging/test-deb.sh [target/debian/chronos_*_amd64.deb]
 #   SKIP_INSTALL=1 packaging/test-deb.sh target/debian/chronos_*_arm64.deb   (metadata and unit only)
+#   OLD_DEB=chronos_0.1.0-1_amd64.deb packaging/test-deb.sh NEW.deb   (also: rows written by the
+#       old package's node survive the upgrade to NEW; needs 127.0.0.1:8000 free)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -66,6 +68,55 @@ conffiles=$(chroot "$ROOT" dpkg-query -W -f='${Conffiles}\n' chronos)
 grep -q /etc/chronos/chronos.toml <<<"$conffiles" || fail "conffile not registered"
 ls "$ROOT"/etc/systemd/system/multi-user.target.wants/chronos.service >/dev/null || fail "unit not enabled"
 echo "user, binary, conffile and enabled unit are in place"
+
+if [ -n "${OLD_DEB:-}" ]; then
+  step "upgrade from $(dpkg-deb -f "$OLD_DEB" Version) to $(dpkg-deb -f "$deb" Version) keeps the data"
+  # The old package writes rows through a real node; the new one must find
+  # them all after an ordinary upgrade (its node converts the directory).
+  if (exec 3<>/dev/tcp/127.0.0.1/8000) 2>/dev/null; then fail "127.0.0.1:8000 is taken; the node in $ROOT needs it"; fi
+  chroot "$ROOT" dpkg -P chronos >/dev/null
+  cp "$OLD_DEB" "$ROOT/tmp/chronos-old.deb"
+  chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q /tmp/chronos-old.deb >/dev/null
+  log="$ROOT/tmp/node.log"; : >"$log"
+  node_pid=
+  start_node() { # as the service runs it: the chronos user, the packaged config
+    chroot "$ROOT" setpriv --reuid=chronos --regid=chronos --clear-groups \
+      /usr/bin/chronos node --config /etc/chronos/chronos.toml >>"$log" 2>&1 &
+    node_pid=$!
+    for _ in $(seq 100); do
+      chroot "$ROOT" /usr/bin/chronos client -e "SELECT 1" >/dev/null 2>&1 && return 0
+      sleep 0.2
+    done
+    cat "$log"; fail "the node did not start"
+  }
+  stop_node() { kill -TERM "$node_pid"; wait "$node_pid" || true; }
+  sql() { chroot "$ROOT" /usr/bin/chronos client --format csv -e "$1" | tail -n 1; }
+  start_node
+  sql "CREATE TABLE readings (id INTEGER PRIMARY KEY, sensor TEXT, value DOUBLE)" >/dev/null
+  sql "CREATE INDEX by_sensor ON readings (sensor)" >/dev/null
+  for chunk in 0 1 2 3 4; do
+    values=$(seq $((chunk * 1000)) $((chunk * 1000 + 999)) | awk '{ printf "%s(%d, '\''s%d'\'', %d.5)", (NR > 1 ? "," : ""), $1, $1 % 10, $1 }')
+    sql "INSERT INTO readings VALUES $values" >/dev/null
+  done
+  before=$(sql "SELECT count(*), sum(value), count(DISTINCT sensor) FROM readings")
+  stop_node
+  echo "written by $(chroot "$ROOT" /usr/bin/chronos version): $before"
+  chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q /tmp/chronos.deb >/dev/null
+  [ "$(chroot "$ROOT" dpkg-query -W -f='${Version}' chronos)" = "$(dpkg-deb -f "$deb" Version)" ] || fail "the upgrade did not install"
+  start_node
+  after=$(sql "SELECT count(*), sum(value), count(DISTINCT sensor) FROM readings")
+  by_index=$(sql "SELECT count(*) FROM readings WHERE sensor = 's7'")
+  sql "INSERT INTO readings VALUES (5000, 's0', 1.0)" >/dev/null
+  stop_node
+  start_node
+  total=$(sql "SELECT count(*) FROM readings")
+  stop_node
+  echo "read by $(chroot "$ROOT" /usr/bin/chronos version): $after; s7 by index: $by_index; after a write and a restart: $total rows"
+  [ "$after" = "$before" ] || fail "the upgrade changed the data: $before -> $after"
+  [ "$by_index" = 500 ] || fail "the index found $by_index rows of s7, not 500"
+  [ "$total" = 5001 ] || fail "$total rows after a write and a restart, not 5001"
+  grep -m 3 "convert" "$log" || true
+fi
 
 step "remove keeps data, purge deletes it"
 mkdir -p "$ROOT/var/lib/chronos/node1" && touch "$ROOT/var/lib/chronos/node1/marker"
