@@ -79,7 +79,9 @@ if [ -n "${OLD_DEB:-}" ]; then
   chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q /tmp/chronos-old.deb >/dev/null
   log="$ROOT/tmp/node.log"; : >"$log"
   node_pid=
-  start_node() { # as the service runs it: the chronos user, the packaged config
+  start_node() { # as the service runs it: the chronos user, the packaged config, and
+    # the state directory that systemd's StateDirectory= would make (no systemd runs here)
+    chroot "$ROOT" install -d -o chronos -g chronos -m 0750 /var/lib/chronos
     chroot "$ROOT" setpriv --reuid=chronos --regid=chronos --clear-groups \
       /usr/bin/chronos node --config /etc/chronos/chronos.toml >>"$log" 2>&1 &
     node_pid=$!
