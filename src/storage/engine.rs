@@ -14,6 +14,10 @@ pub type Bytes = sled::IVec;
 /// Key-value pairs in key order.
 pub type ScanIter = Box<dyn Iterator<Item = Result<(Bytes, Bytes)>> + Send>;
 
+/// What [`Engine::scan_each`] calls with each key and value it lends;
+/// returning false stops the scan.
+pub type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<bool>;
+
 /// Writes to apply together: per keyspace, key -> Some(value) to set or None
 /// to delete.
 #[derive(Debug, Default, Clone)]
@@ -47,6 +51,19 @@ pub trait Engine: Send + Sync {
     /// Iterates a key range of a keyspace in key order. A keyspace that does
     /// not exist scans as empty.
     fn scan(&self, space: &str, range: KeyRange) -> Result<ScanIter>;
+
+    /// [`Engine::scan`] that lends each key and value to `f` in key order,
+    /// without a copy per entry where the engine can; `f` returns false to
+    /// stop. For scans that look at every row and keep few of them.
+    fn scan_each(&self, space: &str, range: KeyRange, f: Visit<'_>) -> Result<()> {
+        for item in self.scan(space, range)? {
+            let (k, v) = item?;
+            if !f(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
 
     /// Applies every write in the batch atomically. It may not be on disk
     /// yet: a crash can lose it whole, never half of it.

@@ -80,13 +80,22 @@ pub fn decode_row(bytes: &[u8]) -> Result<(Row, RowVersion), StorageError> {
 /// reads few columns skips the cost of the rest (text above all). Every
 /// value is still checked to be well formed.
 pub fn decode_row_reading(bytes: &[u8], read: Option<&[bool]>) -> Result<(Row, RowVersion), StorageError> {
+    let mut row = Vec::new();
+    let version = decode_row_into(bytes, read, &mut row)?;
+    Ok((row, version))
+}
+
+/// [`decode_row_reading`] into `row` (cleared first), so that a scan can
+/// reuse one row's allocation for every row it reads.
+pub fn decode_row_into(bytes: &[u8], read: Option<&[bool]>, row: &mut Row) -> Result<RowVersion, StorageError> {
+    row.clear();
     let mut r = Reader { bytes, pos: 0 };
     let (version, _) = r.meta()?;
     let n = r.varint()? as usize;
     if n > bytes.len() {
         return Err(corrupt("column count larger than the row"));
     }
-    let mut row = Vec::with_capacity(n);
+    row.reserve(n);
     for i in 0..n {
         let wanted = read.is_none_or(|read| read.get(i).copied().unwrap_or(false));
         let tag = r.byte()?;
@@ -116,7 +125,7 @@ pub fn decode_row_reading(bytes: &[u8], read: Option<&[bool]>) -> Result<(Row, R
     if r.pos != bytes.len() {
         return Err(corrupt("trailing bytes after the row"));
     }
-    Ok((row, version))
+    Ok(version)
 }
 
 fn corrupt(detail: &str) -> StorageError {
@@ -196,16 +205,22 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    /// Every row header holds several, so this reads from the slice in one
+    /// loop rather than byte by byte through `byte`.
     fn varint(&mut self) -> Result<u64, StorageError> {
+        let rest = self.bytes.get(self.pos..).unwrap_or_default();
         let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            v |= u64::from(b & 0x7F) << shift;
+        for (i, &b) in rest.iter().take(10).enumerate() {
+            v |= u64::from(b & 0x7F) << (7 * i);
             if b < 0x80 {
+                self.pos += i + 1;
                 return Ok(v);
             }
         }
-        Err(corrupt("varint too long"))
+        match rest.len() < 10 {
+            true => Err(corrupt("truncated row")),
+            false => Err(corrupt("varint too long")),
+        }
     }
 }
 
@@ -245,11 +260,17 @@ mod tests {
         ];
         let bytes = encode_row(&row, RowVersion::default(), 1);
         let (back, _) = decode_row_reading(&bytes, Some(&[false, false, false, true])).unwrap();
-        assert_eq!(back, vec![Value::Null, Value::Null, Value::Null, Value::Float(25.5), Value::Null]);
+        assert_eq!(
+            back,
+            vec![Value::Null, Value::Null, Value::Null, Value::Float(25.5), Value::Null]
+        );
         let (all, _) = decode_row_reading(&bytes, Some(&[true; 5])).unwrap();
         assert_eq!(all, row);
         for n in 0..bytes.len() {
-            assert!(decode_row_reading(&bytes[..n], Some(&[false; 5])).is_err(), "prefix of {n} bytes");
+            assert!(
+                decode_row_reading(&bytes[..n], Some(&[false; 5])).is_err(),
+                "prefix of {n} bytes"
+            );
         }
     }
 

@@ -1,6 +1,6 @@
 use super::blocks::{self, BlockCache, BlockStore, CacheStats, Ids, MAX_BLOCK_BYTES};
 use super::catalog::{CHANGE_LOG_SPACE, is_data_space};
-use super::engine::{Engine, KeyRange, Result, ScanIter, SpaceStats, WriteBatch};
+use super::engine::{Engine, KeyRange, Result, ScanIter, SpaceStats, Visit, WriteBatch};
 use super::error::StorageError;
 use super::synced_db::SyncedDb;
 use sled::Transactional;
@@ -159,6 +159,20 @@ impl Engine for SledEngine {
         }
         let iter = tree.range(range);
         Ok(Box::new(iter.map(|item| item.map_err(StorageError::from))))
+    }
+
+    fn scan_each(&self, space: &str, range: KeyRange, f: Visit<'_>) -> Result<()> {
+        let tree = self.tree(space)?;
+        if stored_as_blocks(space) {
+            return self.blocks.scan_each(tree, space, range, f);
+        }
+        for item in tree.range(range) {
+            let (k, v) = item?;
+            if !f(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn apply(&self, batch: WriteBatch) -> Result<()> {

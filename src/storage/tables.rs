@@ -9,7 +9,7 @@ use super::catalog::{DefaultValue, Index, Table};
 use super::engine::{Bytes, KeyRange, Result};
 use super::error::StorageError;
 use super::keycode;
-use super::rowcodec::{RowVersion, decode_row, decode_row_reading, encode_row};
+use super::rowcodec::{RowVersion, decode_row, decode_row_into, encode_row};
 use super::sync::Origin;
 use super::txn::Transaction;
 use crate::types::{Row, Value};
@@ -56,7 +56,14 @@ impl RowShape {
 
     /// [`RowShape::row`] decoding only the columns marked in `read`.
     fn row_reading(&self, bytes: &[u8], read: Option<&[bool]>) -> Result<Row> {
-        let (mut row, _) = decode_row_reading(bytes, read)?;
+        let mut row = Vec::new();
+        self.row_into(bytes, read, &mut row)?;
+        Ok(row)
+    }
+
+    /// [`RowShape::row_reading`] into a row that the caller reuses.
+    fn row_into(&self, bytes: &[u8], read: Option<&[bool]>, row: &mut Row) -> Result<()> {
+        decode_row_into(bytes, read, row)?;
         if row.len() > self.fill.len() {
             return Err(StorageError::Corrupt {
                 space: self.space.clone(),
@@ -64,7 +71,7 @@ impl RowShape {
             });
         }
         row.extend_from_slice(&self.fill[row.len()..]);
-        Ok(row)
+        Ok(())
     }
 }
 
@@ -88,6 +95,25 @@ impl Transaction {
             let (k, v) = item?;
             Ok((k, shape.row_reading(&v, read.as_deref())?))
         })))
+    }
+
+    /// Calls `f` with each row in a key range, in key order, decoded (only
+    /// the columns marked in `read`) into one buffer that every call reuses;
+    /// `f` returns false to stop. No allocation per row: for scans that
+    /// fold rows into a few values, such as aggregates.
+    pub fn visit_rows(
+        &self,
+        table: &Table,
+        range: KeyRange,
+        read: Option<&[bool]>,
+        f: &mut dyn FnMut(&Row) -> Result<bool>,
+    ) -> Result<()> {
+        let shape = RowShape::of(table);
+        let mut row = Vec::with_capacity(shape.fill.len());
+        self.scan_each(&table.space(), range, &mut |_, value| {
+            shape.row_into(value, read, &mut row)?;
+            f(&row)
+        })
     }
 
     pub fn get_row(&self, table: &Table, key: &[u8]) -> Result<Option<Row>> {

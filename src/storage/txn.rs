@@ -1,4 +1,4 @@
-use super::engine::{Bytes, Engine, KeyRange, Result, ScanIter, WriteBatch};
+use super::engine::{Bytes, Engine, KeyRange, Result, ScanIter, Visit, WriteBatch};
 use super::rowcodec::RowVersion;
 use std::collections::BTreeSet;
 use std::iter::Peekable;
@@ -99,6 +99,30 @@ impl Transaction {
             base: base.peekable(),
             pending: pending.into_iter().peekable(),
         }))
+    }
+
+    /// [`Transaction::scan`] that lends each key and value to `f` (false
+    /// stops it). With none of this transaction's writes in the range it
+    /// reads the engine's data in place; otherwise it merges as `scan` does.
+    pub fn scan_each(&self, space: &str, range: KeyRange, f: Visit<'_>) -> Result<()> {
+        if is_empty_range(&range) || self.dropped.contains(space) {
+            return Ok(());
+        }
+        let pending = self
+            .batch
+            .writes
+            .get(space)
+            .is_some_and(|w| w.range(range.clone()).next().is_some());
+        if !pending {
+            return self.engine.scan_each(space, range, f);
+        }
+        for item in self.scan(space, range)? {
+            let (k, v) = item?;
+            if !f(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// The writes waiting to commit, by keyspace (a value of None deletes).

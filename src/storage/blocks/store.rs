@@ -15,7 +15,7 @@
 use super::cache::BlockCache;
 use super::format::{self, Block};
 use super::ids::Ids;
-use crate::storage::engine::{Bytes, Result, ScanIter};
+use crate::storage::engine::{Bytes, Result, ScanIter, Visit};
 use sled::IVec;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -64,7 +64,11 @@ impl BlockStore {
     }
 
     pub fn scan(&self, tree: sled::Tree, space: &str, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> ScanIter {
-        Box::new(BlockScan {
+        Box::new(self.block_scan(tree, space, range))
+    }
+
+    fn block_scan(&self, tree: sled::Tree, space: &str, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> BlockScan {
+        BlockScan {
             store: self.clone(),
             tree,
             space: space.to_string(),
@@ -72,7 +76,28 @@ impl BlockStore {
             end: range.1,
             current: None,
             done: false,
-        })
+        }
+    }
+
+    /// [`BlockStore::scan`] that lends each key and value to `f` straight
+    /// from the decoded block, with no copy or count per row; `f` returns
+    /// false to stop.
+    pub fn scan_each(
+        &self,
+        tree: sled::Tree,
+        space: &str,
+        range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+        f: Visit<'_>,
+    ) -> Result<()> {
+        let mut scan = self.block_scan(tree, space, range);
+        while let Some((block, at, stop)) = scan.next_run()? {
+            for i in at..stop {
+                if !f(block.key(i), block.value(i))? {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Turns row writes (key -> Some(value) or None to delete, in key order)
@@ -226,7 +251,8 @@ struct BlockScan {
     /// key of the block just finished.
     from: Option<Bound<Vec<u8>>>,
     end: Bound<Vec<u8>>,
-    current: Option<(Arc<Block>, usize)>,
+    /// The block being read and the span of its rows still to return.
+    current: Option<(Arc<Block>, usize, usize)>,
     done: bool,
 }
 
@@ -287,11 +313,36 @@ impl BlockScan {
     }
 }
 
-fn before_end(end: &Bound<Vec<u8>>, key: &[u8]) -> bool {
-    match end {
-        Bound::Included(e) => key <= e.as_slice(),
-        Bound::Excluded(e) => key < e.as_slice(),
-        Bound::Unbounded => true,
+impl BlockScan {
+    /// The next block with rows in the range, and the span `at..stop` of
+    /// them. The scan goes on from the block's last key, so a block split or
+    /// merged meanwhile is found afresh.
+    fn next_run(&mut self) -> Result<Option<(Arc<Block>, usize, usize)>> {
+        if self.done {
+            return Ok(None);
+        }
+        let from = self.from.take().unwrap_or(Bound::Unbounded);
+        let Some((block, at)) = self.seek(&from)? else {
+            self.done = true;
+            return Ok(None);
+        };
+        // Rows before the end bound.
+        let stop = match &self.end {
+            Bound::Unbounded => block.len(),
+            Bound::Included(e) => block.search(e).map_or_else(|i| i, |i| i + 1),
+            Bound::Excluded(e) => block.search(e).unwrap_or_else(|i| i),
+        };
+        // An empty run (past the end, or an empty block) ends the scan: it
+        // would make no progress.
+        if stop <= at {
+            self.done = true;
+            return Ok(None);
+        }
+        match stop < block.len() {
+            true => self.done = true,
+            false => self.from = Some(Bound::Excluded(block.key(block.len() - 1).to_vec())),
+        }
+        Ok(Some((block, at, stop)))
     }
 }
 
@@ -299,41 +350,23 @@ impl Iterator for BlockScan {
     type Item = Result<(Bytes, Bytes)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while !self.done {
-            if let Some((block, at)) = &mut self.current {
-                if *at < block.len() {
+        loop {
+            if let Some((block, at, stop)) = &mut self.current {
+                if *at < *stop {
                     let i = *at;
                     *at += 1;
-                    let key = block.key(i);
-                    if !before_end(&self.end, key) {
-                        self.done = true;
-                        return None;
-                    }
-                    return Some(Ok((Bytes::from(key), block.value_bytes(i))));
-                }
-                let last = block.len().checked_sub(1).map(|i| block.key(i).to_vec());
-                if let Some(last) = last {
-                    self.from = Some(Bound::Excluded(last));
+                    return Some(Ok((Bytes::from(block.key(i)), block.value_bytes(i))));
                 }
                 self.current = None;
             }
-            let from = self.from.take().unwrap_or(Bound::Unbounded);
-            match self.seek(&from) {
-                Ok(Some((block, at))) => {
-                    // An empty block past the start would make no progress.
-                    if at >= block.len() {
-                        self.done = true;
-                        return None;
-                    }
-                    self.current = Some((block, at));
-                }
-                Ok(None) => self.done = true,
+            match self.next_run() {
+                Ok(Some(run)) => self.current = Some(run),
+                Ok(None) => return None,
                 Err(e) => {
                     self.done = true;
                     return Some(Err(e));
                 }
             }
         }
-        None
     }
 }

@@ -44,6 +44,23 @@ fn all(engine: &dyn Engine, space: &str, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)
         .collect()
 }
 
+/// The same through `scan_each`, stopping after `limit` entries.
+fn each(
+    engine: &dyn Engine,
+    space: &str,
+    range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+    limit: usize,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut seen = Vec::new();
+    engine
+        .scan_each(space, range, &mut |k, v| {
+            seen.push((k.to_vec(), v.to_vec()));
+            Ok(seen.len() < limit)
+        })
+        .unwrap();
+    seen
+}
+
 fn bound(rng: &mut Rng) -> Bound<Vec<u8>> {
     match rng.below(3) {
         0 => Bound::Unbounded,
@@ -84,11 +101,21 @@ fn random_writes_read_back_like_the_memory_engine() {
                     _ => true,
                 };
                 if ordered && !crate::storage::txn::is_empty_range(&range) {
+                    let expected = all(&model, space, range.clone());
                     assert_eq!(
                         all(&blocks, space, range.clone()),
-                        all(&model, space, range),
+                        expected,
                         "seed {seed} round {round}"
                     );
+                    // Lent in place, whole and stopped part-way.
+                    assert_eq!(
+                        each(&blocks, space, range.clone(), usize::MAX),
+                        expected,
+                        "seed {seed} round {round}"
+                    );
+                    let limit = rng.below(50) as usize + 1;
+                    let head: Vec<_> = expected.iter().take(limit).cloned().collect();
+                    assert_eq!(each(&blocks, space, range, limit), head, "seed {seed} round {round}");
                 }
                 let k = key(rng.below(1200));
                 assert_eq!(blocks.get(space, &k).unwrap(), model.get(space, &k).unwrap());
