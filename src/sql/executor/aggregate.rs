@@ -10,37 +10,78 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Groups come out in group-value order (a BTreeMap), so the result is
 /// deterministic without an ORDER BY.
 pub fn aggregate(source: Rows, group_by: &[Expr], aggregates: &[Aggregate], ctx: &EvalContext) -> Result<Vec<Row>> {
-    let mut groups: BTreeMap<Vec<Value>, Vec<Accumulator>> = BTreeMap::new();
+    let mut groups = Groups::new(group_by, aggregates, ctx);
     for r in source {
-        let row = r?;
-        let key = group_by
-            .iter()
-            .map(|g| g.evaluate(&row, ctx))
-            .collect::<Result<Vec<_>>>()?;
-        let accs = groups
-            .entry(key)
-            .or_insert_with(|| aggregates.iter().map(Accumulator::new).collect());
-        for (acc, a) in accs.iter_mut().zip(aggregates) {
+        groups.add(&r?)?;
+    }
+    groups.finish()
+}
+
+/// Rows folded into groups one at a time; [`aggregate`] over rows that are
+/// lent rather than handed over (see `query::aggregate_scan`).
+pub struct Groups<'a> {
+    group_by: &'a [Expr],
+    aggregates: &'a [Aggregate],
+    ctx: &'a EvalContext,
+    groups: BTreeMap<Vec<Value>, Vec<Accumulator>>,
+}
+
+impl<'a> Groups<'a> {
+    pub fn new(group_by: &'a [Expr], aggregates: &'a [Aggregate], ctx: &'a EvalContext) -> Groups<'a> {
+        let mut groups = BTreeMap::new();
+        // Without GROUP BY there is one group, even over no rows (count = 0).
+        if group_by.is_empty() {
+            groups.insert(Vec::new(), aggregates.iter().map(Accumulator::new).collect());
+        }
+        Groups {
+            group_by,
+            aggregates,
+            ctx,
+            groups,
+        }
+    }
+
+    pub fn add(&mut self, row: &Row) -> Result<()> {
+        let accs = match self.group_by.is_empty() {
+            // The one group: no key to build or look up per row.
+            true => self
+                .groups
+                .values_mut()
+                .next()
+                .ok_or_else(|| SqlError::Invalid("no group".into()))?,
+            false => {
+                let key = self
+                    .group_by
+                    .iter()
+                    .map(|g| g.evaluate(row, self.ctx))
+                    .collect::<Result<Vec<_>>>()?;
+                let aggregates = self.aggregates;
+                self.groups
+                    .entry(key)
+                    .or_insert_with(|| aggregates.iter().map(Accumulator::new).collect())
+            }
+        };
+        for (acc, a) in accs.iter_mut().zip(self.aggregates) {
             let v = match &a.arg {
-                Some(e) => e.evaluate(&row, ctx)?,
+                Some(e) => e.evaluate(row, self.ctx)?,
                 None => Value::Null,
             };
             acc.add(v)?;
         }
+        Ok(())
     }
-    // Without GROUP BY, an empty input still gives one row (count = 0).
-    if groups.is_empty() && group_by.is_empty() {
-        groups.insert(Vec::new(), aggregates.iter().map(Accumulator::new).collect());
+
+    pub fn finish(self) -> Result<Vec<Row>> {
+        self.groups
+            .into_iter()
+            .map(|(mut key, accs)| {
+                for acc in accs {
+                    key.push(acc.finish()?);
+                }
+                Ok(key)
+            })
+            .collect()
     }
-    groups
-        .into_iter()
-        .map(|(mut key, accs)| {
-            for acc in accs {
-                key.push(acc.finish()?);
-            }
-            Ok(key)
-        })
-        .collect()
 }
 
 pub(super) struct Accumulator {

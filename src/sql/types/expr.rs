@@ -3,7 +3,7 @@
 
 use super::coerce::cast;
 use super::functions::ScalarFunction;
-use super::operators::{binary, like};
+use super::operators::{binary, comparison, like};
 use crate::sql::error::{Result, SqlError};
 use crate::types::DataType;
 use crate::types::{Row, Value};
@@ -218,6 +218,16 @@ fn in_values(v: Value, items: impl ExactSizeIterator<Item = Result<Value>>, nega
 }
 
 impl Expr {
+    /// A constant's or a column's value, borrowed; None for any other
+    /// expression (and for a column past the row, which `evaluate` reports).
+    fn in_place<'a>(&'a self, row: &'a Row) -> Option<&'a Value> {
+        match self {
+            Expr::Constant(v) => Some(v),
+            Expr::Column(i) => row.get(*i),
+            _ => None,
+        }
+    }
+
     pub fn evaluate(&self, row: &Row, ctx: &EvalContext) -> Result<Value> {
         Ok(match self {
             Expr::Constant(v) => v.clone(),
@@ -262,7 +272,10 @@ impl Expr {
                     return Err(SqlError::TypeMismatch(format!("cannot negate {} {v}", v.type_name())));
                 }
             },
-            Expr::Binary(op, l, r) => binary(*op, l.evaluate(row, ctx)?, r.evaluate(row, ctx)?)?,
+            Expr::Binary(op, l, r) => match (op.is_comparison(), l.in_place(row), r.in_place(row)) {
+                (true, Some(a), Some(b)) => comparison(*op, a, b)?,
+                _ => binary(*op, l.evaluate(row, ctx)?, r.evaluate(row, ctx)?)?,
+            },
             Expr::IsNull(e, negated) => Value::Bool(e.evaluate(row, ctx)?.is_null() != *negated),
             Expr::InList { expr, list, negated } => in_values(
                 expr.evaluate(row, ctx)?,

@@ -5,6 +5,25 @@ use super::expr::BinaryOp;
 use crate::sql::error::{Result, SqlError};
 use crate::types::Value;
 
+/// A comparison operator on borrowed values (a filter's `column > constant`
+/// compares in place, with no copy of either side); NULL in, NULL out.
+pub(super) fn comparison(op: BinaryOp, l: &Value, r: &Value) -> Result<Value> {
+    if l.is_null() || r.is_null() {
+        return Ok(Value::Null);
+    }
+    Ok(match l.compare(r)? {
+        None => Value::Null,
+        Some(o) => Value::Bool(match op {
+            BinaryOp::Eq => o.is_eq(),
+            BinaryOp::NotEq => o.is_ne(),
+            BinaryOp::Lt => o.is_lt(),
+            BinaryOp::LtEq => o.is_le(),
+            BinaryOp::Gt => o.is_gt(),
+            _ => o.is_ge(),
+        }),
+    })
+}
+
 /// Evaluates a binary operator with SQL NULL semantics: NULL in, NULL out.
 pub(super) fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value> {
     use Value::*;
@@ -12,18 +31,7 @@ pub(super) fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value> {
         return Ok(Null);
     }
     if op.is_comparison() {
-        let ord = l.compare(&r)?;
-        return Ok(match ord {
-            None => Null,
-            Some(o) => Bool(match op {
-                BinaryOp::Eq => o.is_eq(),
-                BinaryOp::NotEq => o.is_ne(),
-                BinaryOp::Lt => o.is_lt(),
-                BinaryOp::LtEq => o.is_le(),
-                BinaryOp::Gt => o.is_gt(),
-                _ => o.is_ge(),
-            }),
-        });
+        return comparison(op, &l, &r);
     }
     if op == BinaryOp::Concat {
         return match (&l, &r) {
