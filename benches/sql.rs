@@ -120,7 +120,9 @@ fn benches(c: &mut Criterion) {
             };
             bind(&mut statements, &values).expect("bind");
             let found = db
-                .query(&statements[0].statement, START_MS, |r| r.rows.filter(|row| row.is_ok()).count())
+                .query(&statements[0].statement, START_MS, |r| {
+                    r.rows.filter(|row| row.is_ok()).count()
+                })
                 .expect("query");
             assert_eq!(found, 1);
         })

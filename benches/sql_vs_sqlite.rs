@@ -138,7 +138,11 @@ fn benches(c: &mut Criterion) {
     let ours = db
         .query(&statement, 0, |mut r| r.rows.next().map(|row| row.expect("row")))
         .expect("query");
-    assert_eq!(ours, Some(vec![chronos::sql::types::Value::Int(499_000)]), "chronos: {FILTERED_COUNT}");
+    assert_eq!(
+        ours,
+        Some(vec![chronos::sql::types::Value::Int(499_000)]),
+        "chronos: {FILTERED_COUNT}"
+    );
     for (name, sql, rows) in [
         ("correlated_subquery_10k", CORRELATED, 10_000),
         ("join_8_tables", JOIN8, 500),
